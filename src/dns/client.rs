@@ -1,0 +1,250 @@
+//! The wire side of [`Dns`]: hickory-resolver with its own cache switched off (the
+//! [`CachingDns`](super::CachingDns) layer above decides what is fresh), answers mapped to
+//! [`Answer`]/[`DnsError`], and every query sent counted by its outcome.
+
+use std::net::SocketAddr;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Arc;
+use std::time::Duration;
+
+use hickory_resolver::config::{ConnectionConfig, NameServerConfig, ResolverConfig, ResolverOpts};
+use hickory_resolver::net::runtime::TokioRuntimeProvider;
+use hickory_resolver::net::{DnsError as HDnsError, NetError};
+use hickory_resolver::proto::op::ResponseCode;
+use hickory_resolver::proto::rr::{RData as HRData, RecordType as HRecordType};
+use hickory_resolver::{Resolver, TokioResolver};
+
+use super::{normalize_name, Answer, Dns, DnsError, LookupFuture, LookupResult, RData, RecordType};
+
+/// How to reach DNS: explicit servers (`[dns] nameservers`, `--nameserver`) or, when empty,
+/// the system's resolv.conf.
+#[derive(Clone, Debug)]
+pub struct ResolverSettings {
+    pub nameservers: Vec<SocketAddr>,
+    pub timeout: Duration,
+    pub attempts: usize,
+}
+
+impl Default for ResolverSettings {
+    fn default() -> Self {
+        Self { nameservers: Vec::new(), timeout: Duration::from_secs(3), attempts: 2 }
+    }
+}
+
+/// Counts of queries that went to the wire, by outcome (`mailauth_dns_queries_total`).
+#[derive(Debug, Default)]
+pub struct QueryCounters {
+    pub ok: AtomicU64,
+    pub nxdomain: AtomicU64,
+    pub nodata: AtomicU64,
+    pub servfail: AtomicU64,
+    pub timeout: AtomicU64,
+    pub refused: AtomicU64,
+    pub error: AtomicU64,
+}
+
+impl QueryCounters {
+    /// `(result label, count)` pairs in a fixed order.
+    pub fn snapshot(&self) -> [(&'static str, u64); 7] {
+        let l = |c: &AtomicU64| c.load(Ordering::Relaxed);
+        [
+            ("ok", l(&self.ok)),
+            ("nxdomain", l(&self.nxdomain)),
+            ("nodata", l(&self.nodata)),
+            ("servfail", l(&self.servfail)),
+            ("timeout", l(&self.timeout)),
+            ("refused", l(&self.refused)),
+            ("error", l(&self.error)),
+        ]
+    }
+
+    pub fn total(&self) -> u64 {
+        self.snapshot().iter().map(|(_, n)| n).sum()
+    }
+
+    fn count(&self, result: &LookupResult) {
+        let counter = match result {
+            Ok(a) => match a.as_ref() {
+                Answer::Records { .. } => &self.ok,
+                Answer::NxDomain => &self.nxdomain,
+                Answer::NoData => &self.nodata,
+            },
+            Err(DnsError::Timeout) => &self.timeout,
+            Err(DnsError::ServFail) => &self.servfail,
+            Err(DnsError::Refused) => &self.refused,
+            Err(_) => &self.error,
+        };
+        counter.fetch_add(1, Ordering::Relaxed);
+    }
+}
+
+/// hickory-resolver behind [`Dns`]. Returns each answer with its TTL through [`HickoryDns::query`].
+pub struct HickoryDns {
+    resolver: TokioResolver,
+    counters: Arc<QueryCounters>,
+}
+
+/// An answer and how long it may be reused (record TTL, or the negative TTL of the SOA).
+pub struct TimedAnswer {
+    pub result: LookupResult,
+    pub ttl: Option<Duration>,
+}
+
+impl HickoryDns {
+    pub fn new(settings: &ResolverSettings, counters: Arc<QueryCounters>) -> Result<Self, String> {
+        let (config, mut opts) = if settings.nameservers.is_empty() {
+            hickory_resolver::system_conf::read_system_conf()
+                .map_err(|e| format!("cannot read the system resolver configuration: {e}"))?
+        } else {
+            let servers = settings
+                .nameservers
+                .iter()
+                .map(|addr| {
+                    let mut udp = ConnectionConfig::udp();
+                    udp.port = addr.port();
+                    let mut tcp = ConnectionConfig::tcp();
+                    tcp.port = addr.port();
+                    NameServerConfig::new(addr.ip(), true, vec![udp, tcp])
+                })
+                .collect();
+            (ResolverConfig::from_parts(None, vec![], servers), ResolverOpts::default())
+        };
+        opts.timeout = settings.timeout;
+        opts.attempts = settings.attempts.max(1);
+        // Freshness is decided one layer up; a monitoring tool must see changes.
+        opts.cache_size = 0;
+        opts.preserve_intermediates = true;
+        opts.ndots = 0;
+        opts.edns0 = true;
+        opts.use_hosts_file = hickory_resolver::config::ResolveHosts::Never;
+        let resolver = Resolver::builder_with_config(config, TokioRuntimeProvider::default())
+            .with_options(opts)
+            .build()
+            .map_err(|e| format!("cannot build the DNS resolver: {e}"))?;
+        Ok(Self { resolver, counters })
+    }
+
+    pub fn counters(&self) -> &Arc<QueryCounters> {
+        &self.counters
+    }
+
+    /// One query to the wire, counted.
+    pub async fn query(&self, name: &str, rtype: RecordType) -> TimedAnswer {
+        let answer = self.query_uncounted(name, rtype).await;
+        self.counters.count(&answer.result);
+        answer
+    }
+
+    async fn query_uncounted(&self, name: &str, rtype: RecordType) -> TimedAnswer {
+        let fqdn = format!("{}.", normalize_name(name));
+        let Ok(hname) = hickory_resolver::proto::rr::Name::from_ascii(&fqdn) else {
+            return TimedAnswer { result: Err(DnsError::InvalidName(name.to_string())), ttl: None };
+        };
+        if fqdn.len() > 254 || fqdn == "." && rtype != RecordType::Txt {
+            return TimedAnswer { result: Err(DnsError::InvalidName(name.to_string())), ttl: None };
+        }
+        match self.resolver.lookup(hname, hickory_type(rtype)).await {
+            Ok(lookup) => {
+                let mut records = Vec::new();
+                let mut cname_chain = Vec::new();
+                let mut ttl = u32::MAX;
+                for record in lookup.answers() {
+                    ttl = ttl.min(record.ttl);
+                    match convert(&record.data) {
+                        Some(RData::Cname(target)) if rtype != RecordType::Cname => {
+                            cname_chain.push(target)
+                        }
+                        Some(data) if record_type_of(&data) == rtype => records.push(data),
+                        _ => {}
+                    }
+                }
+                let ttl = (ttl != u32::MAX).then(|| Duration::from_secs(ttl.into()));
+                let answer =
+                    if records.is_empty() { Answer::NoData } else { Answer::Records { records, cname_chain } };
+                TimedAnswer { result: Ok(Arc::new(answer)), ttl }
+            }
+            Err(err) => map_error(err),
+        }
+    }
+}
+
+impl Dns for HickoryDns {
+    fn lookup<'a>(&'a self, name: &'a str, rtype: RecordType) -> LookupFuture<'a> {
+        Box::pin(async move { self.query(name, rtype).await.result })
+    }
+}
+
+fn map_error(err: NetError) -> TimedAnswer {
+    let neg = |n: Option<u32>| n.map(|s| Duration::from_secs(s.into()));
+    match err {
+        NetError::Dns(HDnsError::NoRecordsFound(no)) => {
+            let answer = if no.response_code == ResponseCode::NXDomain { Answer::NxDomain } else { Answer::NoData };
+            TimedAnswer { result: Ok(Arc::new(answer)), ttl: neg(no.negative_ttl) }
+        }
+        NetError::Dns(HDnsError::ResponseCode(ResponseCode::ServFail)) => {
+            TimedAnswer { result: Err(DnsError::ServFail), ttl: None }
+        }
+        NetError::Dns(HDnsError::ResponseCode(ResponseCode::Refused)) => {
+            TimedAnswer { result: Err(DnsError::Refused), ttl: None }
+        }
+        NetError::Timeout => TimedAnswer { result: Err(DnsError::Timeout), ttl: None },
+        other => {
+            let text = other.to_string();
+            let result = if text.contains("timed out") {
+                Err(DnsError::Timeout)
+            } else if text.contains("Refused") || text.contains("REFUSED") {
+                Err(DnsError::Refused)
+            } else if text.contains("ServFail") || text.contains("SERVFAIL") {
+                Err(DnsError::ServFail)
+            } else {
+                Err(DnsError::Other(text))
+            };
+            TimedAnswer { result, ttl: None }
+        }
+    }
+}
+
+fn hickory_type(rtype: RecordType) -> HRecordType {
+    match rtype {
+        RecordType::A => HRecordType::A,
+        RecordType::Aaaa => HRecordType::AAAA,
+        RecordType::Mx => HRecordType::MX,
+        RecordType::Txt => HRecordType::TXT,
+        RecordType::Ptr => HRecordType::PTR,
+        RecordType::Cname => HRecordType::CNAME,
+        RecordType::Tlsa => HRecordType::TLSA,
+    }
+}
+
+fn record_type_of(data: &RData) -> RecordType {
+    match data {
+        RData::A(_) => RecordType::A,
+        RData::Aaaa(_) => RecordType::Aaaa,
+        RData::Mx { .. } => RecordType::Mx,
+        RData::Txt(_) => RecordType::Txt,
+        RData::Ptr(_) => RecordType::Ptr,
+        RData::Cname(_) => RecordType::Cname,
+        RData::Tlsa { .. } => RecordType::Tlsa,
+    }
+}
+
+fn convert(data: &HRData) -> Option<RData> {
+    Some(match data {
+        HRData::A(a) => RData::A(a.0),
+        HRData::AAAA(a) => RData::Aaaa(a.0),
+        HRData::MX(mx) => RData::Mx {
+            preference: mx.preference,
+            exchange: normalize_name(&mx.exchange.to_ascii()),
+        },
+        HRData::TXT(txt) => RData::Txt(txt.txt_data.iter().map(|s| s.to_vec()).collect()),
+        HRData::PTR(ptr) => RData::Ptr(normalize_name(&ptr.0.to_ascii())),
+        HRData::CNAME(c) => RData::Cname(normalize_name(&c.0.to_ascii())),
+        HRData::TLSA(t) => RData::Tlsa {
+            usage: u8::from(t.cert_usage),
+            selector: u8::from(t.selector),
+            matching: u8::from(t.matching),
+            data: t.cert_data.clone(),
+        },
+        _ => return None,
+    })
+}

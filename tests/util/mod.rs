@@ -1,0 +1,30 @@
+//! Helpers shared by the integration tests: a real DNS server on loopback and clients of it.
+#![allow(dead_code)]
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use mailauth_exporter::dns::{CachingDns, HickoryDns, QueryCounters, ResolverSettings};
+use mailauth_exporter::zone_server::ZoneServer;
+
+/// A zone file with SOA and NS, `$TTL` as given, followed by `body`.
+pub fn zone(origin: &str, ttl: u32, body: &str) -> String {
+    format!(
+        "$ORIGIN {origin}.\n$TTL {ttl}\n@ IN SOA ns.{origin}. hostmaster.{origin}. ( 1 3600 600 86400 {ttl} )\n@ IN NS ns.{origin}.\n{body}\n"
+    )
+}
+
+pub async fn server() -> ZoneServer {
+    ZoneServer::start("127.0.0.1".parse().unwrap()).await.expect("start zone server")
+}
+
+pub fn settings(server: &ZoneServer) -> ResolverSettings {
+    ResolverSettings { nameservers: vec![server.addr()], timeout: Duration::from_millis(400), attempts: 1 }
+}
+
+/// A caching client of `server` and the counters of what reached the wire.
+pub fn client(server: &ZoneServer) -> (Arc<CachingDns>, Arc<QueryCounters>) {
+    let counters = Arc::new(QueryCounters::default());
+    let wire = HickoryDns::new(&settings(server), counters.clone()).expect("resolver");
+    (Arc::new(CachingDns::new(wire, Duration::from_secs(300))), counters)
+}
