@@ -4,3 +4,4 @@
 pub mod dns;
 pub mod findings;
 pub mod zone_server;
+pub mod mail;

@@ -7,6 +7,11 @@
 
 pub mod cache;
 pub mod client;
+pub mod dkim;
+pub mod dmarc;
+pub mod mx;
+pub mod ptr;
+pub mod spf;
 
 use std::fmt;
 use std::future::Future;
