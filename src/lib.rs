@@ -5,3 +5,4 @@ pub mod dns;
 pub mod findings;
 pub mod zone_server;
 pub mod mail;
+pub mod config;

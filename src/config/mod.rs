@@ -1,0 +1,394 @@
+//! The configuration file (TOML): what to watch and how. Parsing is strict, since a typo
+//! in a monitoring config silently watches nothing: unknown keys, wrong types, bad
+//! durations or addresses and duplicate domains are refused with file, line, column and key.
+//!
+//! Secrets never live in the file itself: only `password_file` / `password_env` name them.
+
+mod error;
+mod secret;
+
+use std::collections::{BTreeMap, HashSet};
+use std::net::{IpAddr, SocketAddr};
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use serde::{Deserialize, Deserializer};
+use toml::Spanned;
+
+use crate::dns::dmarc::Policy;
+pub use error::ConfigError;
+pub use secret::Secret;
+
+pub const DEFAULT_LISTEN_ADDRESS: &str = "127.0.0.1:9744";
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Config {
+    #[serde(default)]
+    pub exporter: ExporterConfig,
+    #[serde(default)]
+    pub dns: DnsConfig,
+    #[serde(default, rename = "domain")]
+    pub domains: Vec<DomainConfig>,
+    #[serde(default)]
+    pub smtp: BTreeMap<String, SmtpConfig>,
+    #[serde(default)]
+    pub mailbox: BTreeMap<String, MailboxConfig>,
+    #[serde(default, rename = "probe")]
+    pub probes: Vec<ProbeConfig>,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ExporterConfig {
+    #[serde(default = "default_listen")]
+    pub listen_address: String,
+    #[serde(default = "default_dns_interval", deserialize_with = "duration")]
+    pub dns_interval: Duration,
+    #[serde(default = "default_probe_interval", deserialize_with = "duration")]
+    pub probe_interval: Duration,
+    /// How many domains are checked at once.
+    #[serde(default = "default_concurrency")]
+    pub concurrency: usize,
+    /// Allow `POST /-/reload` (off by default, like Prometheus's `--web.enable-lifecycle`).
+    #[serde(default)]
+    pub enable_lifecycle: bool,
+}
+
+impl Default for ExporterConfig {
+    fn default() -> Self {
+        Self {
+            listen_address: default_listen(),
+            dns_interval: default_dns_interval(),
+            probe_interval: default_probe_interval(),
+            concurrency: default_concurrency(),
+            enable_lifecycle: false,
+        }
+    }
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct DnsConfig {
+    /// `IP` or `IP:PORT` (port 53 when omitted). Empty: the system resolver configuration.
+    #[serde(default, deserialize_with = "nameservers")]
+    pub nameservers: Vec<SocketAddr>,
+    #[serde(default = "default_dns_timeout", deserialize_with = "duration")]
+    pub timeout: Duration,
+    #[serde(default = "default_attempts")]
+    pub attempts: usize,
+    /// Longest time an answer is reused, even when its TTL is longer.
+    #[serde(default = "default_cache_max_ttl", deserialize_with = "duration")]
+    pub cache_max_ttl: Duration,
+}
+
+impl Default for DnsConfig {
+    fn default() -> Self {
+        Self {
+            nameservers: Vec::new(),
+            timeout: default_dns_timeout(),
+            attempts: default_attempts(),
+            cache_max_ttl: default_cache_max_ttl(),
+        }
+    }
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct DomainConfig {
+    pub name: Spanned<String>,
+    #[serde(default)]
+    pub dkim_selectors: Vec<String>,
+    #[serde(default)]
+    pub sending_ips: Vec<IpAddr>,
+    #[serde(default)]
+    pub helo: Option<String>,
+    #[serde(default)]
+    pub expect_dmarc_policy: Option<Policy>,
+    #[serde(default)]
+    pub parked: bool,
+}
+
+impl DomainConfig {
+    pub fn name(&self) -> &str {
+        self.name.get_ref()
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum TlsMode {
+    Starttls,
+    Tls,
+    None,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct SmtpConfig {
+    pub host: String,
+    #[serde(default = "default_submission_port")]
+    pub port: u16,
+    #[serde(default = "default_tls")]
+    pub tls: TlsMode,
+    #[serde(default)]
+    pub username: Option<String>,
+    #[serde(default)]
+    pub password_file: Option<PathBuf>,
+    #[serde(default)]
+    pub password_env: Option<String>,
+    /// Accepted by the parser only to be refused with a clear message.
+    #[serde(default)]
+    password: Option<Spanned<toml::Value>>,
+    /// A PEM file of CA certificates to trust for this host (a private CA).
+    #[serde(default)]
+    pub ca_file: Option<PathBuf>,
+    /// Skip certificate verification for this host only; logged at start.
+    #[serde(default)]
+    pub tls_insecure_skip_verify: bool,
+    #[serde(default = "default_io_timeout", deserialize_with = "duration")]
+    pub timeout: Duration,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct MailboxConfig {
+    pub host: String,
+    #[serde(default = "default_imaps_port")]
+    pub port: u16,
+    #[serde(default = "default_tls")]
+    pub tls: TlsMode,
+    pub username: String,
+    #[serde(default)]
+    pub password_file: Option<PathBuf>,
+    #[serde(default)]
+    pub password_env: Option<String>,
+    /// Accepted by the parser only to be refused with a clear message.
+    #[serde(default)]
+    password: Option<Spanned<toml::Value>>,
+    #[serde(default = "default_folder")]
+    pub folder: String,
+    #[serde(default)]
+    pub trusted_authserv_ids: Vec<String>,
+    #[serde(default)]
+    pub ca_file: Option<PathBuf>,
+    #[serde(default)]
+    pub tls_insecure_skip_verify: bool,
+    #[serde(default = "default_io_timeout", deserialize_with = "duration")]
+    pub timeout: Duration,
+    /// Messages larger than this are not fetched whole.
+    #[serde(default = "default_max_message_bytes")]
+    pub max_message_bytes: u64,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ProbeConfig {
+    pub domain: Spanned<String>,
+    pub from: String,
+    pub smtp: Spanned<String>,
+    #[serde(default = "default_probe_timeout", deserialize_with = "duration")]
+    pub timeout: Duration,
+    #[serde(default, rename = "target")]
+    pub targets: Vec<ProbeTarget>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum TargetKind {
+    Mailbox,
+    Verifier,
+}
+
+impl TargetKind {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            TargetKind::Mailbox => "mailbox",
+            TargetKind::Verifier => "verifier",
+        }
+    }
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ProbeTarget {
+    pub kind: TargetKind,
+    pub to: String,
+    pub mailbox: Spanned<String>,
+}
+
+fn default_listen() -> String {
+    DEFAULT_LISTEN_ADDRESS.to_string()
+}
+fn default_dns_interval() -> Duration {
+    Duration::from_secs(300)
+}
+fn default_probe_interval() -> Duration {
+    Duration::from_secs(1800)
+}
+fn default_concurrency() -> usize {
+    64
+}
+fn default_dns_timeout() -> Duration {
+    Duration::from_secs(3)
+}
+fn default_attempts() -> usize {
+    2
+}
+fn default_cache_max_ttl() -> Duration {
+    Duration::from_secs(300)
+}
+fn default_submission_port() -> u16 {
+    587
+}
+fn default_imaps_port() -> u16 {
+    993
+}
+fn default_tls() -> TlsMode {
+    TlsMode::Starttls
+}
+fn default_folder() -> String {
+    "INBOX".to_string()
+}
+fn default_io_timeout() -> Duration {
+    Duration::from_secs(30)
+}
+fn default_probe_timeout() -> Duration {
+    Duration::from_secs(600)
+}
+fn default_max_message_bytes() -> u64 {
+    1024 * 1024
+}
+
+/// humantime durations ("5m", "1h 30m"); zero is refused because every interval and
+/// timeout here must make progress.
+fn duration<'de, D: Deserializer<'de>>(d: D) -> Result<Duration, D::Error> {
+    let text = String::deserialize(d)?;
+    let value = humantime::parse_duration(&text)
+        .map_err(|e| serde::de::Error::custom(format!("invalid duration {text:?}: {e} (examples: \"30s\", \"5m\", \"1h\")")))?;
+    if value.is_zero() {
+        return Err(serde::de::Error::custom("duration must be greater than zero"));
+    }
+    Ok(value)
+}
+
+fn nameservers<'de, D: Deserializer<'de>>(d: D) -> Result<Vec<SocketAddr>, D::Error> {
+    let texts = Vec::<String>::deserialize(d)?;
+    texts.iter().map(|t| parse_nameserver(t).map_err(serde::de::Error::custom)).collect()
+}
+
+/// `IP`, `IP:PORT` or `[IPv6]:PORT`.
+pub fn parse_nameserver(text: &str) -> Result<SocketAddr, String> {
+    if let Ok(addr) = text.parse::<SocketAddr>() {
+        return Ok(addr);
+    }
+    text.parse::<IpAddr>()
+        .map(|ip| SocketAddr::new(ip, 53))
+        .map_err(|_| format!("invalid nameserver {text:?}: expected IP or IP:PORT"))
+}
+
+macro_rules! secret_accessors {
+    ($t:ty) => {
+        impl $t {
+            pub fn secret(&self) -> Secret {
+                Secret { password_file: self.password_file.clone(), password_env: self.password_env.clone() }
+            }
+            fn secret_problem(&self) -> Option<(std::ops::Range<usize>, &'static str)> {
+                if let Some(p) = &self.password {
+                    return Some((p.span(), "a password in the config file is not accepted: use password_file or password_env"));
+                }
+                None
+            }
+        }
+    };
+}
+secret_accessors!(SmtpConfig);
+secret_accessors!(MailboxConfig);
+
+impl Config {
+    /// Reads and validates `path`.
+    pub fn load(path: &Path) -> Result<Config, ConfigError> {
+        let text = std::fs::read_to_string(path).map_err(|e| ConfigError::io(path, e))?;
+        Self::parse(&text, path)
+    }
+
+    /// Parses and validates `text`; `path` is only used in error messages.
+    pub fn parse(text: &str, path: &Path) -> Result<Config, ConfigError> {
+        let config: Config = toml::from_str(text).map_err(|e| ConfigError::from_toml(path, text, &e))?;
+        config.validate(text, path)?;
+        Ok(config)
+    }
+
+    fn validate(&self, text: &str, path: &Path) -> Result<(), ConfigError> {
+        let at = |span: std::ops::Range<usize>, msg: String| ConfigError::at(path, text, span, msg);
+        if self.exporter.concurrency == 0 {
+            return Err(ConfigError::plain(path, "[exporter] concurrency must be at least 1"));
+        }
+        let mut seen = HashSet::new();
+        for domain in &self.domains {
+            let name = crate::dns::normalize_name(domain.name());
+            if !is_domain_name(&name) {
+                return Err(at(domain.name.span(), format!("invalid domain name {:?}", domain.name())));
+            }
+            if !seen.insert(name.clone()) {
+                return Err(at(domain.name.span(), format!("duplicate domain {name:?}")));
+            }
+            for selector in &domain.dkim_selectors {
+                if selector.is_empty() || !is_domain_name(selector) {
+                    return Err(at(domain.name.span(), format!("domain {name:?}: invalid DKIM selector {selector:?}")));
+                }
+            }
+        }
+        for (name, smtp) in &self.smtp {
+            if let Some((span, msg)) = smtp.secret_problem() {
+                return Err(at(span, msg.to_string()));
+            }
+            if smtp.password_file.is_some() && smtp.password_env.is_some() {
+                return Err(ConfigError::plain(path, &format!("[smtp.{name}]: give password_file or password_env, not both")));
+            }
+        }
+        for (name, mailbox) in &self.mailbox {
+            if let Some((span, msg)) = mailbox.secret_problem() {
+                return Err(at(span, msg.to_string()));
+            }
+            if mailbox.password_file.is_some() == mailbox.password_env.is_some() {
+                return Err(ConfigError::plain(path, &format!("[mailbox.{name}]: give exactly one of password_file or password_env")));
+            }
+        }
+        for probe in &self.probes {
+            if !self.smtp.contains_key(probe.smtp.get_ref()) {
+                return Err(at(probe.smtp.span(), format!("no [smtp.{}] section", probe.smtp.get_ref())));
+            }
+            let domain = crate::dns::normalize_name(probe.domain.get_ref());
+            if !seen.contains(&domain) {
+                return Err(at(probe.domain.span(), format!("probe domain {domain:?} has no [[domain]] entry")));
+            }
+            for target in &probe.targets {
+                if !self.mailbox.contains_key(target.mailbox.get_ref()) {
+                    return Err(at(target.mailbox.span(), format!("no [mailbox.{}] section", target.mailbox.get_ref())));
+                }
+            }
+        }
+        Ok(())
+    }
+
+    pub fn domain(&self, name: &str) -> Option<&DomainConfig> {
+        let name = crate::dns::normalize_name(name);
+        self.domains.iter().find(|d| crate::dns::normalize_name(d.name()) == name)
+    }
+}
+
+/// LDH labels (plus `_` as used by service names), 1..=63 octets each, 253 in all.
+pub fn is_domain_name(name: &str) -> bool {
+    let name = name.trim_end_matches('.');
+    !name.is_empty()
+        && name.len() <= 253
+        && name.split('.').all(|label| {
+            !label.is_empty()
+                && label.len() <= 63
+                && label.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_')
+        })
+}
+
+#[cfg(test)]
+mod tests;
