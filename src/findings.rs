@@ -236,6 +236,9 @@ codes! {
     ParkedDmarcNotReject => "parked.dmarc_not_reject", Parked, Error,
         "A parked domain must publish DMARC p=reject so that forged mail is refused.",
         "Publish \"v=DMARC1; p=reject;\" at _dmarc.";
+    ParkedMxNotNull => "parked.mx_not_null", Parked, Warning,
+        "A parked domain should publish a null MX (0 .) so that senders fail fast instead of queueing mail for it (RFC 7505).",
+        "Replace the MX records with a single \"0 .\" MX.";
     MtaStsSyntax => "mta_sts.syntax", MtaSts, Error,
         "The MTA-STS record or policy does not parse (RFC 8461).",
         "Fix the _mta-sts TXT record (v=STSv1; id=...) or the policy file.";
@@ -283,12 +286,22 @@ pub struct Finding {
 
 impl Finding {
     pub fn new(code: Code, message: impl Into<String>) -> Self {
-        Self { check: code.check(), code, severity: code.severity(), message: message.into() }
+        Self {
+            check: code.check(),
+            code,
+            severity: code.severity(),
+            message: message.into(),
+        }
     }
 
     /// `dns.error` for `check`.
     pub fn dns_error(check: Check, message: impl Into<String>) -> Self {
-        Self { check, code: Code::DnsError, severity: Severity::Error, message: message.into() }
+        Self {
+            check,
+            code: Code::DnsError,
+            severity: Severity::Error,
+            message: message.into(),
+        }
     }
 }
 

@@ -1,8 +1,17 @@
 //! mailauth-exporter: watches a domain's email authentication (SPF, DKIM, DMARC and the
 //! records around them) and exposes what it finds to Prometheus.
 
+pub mod app;
+pub mod checks;
+pub mod cli;
+pub mod config;
+pub mod demo;
 pub mod dns;
 pub mod findings;
-pub mod zone_server;
+pub mod inspect;
 pub mod mail;
-pub mod config;
+pub mod metrics;
+pub mod output;
+pub mod scheduler;
+pub mod server;
+pub mod zone_server;

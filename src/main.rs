@@ -1,1 +1,196 @@
-fn main() {}
+//! Entry point: parse the command line and hand over. Nothing about checks lives here.
+
+use std::io::IsTerminal;
+use std::net::SocketAddr;
+use std::process::ExitCode;
+use std::sync::Arc;
+
+use clap::Parser;
+
+use mailauth_exporter::app::App;
+use mailauth_exporter::checks::{check_domain, DomainSpec};
+use mailauth_exporter::cli::{CheckArgs, Cli, Command, ConfigCommand, Format, LogArgs, ServeArgs};
+use mailauth_exporter::config::Config;
+use mailauth_exporter::dns::{CachingDns, HickoryDns, QueryCounters, ResolverSettings};
+use mailauth_exporter::{demo, output, server};
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    let runtime = match tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+    {
+        Ok(rt) => rt,
+        Err(e) => {
+            eprintln!("cannot start the async runtime: {e}");
+            return ExitCode::from(2);
+        }
+    };
+    match cli.command {
+        None => runtime.block_on(serve(cli.serve)),
+        Some(Command::Serve(args)) => runtime.block_on(serve(args)),
+        Some(Command::Check(args)) => runtime.block_on(check(args)),
+        Some(Command::Inspect(args)) => mailauth_exporter::inspect::run(&args),
+        Some(Command::Demo(args)) => runtime.block_on(run_demo(args.listen_address, &args.log)),
+        Some(Command::Config {
+            command: ConfigCommand::Check { config },
+        }) => config_check(&config),
+    }
+}
+
+fn init_logging(log: &LogArgs) {
+    let filter =
+        tracing_subscriber::EnvFilter::try_new(format!("mailauth_exporter={0},{0}", log.level))
+            .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
+    let _ = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_ansi(std::io::stderr().is_terminal())
+        .with_writer(std::io::stderr)
+        .try_init();
+}
+
+fn parse_listen(text: &str) -> Result<SocketAddr, String> {
+    text.parse()
+        .map_err(|_| format!("invalid listen address {text:?}: expected IP:PORT"))
+}
+
+async fn serve(args: ServeArgs) -> ExitCode {
+    init_logging(&args.log);
+    let config = match Config::load(&args.config) {
+        Ok(c) => c,
+        Err(e) => {
+            eprintln!("{e}");
+            if !args.config.exists() {
+                eprintln!("(to look around without a config, run: mailauth-exporter demo)");
+            }
+            return ExitCode::from(2);
+        }
+    };
+    let listen = args
+        .listen_address
+        .clone()
+        .unwrap_or_else(|| config.exporter.listen_address.clone());
+    run_exporter(
+        config,
+        Some(args.config.clone()),
+        &listen,
+        args.enable_lifecycle,
+    )
+    .await
+}
+
+async fn run_exporter(
+    config: Config,
+    path: Option<std::path::PathBuf>,
+    listen: &str,
+    lifecycle: bool,
+) -> ExitCode {
+    let addr = match parse_listen(listen) {
+        Ok(a) => a,
+        Err(e) => {
+            eprintln!("{e}");
+            return ExitCode::from(2);
+        }
+    };
+    let app = match App::start(config, path, lifecycle) {
+        Ok(app) => app,
+        Err(e) => {
+            eprintln!("{e}");
+            return ExitCode::from(2);
+        }
+    };
+    match server::serve(app, addr).await {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("cannot serve on {addr}: {e}");
+            ExitCode::from(1)
+        }
+    }
+}
+
+async fn run_demo(listen: String, log: &LogArgs) -> ExitCode {
+    init_logging(log);
+    let zones = match demo::start_zone_server().await {
+        Ok(z) => z,
+        Err(e) => {
+            eprintln!("{e}");
+            return ExitCode::from(1);
+        }
+    };
+    let config = demo::demo_config(&zones, &listen);
+    eprintln!(
+        "demo: sample zones served by an embedded DNS server on {}",
+        zones.addr()
+    );
+    eprintln!("demo: open http://{listen}/ and http://{listen}/metrics");
+    let code = run_exporter(config, None, &listen, false).await;
+    zones.shutdown().await;
+    code
+}
+
+async fn check(args: CheckArgs) -> ExitCode {
+    let settings = ResolverSettings {
+        nameservers: args.nameservers.clone(),
+        timeout: args.timeout,
+        attempts: 2,
+    };
+    let wire = match HickoryDns::new(&settings, Arc::new(QueryCounters::default())) {
+        Ok(w) => w,
+        Err(e) => {
+            eprintln!("{e}");
+            return ExitCode::from(2);
+        }
+    };
+    let dns = CachingDns::new(wire, std::time::Duration::from_secs(300));
+    let mut specs = Vec::new();
+    for domain in &args.domains {
+        if !mailauth_exporter::config::is_domain_name(domain) {
+            eprintln!("invalid domain name {domain:?}");
+            return ExitCode::from(2);
+        }
+        specs.push(DomainSpec {
+            name: domain.clone(),
+            dkim_selectors: args.dkim_selectors.clone(),
+            sending_ips: args.sending_ips.clone(),
+            helo: args.helo.clone(),
+            expect_dmarc_policy: args.expect_dmarc_policy,
+            parked: args.parked,
+        });
+    }
+    let reports = futures::future::join_all(specs.iter().map(|s| check_domain(&dns, s))).await;
+    let style = output::text::Style {
+        color: std::io::stdout().is_terminal(),
+    };
+    for (i, report) in reports.iter().enumerate() {
+        match args.format {
+            Format::Json => println!("{}", output::json::domain_line(report)),
+            Format::Text => {
+                if i > 0 {
+                    println!();
+                }
+                print!("{}", output::text::render(report, &style));
+            }
+        }
+    }
+    if reports.iter().any(|r| !r.fully_answered()) {
+        ExitCode::from(2)
+    } else if reports.iter().any(|r| r.has_errors()) {
+        ExitCode::from(1)
+    } else {
+        ExitCode::SUCCESS
+    }
+}
+
+fn config_check(path: &std::path::Path) -> ExitCode {
+    match Config::load(path) {
+        Ok(config) => {
+            println!("{}: valid", path.display());
+            print!("{}", mailauth_exporter::config::describe(&config));
+            ExitCode::SUCCESS
+        }
+        Err(e) => {
+            eprintln!("{e}");
+            ExitCode::from(2)
+        }
+    }
+}

@@ -11,7 +11,7 @@ use std::net::{IpAddr, SocketAddr};
 use std::sync::{Arc, RwLock};
 use std::time::Duration;
 
-use hickory_server::proto::op::{Header, HeaderCounts, Metadata, MessageType, ResponseCode};
+use hickory_server::proto::op::{Header, HeaderCounts, MessageType, Metadata, ResponseCode};
 use hickory_server::proto::rr::{LowerName, Name};
 use hickory_server::proto::serialize::txt::Parser;
 use hickory_server::server::{Request, RequestHandler, ResponseHandler, ResponseInfo};
@@ -58,22 +58,44 @@ impl RequestHandler for Handler {
             (state.catalog.clone(), fault)
         };
         match fault {
-            None => catalog.handle_request::<R, T>(request, response_handle).await,
+            None => {
+                catalog
+                    .handle_request::<R, T>(request, response_handle)
+                    .await
+            }
             Some(Fault::Silence) => {
-                let mut metadata = Metadata::new(request.metadata.id, MessageType::Response, request.metadata.op_code);
+                let mut metadata = Metadata::new(
+                    request.metadata.id,
+                    MessageType::Response,
+                    request.metadata.op_code,
+                );
                 metadata.response_code = ResponseCode::ServFail;
-                ResponseInfo::from(Header { metadata, counts: HeaderCounts::default() })
+                ResponseInfo::from(Header {
+                    metadata,
+                    counts: HeaderCounts::default(),
+                })
             }
             Some(fault) => {
-                let code = if fault == Fault::Refused { ResponseCode::Refused } else { ResponseCode::ServFail };
-                let response = MessageResponseBuilder::new(&request.queries, None).error_msg(&request.metadata, code);
+                let code = if fault == Fault::Refused {
+                    ResponseCode::Refused
+                } else {
+                    ResponseCode::ServFail
+                };
+                let response = MessageResponseBuilder::new(&request.queries, None)
+                    .error_msg(&request.metadata, code);
                 match response_handle.send_response(response).await {
                     Ok(info) => info,
                     Err(_) => {
-                        let mut metadata =
-                            Metadata::new(request.metadata.id, MessageType::Response, request.metadata.op_code);
+                        let mut metadata = Metadata::new(
+                            request.metadata.id,
+                            MessageType::Response,
+                            request.metadata.op_code,
+                        );
                         metadata.response_code = code;
-                        ResponseInfo::from(Header { metadata, counts: HeaderCounts::default() })
+                        ResponseInfo::from(Header {
+                            metadata,
+                            counts: HeaderCounts::default(),
+                        })
                     }
                 }
             }
@@ -113,10 +135,16 @@ impl ZoneServer {
     fn serve(udp: UdpSocket, tcp: TcpListener) -> Self {
         let addr = udp.local_addr().expect("bound socket has an address");
         let state = Arc::new(RwLock::new(State::default()));
-        let mut server = Server::new(Handler { state: state.clone() });
+        let mut server = Server::new(Handler {
+            state: state.clone(),
+        });
         server.register_socket(udp);
         server.register_listener(tcp, Duration::from_secs(5), 65_535);
-        Self { addr, state, server }
+        Self {
+            addr,
+            state,
+            server,
+        }
     }
 
     pub fn addr(&self) -> SocketAddr {
@@ -130,7 +158,9 @@ impl ZoneServer {
             .map_err(|e| format!("bad zone origin {origin:?}: {e}"))?;
         parse_zone(&origin_name, text)?;
         let mut state = self.state.write().expect("zone state lock");
-        state.zones.insert(LowerName::new(&origin_name), text.to_string());
+        state
+            .zones
+            .insert(LowerName::new(&origin_name), text.to_string());
         state.catalog = Arc::new(build_catalog(&state.zones)?);
         Ok(())
     }
@@ -170,8 +200,13 @@ fn lower_name(name: &str) -> Result<LowerName, String> {
 fn parse_zone(
     origin: &Name,
     text: &str,
-) -> Result<std::collections::BTreeMap<hickory_server::proto::rr::RrKey, hickory_server::proto::rr::RecordSet>, String>
-{
+) -> Result<
+    std::collections::BTreeMap<
+        hickory_server::proto::rr::RrKey,
+        hickory_server::proto::rr::RecordSet,
+    >,
+    String,
+> {
     let (_, records) = Parser::new(text, None, Some(origin.clone()))
         .parse()
         .map_err(|e| format!("zone {origin}: {e}"))?;
@@ -183,12 +218,13 @@ fn build_catalog(zones: &HashMap<LowerName, String>) -> Result<Catalog, String> 
     for (origin, text) in zones {
         let name = Name::from(origin.clone());
         let records = parse_zone(&name, text)?;
-        let handler = InMemoryZoneHandler::<hickory_server::net::runtime::TokioRuntimeProvider>::new(
-            name,
-            records,
-            ZoneType::Primary,
-            AxfrPolicy::Deny,
-        )?;
+        let handler =
+            InMemoryZoneHandler::<hickory_server::net::runtime::TokioRuntimeProvider>::new(
+                name,
+                records,
+                ZoneType::Primary,
+                AxfrPolicy::Deny,
+            )?;
         catalog.upsert(origin.clone(), vec![Arc::new(handler)]);
     }
     Ok(catalog)

@@ -17,25 +17,58 @@ mx1 IN A 127.0.0.1
 #[tokio::test]
 async fn answers_keep_nxdomain_nodata_and_split_strings_apart() {
     let server = util::server().await;
-    server.set_zone("example.test", &util::zone("example.test", 60, BODY)).unwrap();
+    server
+        .set_zone("example.test", &util::zone("example.test", 60, BODY))
+        .unwrap();
     let (dns, counters) = util::client(&server);
 
     let txt = dns.lookup("example.test", RecordType::Txt).await.unwrap();
     assert_eq!(txt.txt_strings(), vec!["v=spf1 -all".to_string()]);
 
-    let dkim = dns.lookup("s1._domainkey.example.test.", RecordType::Txt).await.unwrap();
-    assert_eq!(dkim.records(), &[RData::Txt(vec![b"v=DKIM1; k=rsa; p=AAAA".to_vec(), b"BBBB".to_vec()])]);
-    assert_eq!(dkim.txt_strings(), vec!["v=DKIM1; k=rsa; p=AAAABBBB".to_string()]);
+    let dkim = dns
+        .lookup("s1._domainkey.example.test.", RecordType::Txt)
+        .await
+        .unwrap();
+    assert_eq!(
+        dkim.records(),
+        &[RData::Txt(vec![
+            b"v=DKIM1; k=rsa; p=AAAA".to_vec(),
+            b"BBBB".to_vec()
+        ])]
+    );
+    assert_eq!(
+        dkim.txt_strings(),
+        vec!["v=DKIM1; k=rsa; p=AAAABBBB".to_string()]
+    );
 
-    assert_eq!(*dns.lookup("nope.example.test", RecordType::Txt).await.unwrap(), Answer::NxDomain);
-    assert_eq!(*dns.lookup("www.example.test", RecordType::Txt).await.unwrap(), Answer::NoData);
+    assert_eq!(
+        *dns.lookup("nope.example.test", RecordType::Txt)
+            .await
+            .unwrap(),
+        Answer::NxDomain
+    );
+    assert_eq!(
+        *dns.lookup("www.example.test", RecordType::Txt)
+            .await
+            .unwrap(),
+        Answer::NoData
+    );
 
-    let alias = dns.lookup("alias.example.test", RecordType::A).await.unwrap();
+    let alias = dns
+        .lookup("alias.example.test", RecordType::A)
+        .await
+        .unwrap();
     assert_eq!(alias.records(), &[RData::A("192.0.2.1".parse().unwrap())]);
     assert_eq!(alias.cname_chain(), &["www.example.test".to_string()]);
 
     let mx = dns.lookup("EXAMPLE.test", RecordType::Mx).await.unwrap();
-    assert_eq!(mx.records(), &[RData::Mx { preference: 10, exchange: "mx1.example.test".into() }]);
+    assert_eq!(
+        mx.records(),
+        &[RData::Mx {
+            preference: 10,
+            exchange: "mx1.example.test".into()
+        }]
+    );
 
     let snap = counters.snapshot();
     assert_eq!(snap[0], ("ok", 4));
@@ -46,37 +79,76 @@ async fn answers_keep_nxdomain_nodata_and_split_strings_apart() {
 #[tokio::test]
 async fn server_failures_are_errors_not_absence() {
     let server = util::server().await;
-    server.set_zone("example.test", &util::zone("example.test", 60, BODY)).unwrap();
-    server.set_fault("broken.example.test", Some(Fault::ServFail)).unwrap();
-    server.set_fault("silent.example.test", Some(Fault::Silence)).unwrap();
+    server
+        .set_zone("example.test", &util::zone("example.test", 60, BODY))
+        .unwrap();
+    server
+        .set_fault("broken.example.test", Some(Fault::ServFail))
+        .unwrap();
+    server
+        .set_fault("silent.example.test", Some(Fault::Silence))
+        .unwrap();
     let (dns, counters) = util::client(&server);
 
-    assert_eq!(dns.lookup("broken.example.test", RecordType::Txt).await.unwrap_err(), DnsError::ServFail);
-    assert_eq!(dns.lookup("other.example.org", RecordType::Txt).await.unwrap_err(), DnsError::Refused);
-    assert_eq!(dns.lookup("silent.example.test", RecordType::Txt).await.unwrap_err(), DnsError::Timeout);
+    assert_eq!(
+        dns.lookup("broken.example.test", RecordType::Txt)
+            .await
+            .unwrap_err(),
+        DnsError::ServFail
+    );
+    assert_eq!(
+        dns.lookup("other.example.org", RecordType::Txt)
+            .await
+            .unwrap_err(),
+        DnsError::Refused
+    );
+    assert_eq!(
+        dns.lookup("silent.example.test", RecordType::Txt)
+            .await
+            .unwrap_err(),
+        DnsError::Timeout
+    );
     let snap = counters.snapshot();
-    assert_eq!((snap[3], snap[4], snap[5]), (("servfail", 1), ("timeout", 1), ("refused", 1)));
+    assert_eq!(
+        (snap[3], snap[4], snap[5]),
+        (("servfail", 1), ("timeout", 1), ("refused", 1))
+    );
 }
 
 #[tokio::test]
 async fn one_query_per_name_while_fresh_and_changes_seen_after_ttl() {
     let server = util::server().await;
-    server.set_zone("example.test", &util::zone("example.test", 1, BODY)).unwrap();
+    server
+        .set_zone("example.test", &util::zone("example.test", 1, BODY))
+        .unwrap();
     let (dns, counters) = util::client(&server);
 
     // Many concurrent askers, one wire query.
     let lookups = (0..50).map(|_| dns.lookup("example.test", RecordType::Txt));
     let answers = futures::future::join_all(lookups).await;
-    assert!(answers.iter().all(|a| a.as_ref().unwrap().txt_strings() == ["v=spf1 -all"]));
+    assert!(answers
+        .iter()
+        .all(|a| a.as_ref().unwrap().txt_strings() == ["v=spf1 -all"]));
     assert_eq!(counters.total(), 1);
 
     server
-        .set_zone("example.test", &util::zone("example.test", 1, &BODY.replace("v=spf1 -all", "v=spf1 ~all")))
+        .set_zone(
+            "example.test",
+            &util::zone(
+                "example.test",
+                1,
+                &BODY.replace("v=spf1 -all", "v=spf1 ~all"),
+            ),
+        )
         .unwrap();
     // The cached answer is still within its 1 s TTL; once it has expired the change shows.
     let deadline = std::time::Instant::now() + std::time::Duration::from_secs(5);
     loop {
-        let txt = dns.lookup("example.test", RecordType::Txt).await.unwrap().txt_strings();
+        let txt = dns
+            .lookup("example.test", RecordType::Txt)
+            .await
+            .unwrap()
+            .txt_strings();
         if txt == ["v=spf1 ~all"] {
             break;
         }

@@ -34,7 +34,13 @@ impl ConfigError {
     }
 
     pub fn plain(path: &Path, message: &str) -> Self {
-        Self { path: path.to_path_buf(), line: None, column: None, key: None, message: message.to_string() }
+        Self {
+            path: path.to_path_buf(),
+            line: None,
+            column: None,
+            key: None,
+            message: message.to_string(),
+        }
     }
 
     pub fn from_toml(path: &Path, text: &str, err: &toml::de::Error) -> Self {
@@ -49,7 +55,13 @@ impl ConfigError {
     pub fn at(path: &Path, text: &str, span: Range<usize>, message: String) -> Self {
         let start = span.start.min(text.len());
         let (line, column) = line_col(text, start);
-        Self { path: path.to_path_buf(), line: Some(line), column: Some(column), key: key_at(text, start), message }
+        Self {
+            path: path.to_path_buf(),
+            line: Some(line),
+            column: Some(column),
+            key: key_at(text, start),
+            message,
+        }
     }
 }
 
@@ -80,12 +92,29 @@ fn key_at(text: &str, offset: usize) -> Option<String> {
         .rev()
         .map(str::trim)
         .find(|l| l.starts_with('['))
-        .map(|l| l.trim_start_matches('[').split(']').next().unwrap_or("").trim().to_string());
+        .map(|l| {
+            l.trim_start_matches('[')
+                .split(']')
+                .next()
+                .unwrap_or("")
+                .trim()
+                .to_string()
+        });
     if line.starts_with('[') {
-        let header = line.trim_start_matches('[').split(']').next().unwrap_or("").trim().to_string();
+        let header = line
+            .trim_start_matches('[')
+            .split(']')
+            .next()
+            .unwrap_or("")
+            .trim()
+            .to_string();
         return (!header.is_empty()).then_some(header);
     }
-    let key = line.split('=').next().map(|k| k.trim().trim_matches('"').to_string()).filter(|k| !k.is_empty());
+    let key = line
+        .split('=')
+        .next()
+        .map(|k| k.trim().trim_matches('"').to_string())
+        .filter(|k| !k.is_empty());
     match (table, key) {
         (Some(t), Some(k)) if !t.is_empty() => Some(format!("{t}.{k}")),
         (_, Some(k)) => Some(k),

@@ -264,17 +264,25 @@ fn default_max_message_bytes() -> u64 {
 /// timeout here must make progress.
 fn duration<'de, D: Deserializer<'de>>(d: D) -> Result<Duration, D::Error> {
     let text = String::deserialize(d)?;
-    let value = humantime::parse_duration(&text)
-        .map_err(|e| serde::de::Error::custom(format!("invalid duration {text:?}: {e} (examples: \"30s\", \"5m\", \"1h\")")))?;
+    let value = humantime::parse_duration(&text).map_err(|e| {
+        serde::de::Error::custom(format!(
+            "invalid duration {text:?}: {e} (examples: \"30s\", \"5m\", \"1h\")"
+        ))
+    })?;
     if value.is_zero() {
-        return Err(serde::de::Error::custom("duration must be greater than zero"));
+        return Err(serde::de::Error::custom(
+            "duration must be greater than zero",
+        ));
     }
     Ok(value)
 }
 
 fn nameservers<'de, D: Deserializer<'de>>(d: D) -> Result<Vec<SocketAddr>, D::Error> {
     let texts = Vec::<String>::deserialize(d)?;
-    texts.iter().map(|t| parse_nameserver(t).map_err(serde::de::Error::custom)).collect()
+    texts
+        .iter()
+        .map(|t| parse_nameserver(t).map_err(serde::de::Error::custom))
+        .collect()
 }
 
 /// `IP`, `IP:PORT` or `[IPv6]:PORT`.
@@ -314,7 +322,8 @@ impl Config {
 
     /// Parses and validates `text`; `path` is only used in error messages.
     pub fn parse(text: &str, path: &Path) -> Result<Config, ConfigError> {
-        let config: Config = toml::from_str(text).map_err(|e| ConfigError::from_toml(path, text, &e))?;
+        let config: Config =
+            toml::from_str(text).map_err(|e| ConfigError::from_toml(path, text, &e))?;
         config.validate(text, path)?;
         Ok(config)
     }
@@ -322,20 +331,29 @@ impl Config {
     fn validate(&self, text: &str, path: &Path) -> Result<(), ConfigError> {
         let at = |span: std::ops::Range<usize>, msg: String| ConfigError::at(path, text, span, msg);
         if self.exporter.concurrency == 0 {
-            return Err(ConfigError::plain(path, "[exporter] concurrency must be at least 1"));
+            return Err(ConfigError::plain(
+                path,
+                "[exporter] concurrency must be at least 1",
+            ));
         }
         let mut seen = HashSet::new();
         for domain in &self.domains {
             let name = crate::dns::normalize_name(domain.name());
             if !is_domain_name(&name) {
-                return Err(at(domain.name.span(), format!("invalid domain name {:?}", domain.name())));
+                return Err(at(
+                    domain.name.span(),
+                    format!("invalid domain name {:?}", domain.name()),
+                ));
             }
             if !seen.insert(name.clone()) {
                 return Err(at(domain.name.span(), format!("duplicate domain {name:?}")));
             }
             for selector in &domain.dkim_selectors {
                 if selector.is_empty() || !is_domain_name(selector) {
-                    return Err(at(domain.name.span(), format!("domain {name:?}: invalid DKIM selector {selector:?}")));
+                    return Err(at(
+                        domain.name.span(),
+                        format!("domain {name:?}: invalid DKIM selector {selector:?}"),
+                    ));
                 }
             }
         }
@@ -344,7 +362,10 @@ impl Config {
                 return Err(at(span, msg.to_string()));
             }
             if smtp.password_file.is_some() && smtp.password_env.is_some() {
-                return Err(ConfigError::plain(path, &format!("[smtp.{name}]: give password_file or password_env, not both")));
+                return Err(ConfigError::plain(
+                    path,
+                    &format!("[smtp.{name}]: give password_file or password_env, not both"),
+                ));
             }
         }
         for (name, mailbox) in &self.mailbox {
@@ -352,20 +373,32 @@ impl Config {
                 return Err(at(span, msg.to_string()));
             }
             if mailbox.password_file.is_some() == mailbox.password_env.is_some() {
-                return Err(ConfigError::plain(path, &format!("[mailbox.{name}]: give exactly one of password_file or password_env")));
+                return Err(ConfigError::plain(
+                    path,
+                    &format!("[mailbox.{name}]: give exactly one of password_file or password_env"),
+                ));
             }
         }
         for probe in &self.probes {
             if !self.smtp.contains_key(probe.smtp.get_ref()) {
-                return Err(at(probe.smtp.span(), format!("no [smtp.{}] section", probe.smtp.get_ref())));
+                return Err(at(
+                    probe.smtp.span(),
+                    format!("no [smtp.{}] section", probe.smtp.get_ref()),
+                ));
             }
             let domain = crate::dns::normalize_name(probe.domain.get_ref());
             if !seen.contains(&domain) {
-                return Err(at(probe.domain.span(), format!("probe domain {domain:?} has no [[domain]] entry")));
+                return Err(at(
+                    probe.domain.span(),
+                    format!("probe domain {domain:?} has no [[domain]] entry"),
+                ));
             }
             for target in &probe.targets {
                 if !self.mailbox.contains_key(target.mailbox.get_ref()) {
-                    return Err(at(target.mailbox.span(), format!("no [mailbox.{}] section", target.mailbox.get_ref())));
+                    return Err(at(
+                        target.mailbox.span(),
+                        format!("no [mailbox.{}] section", target.mailbox.get_ref()),
+                    ));
                 }
             }
         }
@@ -374,7 +407,9 @@ impl Config {
 
     pub fn domain(&self, name: &str) -> Option<&DomainConfig> {
         let name = crate::dns::normalize_name(name);
-        self.domains.iter().find(|d| crate::dns::normalize_name(d.name()) == name)
+        self.domains
+            .iter()
+            .find(|d| crate::dns::normalize_name(d.name()) == name)
     }
 }
 
@@ -386,9 +421,89 @@ pub fn is_domain_name(name: &str) -> bool {
         && name.split('.').all(|label| {
             !label.is_empty()
                 && label.len() <= 63
-                && label.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_')
+                && label
+                    .bytes()
+                    .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_')
         })
 }
 
 #[cfg(test)]
 mod tests;
+
+/// A human summary of what a config will do (for `config check`).
+pub fn describe(config: &Config) -> String {
+    use std::fmt::Write as _;
+    let mut out = String::new();
+    let _ = writeln!(
+        out,
+        "listen {}; DNS checks every {}, probes every {}",
+        config.exporter.listen_address,
+        humantime::format_duration(config.exporter.dns_interval),
+        humantime::format_duration(config.exporter.probe_interval)
+    );
+    let ns: Vec<String> = config
+        .dns
+        .nameservers
+        .iter()
+        .map(|n| n.to_string())
+        .collect();
+    let _ = writeln!(
+        out,
+        "DNS: {}",
+        if ns.is_empty() {
+            "system resolver".to_string()
+        } else {
+            ns.join(", ")
+        }
+    );
+    let _ = writeln!(out, "{} domain(s):", config.domains.len());
+    for d in &config.domains {
+        let mut parts = Vec::new();
+        if !d.dkim_selectors.is_empty() {
+            parts.push(format!("DKIM selectors {}", d.dkim_selectors.join(", ")));
+        }
+        if !d.sending_ips.is_empty() {
+            let ips: Vec<String> = d.sending_ips.iter().map(|i| i.to_string()).collect();
+            parts.push(format!("sending IPs {}", ips.join(", ")));
+        }
+        if let Some(h) = &d.helo {
+            parts.push(format!("HELO {h}"));
+        }
+        if let Some(p) = d.expect_dmarc_policy {
+            parts.push(format!("expects DMARC {}", p.as_str()));
+        }
+        if d.parked {
+            parts.push("parked".to_string());
+        }
+        let _ = writeln!(
+            out,
+            "  {} {}",
+            d.name(),
+            if parts.is_empty() {
+                String::new()
+            } else {
+                format!("({})", parts.join("; "))
+            }
+        );
+    }
+    let _ = writeln!(out, "{} probe(s):", config.probes.len());
+    for p in &config.probes {
+        let _ = writeln!(
+            out,
+            "  from {} via [smtp.{}], timeout {}",
+            p.from,
+            p.smtp.get_ref(),
+            humantime::format_duration(p.timeout)
+        );
+        for t in &p.targets {
+            let _ = writeln!(
+                out,
+                "    {} → {} (read in [mailbox.{}])",
+                t.kind.as_str(),
+                t.to,
+                t.mailbox.get_ref()
+            );
+        }
+    }
+    out
+}

@@ -17,8 +17,9 @@ impl Secret {
     /// Reads the secret. Errors name the file or variable, never the content.
     pub fn read(&self) -> Result<Option<String>, String> {
         if let Some(path) = &self.password_file {
-            let text = std::fs::read_to_string(path)
-                .map_err(|e| format!("cannot read password_file {}: {}", path.display(), e.kind()))?;
+            let text = std::fs::read_to_string(path).map_err(|e| {
+                format!("cannot read password_file {}: {}", path.display(), e.kind())
+            })?;
             return Ok(Some(text.trim_end_matches(['\r', '\n']).to_string()));
         }
         if let Some(var) = &self.password_env {

@@ -24,9 +24,13 @@ fn defaults_apply_to_an_empty_file() {
 
 #[test]
 fn nameservers_take_ip_or_ip_port() {
-    let config = parse("[dns]\nnameservers = [\"127.0.0.1\", \"127.0.0.2:5353\", \"[::1]:53\"]\n").unwrap();
-    let expected: Vec<SocketAddr> =
-        vec!["127.0.0.1:53".parse().unwrap(), "127.0.0.2:5353".parse().unwrap(), "[::1]:53".parse().unwrap()];
+    let config =
+        parse("[dns]\nnameservers = [\"127.0.0.1\", \"127.0.0.2:5353\", \"[::1]:53\"]\n").unwrap();
+    let expected: Vec<SocketAddr> = vec![
+        "127.0.0.1:53".parse().unwrap(),
+        "127.0.0.2:5353".parse().unwrap(),
+        "[::1]:53".parse().unwrap(),
+    ];
     assert_eq!(config.dns.nameservers, expected);
 }
 
@@ -46,21 +50,69 @@ fn domain_fields() {
 #[test]
 fn bad_configs_are_refused_with_location_and_key() {
     let cases: &[(&str, usize, &str, &str)] = &[
-        ("unknown-key.toml", 2, "exporter.dns_intervall", "unknown field"),
-        ("bad-duration.toml", 2, "exporter.dns_interval", "invalid duration"),
+        (
+            "unknown-key.toml",
+            2,
+            "exporter.dns_intervall",
+            "unknown field",
+        ),
+        (
+            "bad-duration.toml",
+            2,
+            "exporter.dns_interval",
+            "invalid duration",
+        ),
         ("bad-ip.toml", 3, "domain.sending_ips", "invalid IP address"),
-        ("duplicate-domain.toml", 5, "domain.name", "duplicate domain \"example.com\""),
+        (
+            "duplicate-domain.toml",
+            5,
+            "domain.name",
+            "duplicate domain \"example.com\"",
+        ),
         ("wrong-type.toml", 2, "dns.attempts", "invalid type"),
-        ("bad-nameserver.toml", 2, "dns.nameservers", "invalid nameserver"),
-        ("password-inline.toml", 3, "smtp.out.password", "password_file or password_env"),
-        ("probe-unknown-smtp.toml", 11, "probe.smtp", "no [smtp.outbound] section"),
-        ("bad-dmarc-policy.toml", 3, "domain.expect_dmarc_policy", "unknown variant"),
-        ("bad-domain-name.toml", 2, "domain.name", "invalid domain name"),
-        ("zero-interval.toml", 2, "exporter.dns_interval", "greater than zero"),
+        (
+            "bad-nameserver.toml",
+            2,
+            "dns.nameservers",
+            "invalid nameserver",
+        ),
+        (
+            "password-inline.toml",
+            3,
+            "smtp.out.password",
+            "password_file or password_env",
+        ),
+        (
+            "probe-unknown-smtp.toml",
+            11,
+            "probe.smtp",
+            "no [smtp.outbound] section",
+        ),
+        (
+            "bad-dmarc-policy.toml",
+            3,
+            "domain.expect_dmarc_policy",
+            "unknown variant",
+        ),
+        (
+            "bad-domain-name.toml",
+            2,
+            "domain.name",
+            "invalid domain name",
+        ),
+        (
+            "zero-interval.toml",
+            2,
+            "exporter.dns_interval",
+            "greater than zero",
+        ),
         ("broken-toml.toml", 1, "", ""),
     ];
     let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/configs/bad");
-    let mut files: Vec<_> = std::fs::read_dir(&dir).unwrap().map(|e| e.unwrap().file_name()).collect();
+    let mut files: Vec<_> = std::fs::read_dir(&dir)
+        .unwrap()
+        .map(|e| e.unwrap().file_name())
+        .collect();
     files.sort();
     assert_eq!(files.len(), cases.len(), "every bad config has a case");
     for (file, line, key, text) in cases {
@@ -68,7 +120,10 @@ fn bad_configs_are_refused_with_location_and_key() {
         let err = Config::load(&path).expect_err(file);
         let shown = err.to_string();
         assert_eq!(err.line, Some(*line), "{file}: {shown}");
-        assert!(shown.starts_with(&path.display().to_string()), "{file}: {shown}");
+        assert!(
+            shown.starts_with(&path.display().to_string()),
+            "{file}: {shown}"
+        );
         if !key.is_empty() {
             assert_eq!(err.key.as_deref(), Some(*key), "{file}: {shown}");
         }

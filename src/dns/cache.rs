@@ -37,7 +37,11 @@ pub struct CachingDns {
 
 impl CachingDns {
     pub fn new(wire: HickoryDns, max_ttl: Duration) -> Self {
-        Self { wire, max_ttl, slots: Mutex::new(HashMap::new()) }
+        Self {
+            wire,
+            max_ttl,
+            slots: Mutex::new(HashMap::new()),
+        }
     }
 
     pub fn wire(&self) -> &HickoryDns {
@@ -79,7 +83,10 @@ impl Dns for CachingDns {
                         (Ok(_), Some(ttl)) => ttl,
                         (Ok(_), None) => DEFAULT_NEGATIVE_TTL,
                     };
-                    Entry { result: timed.result, expires: Instant::now() + ttl.min(self.max_ttl) }
+                    Entry {
+                        result: timed.result,
+                        expires: Instant::now() + ttl.min(self.max_ttl),
+                    }
                 })
                 .await;
             entry.result.clone()

@@ -27,7 +27,11 @@ pub struct ResolverSettings {
 
 impl Default for ResolverSettings {
     fn default() -> Self {
-        Self { nameservers: Vec::new(), timeout: Duration::from_secs(3), attempts: 2 }
+        Self {
+            nameservers: Vec::new(),
+            timeout: Duration::from_secs(3),
+            attempts: 2,
+        }
     }
 }
 
@@ -107,7 +111,10 @@ impl HickoryDns {
                     NameServerConfig::new(addr.ip(), true, vec![udp, tcp])
                 })
                 .collect();
-            (ResolverConfig::from_parts(None, vec![], servers), ResolverOpts::default())
+            (
+                ResolverConfig::from_parts(None, vec![], servers),
+                ResolverOpts::default(),
+            )
         };
         opts.timeout = settings.timeout;
         opts.attempts = settings.attempts.max(1);
@@ -138,10 +145,16 @@ impl HickoryDns {
     async fn query_uncounted(&self, name: &str, rtype: RecordType) -> TimedAnswer {
         let fqdn = format!("{}.", normalize_name(name));
         let Ok(hname) = hickory_resolver::proto::rr::Name::from_ascii(&fqdn) else {
-            return TimedAnswer { result: Err(DnsError::InvalidName(name.to_string())), ttl: None };
+            return TimedAnswer {
+                result: Err(DnsError::InvalidName(name.to_string())),
+                ttl: None,
+            };
         };
         if fqdn.len() > 254 || fqdn == "." && rtype != RecordType::Txt {
-            return TimedAnswer { result: Err(DnsError::InvalidName(name.to_string())), ttl: None };
+            return TimedAnswer {
+                result: Err(DnsError::InvalidName(name.to_string())),
+                ttl: None,
+            };
         }
         match self.resolver.lookup(hname, hickory_type(rtype)).await {
             Ok(lookup) => {
@@ -159,9 +172,18 @@ impl HickoryDns {
                     }
                 }
                 let ttl = (ttl != u32::MAX).then(|| Duration::from_secs(ttl.into()));
-                let answer =
-                    if records.is_empty() { Answer::NoData } else { Answer::Records { records, cname_chain } };
-                TimedAnswer { result: Ok(Arc::new(answer)), ttl }
+                let answer = if records.is_empty() {
+                    Answer::NoData
+                } else {
+                    Answer::Records {
+                        records,
+                        cname_chain,
+                    }
+                };
+                TimedAnswer {
+                    result: Ok(Arc::new(answer)),
+                    ttl,
+                }
             }
             Err(err) => map_error(err),
         }
@@ -178,16 +200,28 @@ fn map_error(err: NetError) -> TimedAnswer {
     let neg = |n: Option<u32>| n.map(|s| Duration::from_secs(s.into()));
     match err {
         NetError::Dns(HDnsError::NoRecordsFound(no)) => {
-            let answer = if no.response_code == ResponseCode::NXDomain { Answer::NxDomain } else { Answer::NoData };
-            TimedAnswer { result: Ok(Arc::new(answer)), ttl: neg(no.negative_ttl) }
+            let answer = if no.response_code == ResponseCode::NXDomain {
+                Answer::NxDomain
+            } else {
+                Answer::NoData
+            };
+            TimedAnswer {
+                result: Ok(Arc::new(answer)),
+                ttl: neg(no.negative_ttl),
+            }
         }
-        NetError::Dns(HDnsError::ResponseCode(ResponseCode::ServFail)) => {
-            TimedAnswer { result: Err(DnsError::ServFail), ttl: None }
-        }
-        NetError::Dns(HDnsError::ResponseCode(ResponseCode::Refused)) => {
-            TimedAnswer { result: Err(DnsError::Refused), ttl: None }
-        }
-        NetError::Timeout => TimedAnswer { result: Err(DnsError::Timeout), ttl: None },
+        NetError::Dns(HDnsError::ResponseCode(ResponseCode::ServFail)) => TimedAnswer {
+            result: Err(DnsError::ServFail),
+            ttl: None,
+        },
+        NetError::Dns(HDnsError::ResponseCode(ResponseCode::Refused)) => TimedAnswer {
+            result: Err(DnsError::Refused),
+            ttl: None,
+        },
+        NetError::Timeout => TimedAnswer {
+            result: Err(DnsError::Timeout),
+            ttl: None,
+        },
         other => {
             let text = other.to_string();
             let result = if text.contains("timed out") {

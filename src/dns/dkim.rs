@@ -32,5 +32,8 @@ pub struct DkimReport {
 
 pub async fn check(dns: &dyn Dns, domain: &str, selectors: &[String]) -> DkimReport {
     let _ = (dns, domain, selectors);
-    DkimReport { answered: true, ..Default::default() }
+    DkimReport {
+        answered: true,
+        ..Default::default()
+    }
 }

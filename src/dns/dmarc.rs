@@ -56,5 +56,8 @@ pub struct DmarcReport {
 
 pub async fn check(dns: &dyn Dns, domain: &str, expected: Option<Policy>) -> DmarcReport {
     let _ = (dns, domain, expected);
-    DmarcReport { answered: true, ..Default::default() }
+    DmarcReport {
+        answered: true,
+        ..Default::default()
+    }
 }

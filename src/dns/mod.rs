@@ -54,13 +54,21 @@ pub enum RData {
     A(Ipv4Addr),
     Aaaa(Ipv6Addr),
     /// `exchange` is lower-case without the trailing dot; `"."` stays `""` (null MX, RFC 7505).
-    Mx { preference: u16, exchange: String },
+    Mx {
+        preference: u16,
+        exchange: String,
+    },
     /// The character-strings of one TXT record, kept apart: SPF and DKIM join them with no
     /// separator (RFC 7208 §3.3, RFC 6376 §3.6.2.2), but a test may want to see the split.
     Txt(Vec<Vec<u8>>),
     Ptr(String),
     Cname(String),
-    Tlsa { usage: u8, selector: u8, matching: u8, data: Vec<u8> },
+    Tlsa {
+        usage: u8,
+        selector: u8,
+        matching: u8,
+        data: Vec<u8>,
+    },
 }
 
 impl RData {
@@ -81,7 +89,10 @@ impl RData {
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum Answer {
     /// Records of the asked type. `cname_chain` lists the aliases followed to reach them.
-    Records { records: Vec<RData>, cname_chain: Vec<String> },
+    Records {
+        records: Vec<RData>,
+        cname_chain: Vec<String>,
+    },
     /// RCODE NXDOMAIN: the name does not exist.
     NxDomain,
     /// NOERROR with an empty answer: the name exists, the type does not (NODATA).
@@ -103,7 +114,10 @@ impl Answer {
 
     /// All TXT records, each joined.
     pub fn txt_strings(&self) -> Vec<String> {
-        self.records().iter().filter_map(RData::txt_joined).collect()
+        self.records()
+            .iter()
+            .filter_map(RData::txt_joined)
+            .collect()
     }
 
     pub fn cname_chain(&self) -> &[String] {
@@ -169,7 +183,10 @@ mod tests {
 
     #[test]
     fn reverse_names() {
-        assert_eq!(reverse_name("192.0.2.10".parse().unwrap()), "10.2.0.192.in-addr.arpa");
+        assert_eq!(
+            reverse_name("192.0.2.10".parse().unwrap()),
+            "10.2.0.192.in-addr.arpa"
+        );
         assert_eq!(
             reverse_name("2001:db8::1".parse().unwrap()),
             "1.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.8.b.d.0.1.0.0.2.ip6.arpa"
@@ -186,7 +203,10 @@ mod tests {
     fn void_answers() {
         assert!(Answer::NxDomain.is_void());
         assert!(Answer::NoData.is_void());
-        let a = Answer::Records { records: vec![RData::A(Ipv4Addr::LOCALHOST)], cname_chain: vec![] };
+        let a = Answer::Records {
+            records: vec![RData::A(Ipv4Addr::LOCALHOST)],
+            cname_chain: vec![],
+        };
         assert!(!a.is_void());
     }
 }

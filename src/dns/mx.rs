@@ -28,5 +28,8 @@ pub struct MxReport {
 
 pub async fn check(dns: &dyn Dns, domain: &str) -> MxReport {
     let _ = (dns, domain);
-    MxReport { answered: true, ..Default::default() }
+    MxReport {
+        answered: true,
+        ..Default::default()
+    }
 }

@@ -28,5 +28,8 @@ pub struct PtrReport {
 
 pub async fn check(dns: &dyn Dns, sending_ips: &[IpAddr], helo: Option<&str>) -> PtrReport {
     let _ = (dns, sending_ips, helo);
-    PtrReport { answered: true, ..Default::default() }
+    PtrReport {
+        answered: true,
+        ..Default::default()
+    }
 }

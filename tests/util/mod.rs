@@ -15,16 +15,25 @@ pub fn zone(origin: &str, ttl: u32, body: &str) -> String {
 }
 
 pub async fn server() -> ZoneServer {
-    ZoneServer::start("127.0.0.1".parse().unwrap()).await.expect("start zone server")
+    ZoneServer::start("127.0.0.1".parse().unwrap())
+        .await
+        .expect("start zone server")
 }
 
 pub fn settings(server: &ZoneServer) -> ResolverSettings {
-    ResolverSettings { nameservers: vec![server.addr()], timeout: Duration::from_millis(400), attempts: 1 }
+    ResolverSettings {
+        nameservers: vec![server.addr()],
+        timeout: Duration::from_millis(400),
+        attempts: 1,
+    }
 }
 
 /// A caching client of `server` and the counters of what reached the wire.
 pub fn client(server: &ZoneServer) -> (Arc<CachingDns>, Arc<QueryCounters>) {
     let counters = Arc::new(QueryCounters::default());
     let wire = HickoryDns::new(&settings(server), counters.clone()).expect("resolver");
-    (Arc::new(CachingDns::new(wire, Duration::from_secs(300))), counters)
+    (
+        Arc::new(CachingDns::new(wire, Duration::from_secs(300))),
+        counters,
+    )
 }

@@ -72,14 +72,28 @@ pub struct SpfReport {
 
 /// Lints the SPF of `domain` and evaluates each sending IP (for `postmaster@domain`, and
 /// for the HELO identity too when `helo` is set).
-pub async fn check(dns: &dyn Dns, domain: &str, sending_ips: &[IpAddr], helo: Option<&str>) -> SpfReport {
+pub async fn check(
+    dns: &dyn Dns,
+    domain: &str,
+    sending_ips: &[IpAddr],
+    helo: Option<&str>,
+) -> SpfReport {
     let _ = (dns, domain, sending_ips, helo);
-    SpfReport { answered: true, ..Default::default() }
+    SpfReport {
+        answered: true,
+        ..Default::default()
+    }
 }
 
 /// RFC 7208 §4 check_host(): the result a receiver would reach for mail from `ip` with
 /// MAIL FROM `sender` (or `postmaster@helo` when empty) after HELO `helo`.
-pub async fn check_host(dns: &dyn Dns, ip: IpAddr, domain: &str, sender: &str, helo: &str) -> SpfResult {
+pub async fn check_host(
+    dns: &dyn Dns,
+    ip: IpAddr,
+    domain: &str,
+    sender: &str,
+    helo: &str,
+) -> SpfResult {
     let _ = (dns, ip, domain, sender, helo);
     SpfResult::None
 }

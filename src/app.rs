@@ -1,0 +1,127 @@
+//! The long-running exporter: the current configuration, its scheduler, and reloads.
+//! A bad new configuration keeps the old one running and is reported through
+//! `mailauth_config_last_reload_successful`.
+
+use std::path::PathBuf;
+use std::sync::{Arc, Mutex};
+use std::time::SystemTime;
+
+use crate::checks::DomainSpec;
+use crate::config::Config;
+use crate::dns::{CachingDns, Dns, HickoryDns, QueryCounters, ResolverSettings};
+use crate::metrics::Metrics;
+use crate::scheduler::Scheduler;
+
+struct Running {
+    config: Arc<Config>,
+    scheduler: Option<Scheduler>,
+}
+
+pub struct App {
+    pub config_path: Option<PathBuf>,
+    pub metrics: Arc<Metrics>,
+    counters: Arc<QueryCounters>,
+    running: Mutex<Running>,
+    /// `POST /-/reload` allowed.
+    pub lifecycle: bool,
+}
+
+/// Builds the resolver stack a configuration asks for.
+pub fn build_dns(config: &Config, counters: Arc<QueryCounters>) -> Result<Arc<CachingDns>, String> {
+    let settings = ResolverSettings {
+        nameservers: config.dns.nameservers.clone(),
+        timeout: config.dns.timeout,
+        attempts: config.dns.attempts,
+    };
+    let wire = HickoryDns::new(&settings, counters)?;
+    Ok(Arc::new(CachingDns::new(wire, config.dns.cache_max_ttl)))
+}
+
+impl App {
+    /// Starts checking what `config` names.
+    pub fn start(
+        config: Config,
+        config_path: Option<PathBuf>,
+        lifecycle: bool,
+    ) -> Result<Arc<App>, String> {
+        let counters = Arc::new(QueryCounters::default());
+        let metrics = Metrics::new(counters.clone());
+        let app = Arc::new(App {
+            config_path,
+            metrics,
+            counters,
+            running: Mutex::new(Running {
+                config: Arc::new(Config::parse("", "".as_ref()).expect("empty config")),
+                scheduler: None,
+            }),
+            lifecycle: lifecycle || config.exporter.enable_lifecycle,
+        });
+        app.apply(config)?;
+        Ok(app)
+    }
+
+    fn apply(&self, config: Config) -> Result<(), String> {
+        let dns: Arc<dyn Dns> = build_dns(&config, self.counters.clone())?;
+        for (name, smtp) in &config.smtp {
+            if smtp.tls_insecure_skip_verify {
+                tracing::warn!(smtp = %name, host = %smtp.host, "TLS certificate verification is OFF for this host");
+            }
+        }
+        for (name, mailbox) in &config.mailbox {
+            if mailbox.tls_insecure_skip_verify {
+                tracing::warn!(mailbox = %name, host = %mailbox.host, "TLS certificate verification is OFF for this host");
+            }
+        }
+        let domains: Vec<DomainSpec> = config.domains.iter().map(DomainSpec::from).collect();
+        self.metrics
+            .probe_interval
+            .set(config.exporter.probe_interval.as_secs_f64());
+        let scheduler = Scheduler::start(
+            dns,
+            self.metrics.clone(),
+            domains,
+            config.exporter.dns_interval,
+            config.exporter.concurrency,
+        );
+        let mut running = self.running.lock().expect("app lock");
+        if let Some(old) = running.scheduler.take() {
+            old.stop();
+        }
+        running.scheduler = Some(scheduler);
+        running.config = Arc::new(config);
+        self.metrics.reload_success.set(1);
+        let now = SystemTime::now()
+            .duration_since(SystemTime::UNIX_EPOCH)
+            .map_or(0.0, |d| d.as_secs_f64());
+        self.metrics.reload_timestamp.set(now);
+        Ok(())
+    }
+
+    pub fn config(&self) -> Arc<Config> {
+        self.running.lock().expect("app lock").config.clone()
+    }
+
+    /// Re-reads the config file; on any error the running config stays.
+    pub fn reload(&self) -> Result<(), String> {
+        let result = match &self.config_path {
+            None => Err("this exporter was not started from a config file".to_string()),
+            Some(path) => Config::load(path)
+                .map_err(|e| e.to_string())
+                .and_then(|c| self.apply(c)),
+        };
+        match &result {
+            Ok(()) => tracing::info!("configuration reloaded"),
+            Err(e) => {
+                self.metrics.reload_success.set(0);
+                tracing::error!("configuration reload failed, keeping the running one: {e}");
+            }
+        }
+        result
+    }
+
+    pub fn stop(&self) {
+        if let Some(s) = self.running.lock().expect("app lock").scheduler.take() {
+            s.stop();
+        }
+    }
+}

@@ -1,0 +1,335 @@
+//! One domain's DNS checks, run together: the table from check to record module, and the
+//! `parked` profile that reads the other checks' results. Returns a typed report; nothing
+//! here formats output or touches metrics.
+
+use std::net::IpAddr;
+use std::time::{Duration, Instant, SystemTime};
+
+use crate::dns::dkim::DkimReport;
+use crate::dns::dmarc::{DmarcReport, Policy};
+use crate::dns::mx::MxReport;
+use crate::dns::ptr::PtrReport;
+use crate::dns::spf::SpfReport;
+use crate::dns::{dkim, dmarc, mx, normalize_name, ptr, spf, Dns};
+use crate::findings::{Check, Code, Finding, Severity};
+
+/// What to check for one domain (from the config or the `check` command line).
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct DomainSpec {
+    pub name: String,
+    pub dkim_selectors: Vec<String>,
+    pub sending_ips: Vec<IpAddr>,
+    pub helo: Option<String>,
+    pub expect_dmarc_policy: Option<Policy>,
+    pub parked: bool,
+}
+
+impl From<&crate::config::DomainConfig> for DomainSpec {
+    fn from(d: &crate::config::DomainConfig) -> Self {
+        DomainSpec {
+            name: normalize_name(d.name()),
+            dkim_selectors: d.dkim_selectors.clone(),
+            sending_ips: d.sending_ips.clone(),
+            helo: d.helo.clone(),
+            expect_dmarc_policy: d.expect_dmarc_policy,
+            parked: d.parked,
+        }
+    }
+}
+
+/// The outcome of one check of one domain.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct CheckOutcome {
+    pub check: Check,
+    /// False when DNS failures left the check unanswered.
+    pub answered: bool,
+    pub duration: Duration,
+}
+
+impl CheckOutcome {
+    /// Answered and without error-severity findings (`mailauth_dns_check_success`).
+    pub fn success(&self, findings: &[Finding]) -> bool {
+        self.answered
+            && !findings
+                .iter()
+                .any(|f| f.check == self.check && f.severity == Severity::Error)
+    }
+}
+
+/// Everything learnt about one domain in one run.
+#[derive(Clone, Debug)]
+pub struct DomainReport {
+    pub domain: String,
+    pub checked_at: SystemTime,
+    pub outcomes: Vec<CheckOutcome>,
+    pub findings: Vec<Finding>,
+    pub spf: SpfReport,
+    pub dkim: DkimReport,
+    pub dmarc: DmarcReport,
+    pub mx: MxReport,
+    pub ptr: PtrReport,
+}
+
+impl DomainReport {
+    pub fn outcome(&self, check: Check) -> Option<&CheckOutcome> {
+        self.outcomes.iter().find(|o| o.check == check)
+    }
+
+    pub fn has_errors(&self) -> bool {
+        self.findings.iter().any(|f| f.severity == Severity::Error)
+    }
+
+    pub fn fully_answered(&self) -> bool {
+        self.outcomes.iter().all(|o| o.answered)
+    }
+
+    /// The record texts whose changes are tracked (`mailauth_record_change_timestamp_seconds`).
+    pub fn record_texts(&self) -> Vec<(String, String)> {
+        let mut out = Vec::new();
+        if self.outcome(Check::Spf).is_some_and(|o| o.answered) {
+            out.push((
+                "spf".to_string(),
+                self.spf.record.clone().unwrap_or_default(),
+            ));
+        }
+        if self.outcome(Check::Dmarc).is_some_and(|o| o.answered) {
+            out.push((
+                "dmarc".to_string(),
+                self.dmarc.record.clone().unwrap_or_default(),
+            ));
+        }
+        if self.outcome(Check::Dkim).is_some_and(|o| o.answered) {
+            for key in &self.dkim.keys {
+                out.push((
+                    format!("dkim:{}", key.selector),
+                    key.record.clone().unwrap_or_default(),
+                ));
+            }
+        }
+        if self.outcome(Check::Mx).is_some_and(|o| o.answered) {
+            let mut hosts: Vec<String> = self
+                .mx
+                .hosts
+                .iter()
+                .map(|h| format!("{} {}", h.preference, h.host))
+                .collect();
+            hosts.sort();
+            out.push(("mx".to_string(), hosts.join(", ")));
+        }
+        out
+    }
+}
+
+async fn timed<T>(fut: impl std::future::Future<Output = T>) -> (T, Duration) {
+    let start = Instant::now();
+    let value = fut.await;
+    (value, start.elapsed())
+}
+
+/// Runs every check that applies to `spec`, concurrently (they share the DNS cache).
+pub async fn check_domain(dns: &dyn Dns, spec: &DomainSpec) -> DomainReport {
+    let domain = normalize_name(&spec.name);
+    let helo = spec.helo.as_deref();
+    let run_ptr = !spec.sending_ips.is_empty() || helo.is_some();
+    let run_dkim = !spec.dkim_selectors.is_empty();
+    let ((spf, spf_t), (dkim, dkim_t), (dmarc, dmarc_t), (mx, mx_t), (ptr, ptr_t)) = tokio::join!(
+        timed(spf::check(dns, &domain, &spec.sending_ips, helo)),
+        timed(async {
+            if run_dkim {
+                dkim::check(dns, &domain, &spec.dkim_selectors).await
+            } else {
+                DkimReport {
+                    answered: true,
+                    ..Default::default()
+                }
+            }
+        }),
+        timed(dmarc::check(dns, &domain, spec.expect_dmarc_policy)),
+        timed(mx::check(dns, &domain)),
+        timed(async {
+            if run_ptr {
+                ptr::check(dns, &spec.sending_ips, helo).await
+            } else {
+                PtrReport {
+                    answered: true,
+                    ..Default::default()
+                }
+            }
+        }),
+    );
+
+    let mut outcomes = vec![
+        CheckOutcome {
+            check: Check::Spf,
+            answered: spf.answered,
+            duration: spf_t,
+        },
+        CheckOutcome {
+            check: Check::Dmarc,
+            answered: dmarc.answered,
+            duration: dmarc_t,
+        },
+        CheckOutcome {
+            check: Check::Mx,
+            answered: mx.answered,
+            duration: mx_t,
+        },
+    ];
+    if run_dkim {
+        outcomes.insert(
+            1,
+            CheckOutcome {
+                check: Check::Dkim,
+                answered: dkim.answered,
+                duration: dkim_t,
+            },
+        );
+    }
+    if run_ptr {
+        outcomes.push(CheckOutcome {
+            check: Check::Ptr,
+            answered: ptr.answered,
+            duration: ptr_t,
+        });
+    }
+    let mut findings: Vec<Finding> = Vec::new();
+    findings.extend(spf.findings.iter().cloned());
+    findings.extend(dkim.findings.iter().cloned());
+    findings.extend(dmarc.findings.iter().cloned());
+    findings.extend(mx.findings.iter().cloned());
+    findings.extend(ptr.findings.iter().cloned());
+    if spec.parked {
+        let parked = parked_findings(&spf, &dmarc, &mx);
+        let answered = spf.answered && dmarc.answered && mx.answered;
+        outcomes.push(CheckOutcome {
+            check: Check::Parked,
+            answered,
+            duration: Duration::ZERO,
+        });
+        if answered {
+            findings.extend(parked);
+        }
+    }
+    DomainReport {
+        domain,
+        checked_at: SystemTime::now(),
+        outcomes,
+        findings,
+        spf,
+        dkim,
+        dmarc,
+        mx,
+        ptr,
+    }
+}
+
+/// The parked-domain profile (a domain that neither sends nor receives mail): SPF exactly
+/// `v=spf1 -all`, DMARC `p=reject`, and a null MX (RFC 7505).
+pub fn parked_findings(spf: &SpfReport, dmarc: &DmarcReport, mx: &MxReport) -> Vec<Finding> {
+    let mut out = Vec::new();
+    let spf_ok = spf
+        .record
+        .as_deref()
+        .map(|r| {
+            r.split_ascii_whitespace()
+                .map(str::to_ascii_lowercase)
+                .collect::<Vec<_>>()
+                == ["v=spf1", "-all"]
+        })
+        .unwrap_or(false);
+    if !spf_ok {
+        let shown = spf.record.as_deref().unwrap_or("no SPF record");
+        out.push(Finding::new(
+            Code::ParkedSpfNotFailAll,
+            format!("SPF is {shown:?}, expected \"v=spf1 -all\""),
+        ));
+    }
+    if dmarc.p != Some(Policy::Reject) {
+        let shown = dmarc.p.map_or("no DMARC policy", Policy::as_str);
+        out.push(Finding::new(
+            Code::ParkedDmarcNotReject,
+            format!("DMARC policy is {shown}, expected reject"),
+        ));
+    }
+    if !mx.null_mx {
+        out.push(Finding::new(
+            Code::ParkedMxNotNull,
+            format!(
+                "{} MX record(s) instead of the null MX \"0 .\"",
+                mx.hosts.len()
+            ),
+        ));
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn spf(record: &str) -> SpfReport {
+        SpfReport {
+            record: Some(record.into()),
+            answered: true,
+            ..Default::default()
+        }
+    }
+
+    #[test]
+    fn parked_profile_is_clean_only_when_all_three_hold() {
+        let dmarc = DmarcReport {
+            p: Some(Policy::Reject),
+            answered: true,
+            ..Default::default()
+        };
+        let mx = MxReport {
+            null_mx: true,
+            answered: true,
+            ..Default::default()
+        };
+        assert!(parked_findings(&spf("v=spf1 -all"), &dmarc, &mx).is_empty());
+        assert!(parked_findings(&spf("V=SPF1   -ALL"), &dmarc, &mx).is_empty());
+
+        let codes = |f: Vec<Finding>| f.into_iter().map(|f| f.code).collect::<Vec<_>>();
+        assert_eq!(
+            codes(parked_findings(&spf("v=spf1 ~all"), &dmarc, &mx)),
+            [Code::ParkedSpfNotFailAll]
+        );
+        assert_eq!(
+            codes(parked_findings(
+                &spf("v=spf1 ip4:192.0.2.1 -all"),
+                &dmarc,
+                &mx
+            )),
+            [Code::ParkedSpfNotFailAll]
+        );
+        let quarantine = DmarcReport {
+            p: Some(Policy::Quarantine),
+            ..dmarc.clone()
+        };
+        assert_eq!(
+            codes(parked_findings(&spf("v=spf1 -all"), &quarantine, &mx)),
+            [Code::ParkedDmarcNotReject]
+        );
+        let real_mx = MxReport {
+            null_mx: false,
+            ..mx.clone()
+        };
+        assert_eq!(
+            codes(parked_findings(&spf("v=spf1 -all"), &dmarc, &real_mx)),
+            [Code::ParkedMxNotNull]
+        );
+        let none = SpfReport {
+            answered: true,
+            ..Default::default()
+        };
+        assert_eq!(
+            codes(parked_findings(&none, &DmarcReport::default(), &real_mx)),
+            [
+                Code::ParkedSpfNotFailAll,
+                Code::ParkedDmarcNotReject,
+                Code::ParkedMxNotNull
+            ]
+        );
+    }
+}

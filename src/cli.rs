@@ -1,0 +1,134 @@
+//! Command-line shape (DESIGN.md): serve (default), check, inspect, demo, config check.
+
+use std::net::IpAddr;
+use std::path::PathBuf;
+
+use clap::{Args, Parser, Subcommand, ValueEnum};
+
+use crate::dns::dmarc::Policy;
+
+#[derive(Parser, Debug)]
+#[command(
+    name = "mailauth-exporter",
+    version,
+    about = "Prometheus exporter that watches SPF, DKIM, DMARC and the records around them",
+    args_conflicts_with_subcommands = true
+)]
+pub struct Cli {
+    #[command(subcommand)]
+    pub command: Option<Command>,
+    #[command(flatten)]
+    pub serve: ServeArgs,
+}
+
+#[derive(Subcommand, Debug)]
+pub enum Command {
+    /// Run the exporter (the default).
+    Serve(ServeArgs),
+    /// One-shot DNS lint of one or more domains; no config needed.
+    Check(CheckArgs),
+    /// Parse a received message: Authentication-Results, Received-SPF, verifier report.
+    Inspect(InspectArgs),
+    /// The exporter against an embedded loopback DNS server with sample domains.
+    Demo(DemoArgs),
+    /// Configuration tools.
+    Config {
+        #[command(subcommand)]
+        command: ConfigCommand,
+    },
+}
+
+#[derive(Subcommand, Debug)]
+pub enum ConfigCommand {
+    /// Validate a config and print what would be checked and probed.
+    Check {
+        #[arg(long, default_value = "mailauth-exporter.toml")]
+        config: PathBuf,
+    },
+}
+
+#[derive(Args, Debug, Clone)]
+pub struct ServeArgs {
+    /// Configuration file.
+    #[arg(long, default_value = "mailauth-exporter.toml")]
+    pub config: PathBuf,
+    /// Address to listen on (overrides [exporter] listen_address).
+    #[arg(long = "web.listen-address")]
+    pub listen_address: Option<String>,
+    /// Allow POST /-/reload.
+    #[arg(long = "web.enable-lifecycle")]
+    pub enable_lifecycle: bool,
+    #[command(flatten)]
+    pub log: LogArgs,
+}
+
+#[derive(Args, Debug, Clone)]
+pub struct LogArgs {
+    /// Log level: error, warn, info, debug, trace.
+    #[arg(long = "log.level", default_value = "info")]
+    pub level: String,
+}
+
+#[derive(ValueEnum, Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Format {
+    Text,
+    Json,
+}
+
+#[derive(Args, Debug)]
+pub struct CheckArgs {
+    /// Domains to check.
+    #[arg(required = true)]
+    pub domains: Vec<String>,
+    /// DKIM selector to check (repeatable).
+    #[arg(long = "dkim-selector")]
+    pub dkim_selectors: Vec<String>,
+    /// Sending IP that SPF must authorise and that needs PTR/FCrDNS (repeatable).
+    #[arg(long = "sending-ip")]
+    pub sending_ips: Vec<IpAddr>,
+    /// HELO name of the sending servers.
+    #[arg(long)]
+    pub helo: Option<String>,
+    /// DNS server to ask, IP or IP:PORT (repeatable); default: /etc/resolv.conf.
+    #[arg(long = "nameserver", value_parser = crate::config::parse_nameserver)]
+    pub nameservers: Vec<std::net::SocketAddr>,
+    /// Expected DMARC policy (none, quarantine, reject).
+    #[arg(long = "expect-dmarc-policy", value_parser = parse_policy)]
+    pub expect_dmarc_policy: Option<Policy>,
+    /// Check the domains against the parked-domain profile.
+    #[arg(long)]
+    pub parked: bool,
+    /// Per-query timeout.
+    #[arg(long, default_value = "3s", value_parser = humantime::parse_duration)]
+    pub timeout: std::time::Duration,
+    #[arg(long, value_enum, default_value = "text")]
+    pub format: Format,
+}
+
+fn parse_policy(s: &str) -> Result<Policy, String> {
+    Policy::parse(s)
+        .ok_or_else(|| format!("{s:?} is not a DMARC policy (none, quarantine, reject)"))
+}
+
+#[derive(Args, Debug)]
+pub struct InspectArgs {
+    /// The message file (.eml), or - for standard input.
+    pub file: PathBuf,
+    /// authserv-id whose Authentication-Results are trusted (repeatable).
+    #[arg(long = "trusted-authserv-id")]
+    pub trusted_authserv_ids: Vec<String>,
+    /// DNS server for DKIM verification, IP or IP:PORT (repeatable).
+    #[arg(long = "nameserver", value_parser = crate::config::parse_nameserver)]
+    pub nameservers: Vec<std::net::SocketAddr>,
+    #[arg(long, value_enum, default_value = "text")]
+    pub format: Format,
+}
+
+#[derive(Args, Debug)]
+pub struct DemoArgs {
+    /// Address to listen on.
+    #[arg(long = "web.listen-address", default_value = crate::config::DEFAULT_LISTEN_ADDRESS)]
+    pub listen_address: String,
+    #[command(flatten)]
+    pub log: LogArgs,
+}

@@ -1,0 +1,545 @@
+//! The one place where results become Prometheus series.
+//!
+//! Process-wide metrics (build info, reloads, DNS query outcomes, probe counters) live in a
+//! `prometheus` registry. Per-domain series are rendered to exposition text once, when a
+//! domain's report arrives, and kept per metric family; a scrape then only concatenates
+//! text. With 10,000 domains this keeps `/metrics` fast and never triggers DNS, and a
+//! report replaces its domain's series atomically, so a finding that has gone simply has
+//! no line any more.
+
+use std::collections::BTreeMap;
+use std::fmt::Write as _;
+use std::sync::{Arc, RwLock};
+use std::time::{SystemTime, UNIX_EPOCH};
+
+use prometheus::{
+    Encoder, Gauge, GaugeVec, HistogramOpts, HistogramVec, IntCounterVec, IntGauge, Opts, Registry,
+};
+
+use crate::checks::DomainReport;
+use crate::dns::QueryCounters;
+use crate::findings::Check;
+
+/// Per-domain metric families: (name, type, help).
+const FAMILIES: &[(&str, &str, &str)] = &[
+    (
+        "mailauth_dns_check_success",
+        "gauge",
+        "1 when the check was answered and has no error-severity finding.",
+    ),
+    (
+        "mailauth_dns_check_duration_seconds",
+        "gauge",
+        "Duration of the last run of the check.",
+    ),
+    (
+        "mailauth_dns_check_last_run_timestamp_seconds",
+        "gauge",
+        "When the check last ran (Unix time).",
+    ),
+    ("mailauth_finding", "gauge", "1 per active finding."),
+    (
+        "mailauth_spf_dns_lookups",
+        "gauge",
+        "DNS-querying SPF terms over the whole tree (RFC 7208 4.6.4, limit 10).",
+    ),
+    (
+        "mailauth_spf_void_lookups",
+        "gauge",
+        "SPF lookups answered NXDOMAIN or empty (limit 2).",
+    ),
+    (
+        "mailauth_spf_all_qualifier",
+        "gauge",
+        "1 for the qualifier of the SPF record's all term (none: no all).",
+    ),
+    (
+        "mailauth_spf_ip_pass",
+        "gauge",
+        "1 when the configured sending IP gets SPF pass for the identity.",
+    ),
+    (
+        "mailauth_dkim_key_bits",
+        "gauge",
+        "Size of the DKIM public key of the selector.",
+    ),
+    (
+        "mailauth_dkim_key_testing",
+        "gauge",
+        "1 when the DKIM key record has t=y.",
+    ),
+    (
+        "mailauth_dmarc_policy",
+        "gauge",
+        "1 for the effective DMARC policy.",
+    ),
+    (
+        "mailauth_dmarc_pct",
+        "gauge",
+        "The DMARC pct value (100 when absent).",
+    ),
+    (
+        "mailauth_record_change_timestamp_seconds",
+        "gauge",
+        "When the record's text last changed (Unix time).",
+    ),
+    (
+        "mailauth_mx_hosts",
+        "gauge",
+        "Number of MX hosts (0 for none or null MX).",
+    ),
+];
+
+const F_SUCCESS: usize = 0;
+const F_DURATION: usize = 1;
+const F_LAST_RUN: usize = 2;
+const F_FINDING: usize = 3;
+const F_SPF_LOOKUPS: usize = 4;
+const F_SPF_VOID: usize = 5;
+const F_SPF_ALL: usize = 6;
+const F_SPF_IP: usize = 7;
+const F_DKIM_BITS: usize = 8;
+const F_DKIM_TESTING: usize = 9;
+const F_DMARC_POLICY: usize = 10;
+const F_DMARC_PCT: usize = 11;
+const F_RECORD_CHANGE: usize = 12;
+const F_MX_HOSTS: usize = 13;
+
+/// The latest state of one domain.
+#[derive(Clone)]
+pub struct DomainEntry {
+    pub report: Arc<DomainReport>,
+    /// record name → (text, when it last changed)
+    pub changes: BTreeMap<String, (String, f64)>,
+    fragments: Arc<Vec<String>>,
+}
+
+pub struct Metrics {
+    registry: Registry,
+    domains: RwLock<BTreeMap<String, DomainEntry>>,
+    dns_queries: IntCounterVec,
+    query_counters: Arc<QueryCounters>,
+    pub reload_success: IntGauge,
+    pub reload_timestamp: Gauge,
+    pub dns_interval: Gauge,
+    pub probe_interval: Gauge,
+    pub domains_configured: IntGauge,
+    pub probe_success: GaugeVec,
+    pub probe_last_success: GaugeVec,
+    pub probe_delivery: HistogramVec,
+    pub probe_sent: IntCounterVec,
+    pub probe_failures: IntCounterVec,
+    pub auth_result: GaugeVec,
+    pub auth_disagreement: GaugeVec,
+}
+
+fn now_seconds() -> f64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map_or(0.0, |d| d.as_secs_f64())
+}
+
+fn unix(t: SystemTime) -> f64 {
+    t.duration_since(UNIX_EPOCH)
+        .map_or(0.0, |d| d.as_secs_f64())
+}
+
+impl Metrics {
+    pub fn new(query_counters: Arc<QueryCounters>) -> Arc<Self> {
+        let registry = Registry::new();
+        let reg = |c: Box<dyn prometheus::core::Collector>| {
+            registry.register(c).expect("unique metric names")
+        };
+        let build = GaugeVec::new(
+            Opts::new(
+                "mailauth_build_info",
+                "Build information; the value is always 1.",
+            ),
+            &["version", "revision", "rustversion"],
+        )
+        .expect("valid metric");
+        build
+            .with_label_values(&[
+                env!("CARGO_PKG_VERSION"),
+                env!("MAILAUTH_REVISION"),
+                env!("MAILAUTH_RUSTVERSION"),
+            ])
+            .set(1.0);
+        reg(Box::new(build));
+        let dns_queries = IntCounterVec::new(
+            Opts::new(
+                "mailauth_dns_queries_total",
+                "DNS queries sent, by outcome.",
+            ),
+            &["result"],
+        )
+        .expect("valid metric");
+        for (result, _) in query_counters.snapshot() {
+            dns_queries.with_label_values(&[result]);
+        }
+        reg(Box::new(dns_queries.clone()));
+        let gauge = |name: &str, help: &str| {
+            let g = Gauge::new(name, help).expect("valid metric");
+            reg(Box::new(g.clone()));
+            g
+        };
+        let int_gauge = |name: &str, help: &str| {
+            let g = IntGauge::new(name, help).expect("valid metric");
+            reg(Box::new(g.clone()));
+            g
+        };
+        let reload_success = int_gauge(
+            "mailauth_config_last_reload_successful",
+            "1 when the last configuration (re)load succeeded.",
+        );
+        let reload_timestamp = gauge(
+            "mailauth_config_last_reload_success_timestamp_seconds",
+            "When the configuration was last loaded successfully (Unix time).",
+        );
+        let dns_interval = gauge(
+            "mailauth_dns_interval_seconds",
+            "Configured interval between DNS checks of a domain.",
+        );
+        let probe_interval = gauge(
+            "mailauth_probe_interval_seconds",
+            "Configured interval between mail probes.",
+        );
+        let domains_configured = int_gauge("mailauth_domains", "Number of domains configured.");
+        let gauge_vec = |name: &str, help: &str, labels: &[&str]| {
+            let g = GaugeVec::new(Opts::new(name, help), labels).expect("valid metric");
+            reg(Box::new(g.clone()));
+            g
+        };
+        let counter_vec = |name: &str, help: &str, labels: &[&str]| {
+            let c = IntCounterVec::new(Opts::new(name, help), labels).expect("valid metric");
+            reg(Box::new(c.clone()));
+            c
+        };
+        let probe_success = gauge_vec(
+            "mailauth_probe_success",
+            "1 when the last probe round trip completed and every method passed.",
+            &["domain", "target"],
+        );
+        let probe_last_success = gauge_vec(
+            "mailauth_probe_last_success_timestamp_seconds",
+            "When a probe round trip last succeeded (Unix time).",
+            &["domain", "target"],
+        );
+        let probe_delivery = HistogramVec::new(
+            HistogramOpts::new(
+                "mailauth_probe_delivery_seconds",
+                "Time from submission accepted to arrival in the mailbox.",
+            )
+            .buckets(vec![
+                0.5, 1.0, 2.0, 5.0, 10.0, 20.0, 30.0, 60.0, 120.0, 300.0, 600.0, 1800.0,
+            ]),
+            &["domain", "target"],
+        )
+        .expect("valid metric");
+        reg(Box::new(probe_delivery.clone()));
+        let probe_sent = counter_vec(
+            "mailauth_probe_sent_total",
+            "Probe messages accepted for delivery.",
+            &["domain", "target"],
+        );
+        let probe_failures = counter_vec(
+            "mailauth_probe_failures_total",
+            "Probe failures by stage (send, receive_timeout, mailbox, parse).",
+            &["domain", "target", "stage"],
+        );
+        let auth_result = gauge_vec(
+            "mailauth_auth_result",
+            "1 for the latest result per method and source.",
+            &["domain", "target", "source", "method", "result"],
+        );
+        let auth_disagreement = gauge_vec(
+            "mailauth_auth_disagreement",
+            "1 when the sources disagree on the latest probe.",
+            &["domain", "method"],
+        );
+        Arc::new(Self {
+            registry,
+            domains: RwLock::new(BTreeMap::new()),
+            dns_queries,
+            query_counters,
+            reload_success,
+            reload_timestamp,
+            dns_interval,
+            probe_interval,
+            domains_configured,
+            probe_success,
+            probe_last_success,
+            probe_delivery,
+            probe_sent,
+            probe_failures,
+            auth_result,
+            auth_disagreement,
+        })
+    }
+
+    /// Stores a domain's new report, replacing all its series at once.
+    pub fn record_domain(&self, report: DomainReport) {
+        let now = now_seconds();
+        let mut domains = self.domains.write().expect("metrics lock");
+        let mut changes = domains
+            .get(&report.domain)
+            .map(|e| e.changes.clone())
+            .unwrap_or_default();
+        for (record, text) in report.record_texts() {
+            match changes.get(&record) {
+                Some((old, _)) if *old == text => {}
+                _ => {
+                    changes.insert(record, (text, now));
+                }
+            }
+        }
+        let fragments = Arc::new(render_domain(&report, &changes));
+        let domain = report.domain.clone();
+        domains.insert(
+            domain,
+            DomainEntry {
+                report: Arc::new(report),
+                changes,
+                fragments,
+            },
+        );
+    }
+
+    /// Drops domains no longer configured (their series disappear).
+    pub fn retain_domains(&self, keep: &std::collections::HashSet<String>) {
+        self.domains
+            .write()
+            .expect("metrics lock")
+            .retain(|d, _| keep.contains(d));
+    }
+
+    pub fn domain_entries(&self) -> Vec<DomainEntry> {
+        self.domains
+            .read()
+            .expect("metrics lock")
+            .values()
+            .cloned()
+            .collect()
+    }
+
+    pub fn domain_entry(&self, domain: &str) -> Option<DomainEntry> {
+        self.domains
+            .read()
+            .expect("metrics lock")
+            .get(domain)
+            .cloned()
+    }
+
+    /// The whole exposition text.
+    pub fn render(&self) -> String {
+        for (result, count) in self.query_counters.snapshot() {
+            let counter = self.dns_queries.with_label_values(&[result]);
+            let seen = counter.get();
+            if count > seen {
+                counter.inc_by(count - seen);
+            }
+        }
+        let mut out = Vec::with_capacity(64 * 1024);
+        let encoder = prometheus::TextEncoder::new();
+        if let Err(e) = encoder.encode(&self.registry.gather(), &mut out) {
+            tracing::error!("cannot encode metrics: {e}");
+        }
+        let mut text = String::from_utf8(out).unwrap_or_default();
+        let fragments: Vec<Arc<Vec<String>>> = self
+            .domains
+            .read()
+            .expect("metrics lock")
+            .values()
+            .map(|e| e.fragments.clone())
+            .collect();
+        for (i, (name, kind, help)) in FAMILIES.iter().enumerate() {
+            let _ = writeln!(text, "# HELP {name} {help}\n# TYPE {name} {kind}");
+            for f in &fragments {
+                text.push_str(&f[i]);
+            }
+        }
+        text
+    }
+
+    /// Renders only one domain's series (for `/probe?domain=`).
+    pub fn render_domain_only(&self, domain: &str) -> Option<String> {
+        let entry = self.domain_entry(domain)?;
+        let mut text = String::new();
+        for (i, (name, kind, help)) in FAMILIES.iter().enumerate() {
+            let _ = writeln!(text, "# HELP {name} {help}\n# TYPE {name} {kind}");
+            text.push_str(&entry.fragments[i]);
+        }
+        Some(text)
+    }
+}
+
+/// Escapes a label value for the text exposition format.
+fn esc(value: &str) -> String {
+    value
+        .replace('\\', "\\\\")
+        .replace('"', "\\\"")
+        .replace('\n', "\\n")
+}
+
+fn line(out: &mut String, name: &str, labels: &[(&str, &str)], value: f64) {
+    out.push_str(name);
+    out.push('{');
+    for (i, (k, v)) in labels.iter().enumerate() {
+        if i > 0 {
+            out.push(',');
+        }
+        let _ = write!(out, "{k}=\"{}\"", esc(v));
+    }
+    let _ = writeln!(out, "}} {value}");
+}
+
+fn render_domain(report: &DomainReport, changes: &BTreeMap<String, (String, f64)>) -> Vec<String> {
+    let mut f = vec![String::new(); FAMILIES.len()];
+    let d = report.domain.as_str();
+    let ts = unix(report.checked_at);
+    for outcome in &report.outcomes {
+        let check = outcome.check.as_str();
+        let labels = [("domain", d), ("check", check)];
+        line(
+            &mut f[F_SUCCESS],
+            FAMILIES[F_SUCCESS].0,
+            &labels,
+            f64::from(u8::from(outcome.success(&report.findings))),
+        );
+        line(
+            &mut f[F_DURATION],
+            FAMILIES[F_DURATION].0,
+            &labels,
+            outcome.duration.as_secs_f64(),
+        );
+        line(&mut f[F_LAST_RUN], FAMILIES[F_LAST_RUN].0, &labels, ts);
+    }
+    // One series per distinct (check, code, severity); a code found twice is still one alert.
+    let mut seen = std::collections::BTreeSet::new();
+    for finding in &report.findings {
+        let key = (
+            finding.check.as_str(),
+            finding.code.as_str(),
+            finding.severity.as_str(),
+        );
+        if seen.insert(key) {
+            line(
+                &mut f[F_FINDING],
+                FAMILIES[F_FINDING].0,
+                &[
+                    ("domain", d),
+                    ("check", key.0),
+                    ("code", key.1),
+                    ("severity", key.2),
+                ],
+                1.0,
+            );
+        }
+    }
+    if report.outcome(Check::Spf).is_some_and(|o| o.answered) {
+        let spf = &report.spf;
+        if spf.record.is_some() {
+            line(
+                &mut f[F_SPF_LOOKUPS],
+                FAMILIES[F_SPF_LOOKUPS].0,
+                &[("domain", d)],
+                spf.dns_lookups.into(),
+            );
+            line(
+                &mut f[F_SPF_VOID],
+                FAMILIES[F_SPF_VOID].0,
+                &[("domain", d)],
+                spf.void_lookups.into(),
+            );
+            let q = spf.all.unwrap_or("none");
+            line(
+                &mut f[F_SPF_ALL],
+                FAMILIES[F_SPF_ALL].0,
+                &[("domain", d), ("qualifier", q)],
+                1.0,
+            );
+        }
+        for r in &spf.ip_results {
+            let ip = r.ip.to_string();
+            let identity = match r.identity {
+                crate::dns::spf::Identity::MailFrom => "mailfrom",
+                crate::dns::spf::Identity::Helo => "helo",
+            };
+            let pass = f64::from(u8::from(r.result == crate::dns::spf::SpfResult::Pass));
+            line(
+                &mut f[F_SPF_IP],
+                FAMILIES[F_SPF_IP].0,
+                &[("domain", d), ("ip", &ip), ("identity", identity)],
+                pass,
+            );
+        }
+    }
+    for key in &report.dkim.keys {
+        if let (Some(bits), Some(kt)) = (key.key_bits, key.key_type.as_deref()) {
+            let labels = [
+                ("domain", d),
+                ("selector", key.selector.as_str()),
+                ("key_type", kt),
+            ];
+            line(
+                &mut f[F_DKIM_BITS],
+                FAMILIES[F_DKIM_BITS].0,
+                &labels,
+                bits.into(),
+            );
+        }
+        if key.key_type.is_some() {
+            let labels = [("domain", d), ("selector", key.selector.as_str())];
+            line(
+                &mut f[F_DKIM_TESTING],
+                FAMILIES[F_DKIM_TESTING].0,
+                &labels,
+                f64::from(u8::from(key.testing)),
+            );
+        }
+    }
+    if let Some(policy) = report.dmarc.effective_policy {
+        line(
+            &mut f[F_DMARC_POLICY],
+            FAMILIES[F_DMARC_POLICY].0,
+            &[("domain", d), ("policy", policy.as_str())],
+            1.0,
+        );
+    }
+    if report.dmarc.record.is_some() {
+        let pct = report.dmarc.pct.unwrap_or(100);
+        line(
+            &mut f[F_DMARC_PCT],
+            FAMILIES[F_DMARC_PCT].0,
+            &[("domain", d)],
+            pct.into(),
+        );
+    }
+    for (record, (_, when)) in changes {
+        line(
+            &mut f[F_RECORD_CHANGE],
+            FAMILIES[F_RECORD_CHANGE].0,
+            &[("domain", d), ("record", record)],
+            *when,
+        );
+    }
+    if report.outcome(Check::Mx).is_some_and(|o| o.answered) {
+        line(
+            &mut f[F_MX_HOSTS],
+            FAMILIES[F_MX_HOSTS].0,
+            &[("domain", d)],
+            report.mx.hosts.len() as f64,
+        );
+    }
+    f
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn label_values_are_escaped() {
+        assert_eq!(esc("a\"b\\c\nd"), "a\\\"b\\\\c\\nd");
+    }
+}

@@ -1,0 +1,199 @@
+//! The landing page on `/`: every domain with the status of each check, and a page per
+//! domain with its findings, what they mean and how to fix them. Plain HTML, no scripts.
+
+use std::fmt::Write as _;
+
+use crate::app::App;
+use crate::checks::DomainReport;
+use crate::findings::{Check, Severity};
+
+pub fn escape(text: &str) -> String {
+    let mut out = String::with_capacity(text.len());
+    for c in text.chars() {
+        match c {
+            '&' => out.push_str("&amp;"),
+            '<' => out.push_str("&lt;"),
+            '>' => out.push_str("&gt;"),
+            '"' => out.push_str("&quot;"),
+            '\'' => out.push_str("&#39;"),
+            _ => out.push(c),
+        }
+    }
+    out
+}
+
+const STYLE: &str = "body{font-family:sans-serif;margin:2em}table{border-collapse:collapse}\
+td,th{border:1px solid #ccc;padding:4px 8px;text-align:left}.ok{background:#d4f7d4}\
+.fail{background:#f7d4d4}.unknown{background:#eee}.warning{background:#fff1c2}\
+.error{background:#f7d4d4}.info{background:#e3ecff}code{font-size:90%}";
+
+fn page(title: &str, body: &str) -> String {
+    format!(
+        "<!DOCTYPE html><html><head><meta charset=\"utf-8\"><title>{t}</title><style>{STYLE}</style></head>\
+         <body><h1>{t}</h1>{body}</body></html>",
+        t = escape(title)
+    )
+}
+
+const COLUMNS: [Check; 6] = [
+    Check::Spf,
+    Check::Dkim,
+    Check::Dmarc,
+    Check::Mx,
+    Check::Ptr,
+    Check::Parked,
+];
+
+fn status_cell(report: &DomainReport, check: Check) -> String {
+    match report.outcome(check) {
+        None => "<td>–</td>".to_string(),
+        Some(o) if !o.answered => "<td class=\"unknown\">unknown</td>".to_string(),
+        Some(o) if o.success(&report.findings) => {
+            let warned = report
+                .findings
+                .iter()
+                .any(|f| f.check == check && f.severity == Severity::Warning);
+            if warned {
+                "<td class=\"warning\">warning</td>".into()
+            } else {
+                "<td class=\"ok\">ok</td>".into()
+            }
+        }
+        Some(_) => "<td class=\"fail\">FAIL</td>".to_string(),
+    }
+}
+
+pub fn render_index(app: &App) -> String {
+    let config = app.config();
+    let entries = app.metrics.domain_entries();
+    let mut body = String::new();
+    let _ = write!(
+        body,
+        "<p>mailauth-exporter {} — watches SPF, DKIM, DMARC, MX and reverse DNS. \
+         <a href=\"/metrics\">Metrics</a> · <a href=\"/-/healthy\">Health</a></p>",
+        env!("CARGO_PKG_VERSION")
+    );
+    let _ = write!(
+        body,
+        "<p>{} domain(s) configured, {} checked so far.</p>",
+        config.domains.len(),
+        entries.len()
+    );
+    body.push_str("<table><tr><th>Domain</th>");
+    for c in COLUMNS {
+        let _ = write!(body, "<th>{}</th>", c.as_str());
+    }
+    body.push_str("<th>Errors</th><th>Warnings</th><th>Last check</th></tr>");
+    for domain in &config.domains {
+        let name = crate::dns::normalize_name(domain.name());
+        let link = format!("<a href=\"/domain/{0}\">{0}</a>", escape(&name));
+        match entries.iter().find(|e| e.report.domain == name) {
+            None => {
+                let _ = write!(
+                    body,
+                    "<tr><td>{link}</td><td colspan=\"9\">not checked yet</td></tr>"
+                );
+            }
+            Some(entry) => {
+                let r = &entry.report;
+                let _ = write!(body, "<tr><td>{link}</td>");
+                for c in COLUMNS {
+                    body.push_str(&status_cell(r, c));
+                }
+                let count = |s| r.findings.iter().filter(|f| f.severity == s).count();
+                let ago = r.checked_at.elapsed().map_or(0, |d| d.as_secs());
+                let _ = write!(
+                    body,
+                    "<td>{}</td><td>{}</td><td>{ago} s ago</td></tr>",
+                    count(Severity::Error),
+                    count(Severity::Warning)
+                );
+            }
+        }
+    }
+    body.push_str("</table>");
+    page("mailauth-exporter", &body)
+}
+
+pub fn render_domain(app: &App, name: &str) -> Option<String> {
+    let name = crate::dns::normalize_name(name);
+    let config = app.config();
+    config.domain(&name)?;
+    let mut body = String::from("<p><a href=\"/\">← all domains</a></p>");
+    let Some(entry) = app.metrics.domain_entry(&name) else {
+        body.push_str("<p>Not checked yet.</p>");
+        return Some(page(&name, &body));
+    };
+    let r = &entry.report;
+    body.push_str("<h2>Records</h2><table>");
+    let row = |b: &mut String, k: &str, v: &str| {
+        let _ = write!(
+            b,
+            "<tr><th>{}</th><td><code>{}</code></td></tr>",
+            escape(k),
+            escape(v)
+        );
+    };
+    row(
+        &mut body,
+        "SPF",
+        r.spf.record.as_deref().unwrap_or("(none)"),
+    );
+    if r.spf.record.is_some() {
+        row(
+            &mut body,
+            "SPF lookups",
+            &format!("{} of 10 ({} void)", r.spf.dns_lookups, r.spf.void_lookups),
+        );
+    }
+    for key in &r.dkim.keys {
+        let desc = match (&key.key_type, key.key_bits) {
+            (Some(t), Some(b)) => {
+                format!("{t} {b} bits{}", if key.testing { ", testing" } else { "" })
+            }
+            _ => "(no usable key)".to_string(),
+        };
+        row(&mut body, &format!("DKIM {}", key.selector), &desc);
+    }
+    row(
+        &mut body,
+        "DMARC",
+        r.dmarc.record.as_deref().unwrap_or("(none)"),
+    );
+    if let Some(at) = &r.dmarc.found_at {
+        row(&mut body, "DMARC found at", at);
+    }
+    let mx: Vec<String> =
+        r.mx.hosts
+            .iter()
+            .map(|h| format!("{} {}", h.preference, h.host))
+            .collect();
+    row(
+        &mut body,
+        "MX",
+        &if r.mx.null_mx {
+            "null MX".to_string()
+        } else {
+            mx.join(", ")
+        },
+    );
+    body.push_str("</table><h2>Findings</h2>");
+    if r.findings.is_empty() {
+        body.push_str("<p class=\"ok\">No findings.</p>");
+    } else {
+        body.push_str("<table><tr><th>Severity</th><th>Code</th><th>Message</th><th>Meaning</th><th>Fix</th></tr>");
+        for f in &r.findings {
+            let _ = write!(
+                body,
+                "<tr class=\"{s}\"><td>{s}</td><td><code>{}</code></td><td>{}</td><td>{}</td><td>{}</td></tr>",
+                f.code.as_str(),
+                escape(&f.message),
+                escape(f.code.explanation()),
+                escape(f.code.fix()),
+                s = f.severity.as_str()
+            );
+        }
+        body.push_str("</table>");
+    }
+    Some(page(&name, &body))
+}

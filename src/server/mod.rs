@@ -1,0 +1,117 @@
+//! HTTP: `/metrics`, the landing page, health and lifecycle endpoints. Scrapes only read
+//! the latest results; they never trigger DNS.
+
+mod landing;
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+
+use axum::extract::{Path, State};
+use axum::http::{header, StatusCode};
+use axum::response::{Html, IntoResponse, Response};
+use axum::routing::{get, post};
+use axum::Router;
+
+use crate::app::App;
+
+pub fn router(app: Arc<App>) -> Router {
+    Router::new()
+        .route("/", get(landing_page))
+        .route("/domain/{name}", get(domain_page))
+        .route("/metrics", get(metrics))
+        .route("/-/healthy", get(|| async { "Healthy\n" }))
+        .route("/-/ready", get(|| async { "Ready\n" }))
+        .route("/-/reload", post(reload))
+        .with_state(app)
+}
+
+async fn metrics(State(app): State<Arc<App>>) -> Response {
+    let body = app.metrics.render();
+    (
+        [(
+            header::CONTENT_TYPE,
+            "text/plain; version=0.0.4; charset=utf-8",
+        )],
+        body,
+    )
+        .into_response()
+}
+
+async fn landing_page(State(app): State<Arc<App>>) -> Html<String> {
+    Html(landing::render_index(&app))
+}
+
+async fn domain_page(State(app): State<Arc<App>>, Path(name): Path<String>) -> Response {
+    match landing::render_domain(&app, &name) {
+        Some(page) => Html(page).into_response(),
+        None => (
+            StatusCode::NOT_FOUND,
+            format!("domain {name:?} is not configured\n"),
+        )
+            .into_response(),
+    }
+}
+
+async fn reload(State(app): State<Arc<App>>) -> Response {
+    if !app.lifecycle {
+        return (
+            StatusCode::FORBIDDEN,
+            "Lifecycle API is not enabled (set [exporter] enable_lifecycle or --web.enable-lifecycle).\n",
+        )
+            .into_response();
+    }
+    let app2 = app.clone();
+    match tokio::task::spawn_blocking(move || app2.reload()).await {
+        Ok(Ok(())) => (StatusCode::OK, "configuration reloaded\n").into_response(),
+        Ok(Err(e)) => (
+            StatusCode::INTERNAL_SERVER_ERROR,
+            format!("reload failed: {e}\n"),
+        )
+            .into_response(),
+        Err(_) => (StatusCode::INTERNAL_SERVER_ERROR, "reload failed\n").into_response(),
+    }
+}
+
+/// Serves until SIGTERM/SIGINT; SIGHUP reloads the configuration.
+pub async fn serve(app: Arc<App>, addr: SocketAddr) -> std::io::Result<()> {
+    let listener = tokio::net::TcpListener::bind(addr).await?;
+    serve_on(app, listener).await
+}
+
+pub async fn serve_on(app: Arc<App>, listener: tokio::net::TcpListener) -> std::io::Result<()> {
+    tracing::info!(address = %listener.local_addr()?, "listening");
+    #[cfg(unix)]
+    {
+        let app = app.clone();
+        tokio::spawn(async move {
+            use tokio::signal::unix::{signal, SignalKind};
+            let Ok(mut hup) = signal(SignalKind::hangup()) else {
+                return;
+            };
+            while hup.recv().await.is_some() {
+                let app = app.clone();
+                let _ = tokio::task::spawn_blocking(move || app.reload()).await;
+            }
+        });
+    }
+    let result = axum::serve(listener, router(app.clone()))
+        .with_graceful_shutdown(shutdown_signal())
+        .await;
+    app.stop();
+    result
+}
+
+async fn shutdown_signal() {
+    #[cfg(unix)]
+    {
+        use tokio::signal::unix::{signal, SignalKind};
+        let mut term = signal(SignalKind::terminate()).expect("SIGTERM handler");
+        tokio::select! {
+            _ = term.recv() => {},
+            _ = tokio::signal::ctrl_c() => {},
+        }
+    }
+    #[cfg(not(unix))]
+    let _ = tokio::signal::ctrl_c().await;
+    tracing::info!("shutting down");
+}
