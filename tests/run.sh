@@ -1,0 +1,34 @@
+#!/usr/bin/env bash
+# The whole test suite, from a fresh machine: installs what the tests need, then runs them.
+# Usage: tests/run.sh            (README's test command; .ci/run calls it)
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+need_apt=()
+command -v promtool >/dev/null 2>&1 || need_apt+=(prometheus)
+if [ ${#need_apt[@]} -gt 0 ]; then
+  if [ "$(id -u)" -ne 0 ]; then
+    echo "tests/run.sh: need root to apt-get install ${need_apt[*]}" >&2
+    exit 1
+  fi
+  # Debian's packages must not start their services on this machine.
+  if [ ! -e /usr/sbin/policy-rc.d ]; then
+    printf '#!/bin/sh\nexit 101\n' > /usr/sbin/policy-rc.d && chmod 755 /usr/sbin/policy-rc.d
+  fi
+  export DEBIAN_FRONTEND=noninteractive
+  apt-get update -qq
+  apt-get install -y -qq --no-install-recommends "${need_apt[@]}" >/dev/null
+fi
+
+if [ ! -d ../shared/corpus ]; then
+  echo "tests/run.sh: ../shared/corpus is missing (the corpus tests read it)" >&2
+  exit 1
+fi
+
+cargo test 2>&1 | tee target/test-output.txt
+if [ -x tests/promtool.sh ] || [ -f tests/promtool.sh ]; then
+  bash tests/promtool.sh
+fi
+if [ -f tests/dashboards_lint.py ]; then
+  python3 tests/dashboards_lint.py
+fi
