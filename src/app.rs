@@ -15,6 +15,7 @@ use crate::scheduler::Scheduler;
 struct Running {
     config: Arc<Config>,
     scheduler: Option<Scheduler>,
+    dns: Option<Arc<dyn Dns>>,
 }
 
 pub struct App {
@@ -24,6 +25,8 @@ pub struct App {
     running: Mutex<Running>,
     /// `POST /-/reload` allowed.
     pub lifecycle: bool,
+    /// On-demand checks for `/probe`.
+    pub probes: crate::server::probe::ProbeCache,
 }
 
 /// Builds the resolver stack a configuration asks for.
@@ -53,8 +56,10 @@ impl App {
             running: Mutex::new(Running {
                 config: Arc::new(Config::parse("", "".as_ref()).expect("empty config")),
                 scheduler: None,
+                dns: None,
             }),
             lifecycle: lifecycle || config.exporter.enable_lifecycle,
+            probes: crate::server::probe::ProbeCache::new(config.exporter.concurrency),
         });
         app.apply(config)?;
         Ok(app)
@@ -77,7 +82,7 @@ impl App {
             .probe_interval
             .set(config.exporter.probe_interval.as_secs_f64());
         let scheduler = Scheduler::start(
-            dns,
+            dns.clone(),
             self.metrics.clone(),
             domains,
             config.exporter.dns_interval,
@@ -88,6 +93,7 @@ impl App {
             old.stop();
         }
         running.scheduler = Some(scheduler);
+        running.dns = Some(dns);
         running.config = Arc::new(config);
         self.metrics.reload_success.set(1);
         let now = SystemTime::now()
@@ -95,6 +101,15 @@ impl App {
             .map_or(0.0, |d| d.as_secs_f64());
         self.metrics.reload_timestamp.set(now);
         Ok(())
+    }
+
+    /// The resolver stack of the running config.
+    pub fn dns(&self) -> Arc<dyn Dns> {
+        let running = self.running.lock().expect("app lock");
+        running
+            .dns
+            .clone()
+            .expect("dns is set once the app has started")
     }
 
     pub fn config(&self) -> Arc<Config> {

@@ -361,15 +361,18 @@ impl Metrics {
         text
     }
 
-    /// Renders only one domain's series (for `/probe?domain=`).
-    pub fn render_domain_only(&self, domain: &str) -> Option<String> {
-        let entry = self.domain_entry(domain)?;
+    /// The series of one report that is not kept in the store (`/probe?domain=`).
+    pub fn render_report(report: &DomainReport) -> String {
+        let fragments = render_domain(report, &BTreeMap::new());
         let mut text = String::new();
         for (i, (name, kind, help)) in FAMILIES.iter().enumerate() {
+            if fragments[i].is_empty() {
+                continue;
+            }
             let _ = writeln!(text, "# HELP {name} {help}\n# TYPE {name} {kind}");
-            text.push_str(&entry.fragments[i]);
+            text.push_str(&fragments[i]);
         }
-        Some(text)
+        text
     }
 }
 

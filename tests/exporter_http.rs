@@ -3,6 +3,8 @@
 
 mod util;
 
+use util::http::{get, http};
+
 use std::path::Path;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -18,53 +20,21 @@ struct Running {
     _app: Arc<App>,
 }
 
-async fn start(config_text: impl FnOnce(&ZoneServer) -> (Config, Option<std::path::PathBuf>), lifecycle: bool) -> Running {
+async fn start(
+    config_text: impl FnOnce(&ZoneServer) -> (Config, Option<std::path::PathBuf>),
+    lifecycle: bool,
+) -> Running {
     let zones = demo::start_zone_server().await.unwrap();
     let (config, path) = config_text(&zones);
     let app = App::start(config, path, lifecycle).unwrap();
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let base = format!("http://{}", listener.local_addr().unwrap());
     tokio::spawn(mailauth_exporter::server::serve_on(app.clone(), listener));
-    Running { base, _zones: zones, _app: app }
-}
-
-async fn get(url: &str) -> (u16, String) {
-    http(url, "GET").await
-}
-
-/// A minimal HTTP/1.1 client (one request per connection), enough for these tests.
-async fn http(url: &str, method: &str) -> (u16, String) {
-    use tokio::io::{AsyncReadExt, AsyncWriteExt};
-    let rest = url.strip_prefix("http://").unwrap();
-    let (host, path) = rest.split_at(rest.find('/').unwrap_or(rest.len()));
-    let path = if path.is_empty() { "/" } else { path };
-    let mut stream = tokio::net::TcpStream::connect(host).await.unwrap();
-    let req = format!("{method} {path} HTTP/1.1\r\nHost: {host}\r\nConnection: close\r\nContent-Length: 0\r\n\r\n");
-    stream.write_all(req.as_bytes()).await.unwrap();
-    let mut buf = Vec::new();
-    stream.read_to_end(&mut buf).await.unwrap();
-    let text = String::from_utf8_lossy(&buf).into_owned();
-    let status: u16 = text.split_whitespace().nth(1).unwrap().parse().unwrap();
-    let body_start = text.find("\r\n\r\n").map_or(text.len(), |i| i + 4);
-    let head = &text[..body_start];
-    let mut body = text[body_start..].to_string();
-    if head.to_ascii_lowercase().contains("transfer-encoding: chunked") {
-        body = dechunk(&body);
+    Running {
+        base,
+        _zones: zones,
+        _app: app,
     }
-    (status, body)
-}
-
-fn dechunk(mut s: &str) -> String {
-    let mut out = String::new();
-    while let Some(i) = s.find("\r\n") {
-        let size = usize::from_str_radix(s[..i].trim(), 16).unwrap_or(0);
-        if size == 0 {
-            break;
-        }
-        out.push_str(&s[i + 2..i + 2 + size]);
-        s = &s[i + 2 + size + 2..];
-    }
-    out
 }
 
 /// Polls `/metrics` until `pred` holds (deadline, not a fixed sleep).
@@ -76,7 +46,10 @@ async fn metrics_until(base: &str, what: &str, pred: impl Fn(&str) -> bool) -> S
         if pred(&body) {
             return body;
         }
-        assert!(Instant::now() < deadline, "timed out waiting for {what}; last scrape:\n{body}");
+        assert!(
+            Instant::now() < deadline,
+            "timed out waiting for {what}; last scrape:\n{body}"
+        );
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
 }
@@ -93,7 +66,9 @@ fn has(body: &str, line: &str) -> bool {
 async fn metrics_show_every_domain_with_build_info_and_pass_promtool() {
     let r = start(demo, false).await;
     let body = metrics_until(&r.base, "all 7 domains", |b| {
-        b.matches("mailauth_dns_check_last_run_timestamp_seconds{domain=").count() >= 7 * 3
+        b.matches("mailauth_dns_check_last_run_timestamp_seconds{domain=")
+            .count()
+            >= 7 * 3
     })
     .await;
     assert!(body.contains("mailauth_build_info{revision=\""), "{body}");
@@ -101,14 +76,36 @@ async fn metrics_show_every_domain_with_build_info_and_pass_promtool() {
     assert!(has(&body, "mailauth_domains 7"));
     assert!(has(&body, "mailauth_dns_interval_seconds 30"));
     // dnsfail.demo.test answers SERVFAIL: its checks are unknown, never "missing".
-    assert!(has(&body, r#"mailauth_dns_check_success{domain="dnsfail.demo.test",check="spf"} 0"#), "{body}");
-    assert!(has(&body, r#"mailauth_finding{domain="dnsfail.demo.test",check="spf",code="dns.error",severity="error"} 1"#), "{body}");
+    assert!(
+        has(
+            &body,
+            r#"mailauth_dns_check_success{domain="dnsfail.demo.test",check="spf"} 0"#
+        ),
+        "{body}"
+    );
+    assert!(
+        has(
+            &body,
+            r#"mailauth_finding{domain="dnsfail.demo.test",check="spf",code="dns.error",severity="error"} 1"#
+        ),
+        "{body}"
+    );
     assert!(!body.contains(r#"domain="dnsfail.demo.test",check="spf",code="spf.missing""#));
     assert!(body.contains(r#"mailauth_dns_queries_total{result="servfail"} "#));
     assert!(!has(&body, r#"mailauth_dns_queries_total{result="ok"} 0"#));
     // The parked domain done right has no parked finding; the sloppy one has all three.
-    assert!(has(&body, r#"mailauth_dns_check_success{domain="parked.demo.test",check="parked"} 1"#), "{body}");
-    for code in ["parked.spf_not_fail_all", "parked.dmarc_not_reject", "parked.mx_not_null"] {
+    assert!(
+        has(
+            &body,
+            r#"mailauth_dns_check_success{domain="parked.demo.test",check="parked"} 1"#
+        ),
+        "{body}"
+    );
+    for code in [
+        "parked.spf_not_fail_all",
+        "parked.dmarc_not_reject",
+        "parked.mx_not_null",
+    ] {
         let series = format!(r#"domain="sloppy-parked.demo.test",check="parked",code="{code}""#);
         assert!(body.contains(&series), "missing {series}");
     }
@@ -125,20 +122,43 @@ fn promtool_check_metrics(body: &str) {
         .stderr(std::process::Stdio::piped())
         .spawn()
         .expect("promtool not found: run tests/run.sh, which installs the prometheus package");
-    child.stdin.take().unwrap().write_all(body.as_bytes()).unwrap();
+    child
+        .stdin
+        .take()
+        .unwrap()
+        .write_all(body.as_bytes())
+        .unwrap();
     let out = child.wait_with_output().unwrap();
-    let text = format!("{}{}", String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr));
-    assert!(out.status.success(), "promtool check metrics failed:\n{text}");
+    let text = format!(
+        "{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(
+        out.status.success(),
+        "promtool check metrics failed:\n{text}"
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn landing_page_lists_domains_and_links_details() {
     let r = start(demo, false).await;
-    metrics_until(&r.base, "a checked domain", |b| b.contains("healthy.demo.test")).await;
+    metrics_until(&r.base, "a checked domain", |b| {
+        b.contains("healthy.demo.test")
+    })
+    .await;
     let (status, page) = get(&format!("{}/", r.base)).await;
     assert_eq!(status, 200);
-    for d in ["healthy.demo.test", "lookups.demo.test", "sloppy-parked.demo.test", "dnsfail.demo.test"] {
-        assert!(page.contains(&format!("<a href=\"/domain/{d}\">{d}</a>")), "{d} missing from landing page");
+    for d in [
+        "healthy.demo.test",
+        "lookups.demo.test",
+        "sloppy-parked.demo.test",
+        "dnsfail.demo.test",
+    ] {
+        assert!(
+            page.contains(&format!("<a href=\"/domain/{d}\">{d}</a>")),
+            "{d} missing from landing page"
+        );
     }
     assert!(page.contains("href=\"/metrics\""));
     let (status, detail) = get(&format!("{}/domain/sloppy-parked.demo.test", r.base)).await;
@@ -166,13 +186,21 @@ async fn reload_applies_good_config_and_keeps_old_on_bad() {
         true,
     )
     .await;
-    metrics_until(&r.base, "open.demo.test", |b| b.contains(r#"domain="open.demo.test""#)).await;
+    metrics_until(&r.base, "open.demo.test", |b| {
+        b.contains(r#"domain="open.demo.test""#)
+    })
+    .await;
 
     // Drop open.demo.test: its series vanish.
-    let text = std::fs::read_to_string(&path).unwrap().replace("name = \"open.demo.test\"", "name = \"other.demo.test\"");
+    let text = std::fs::read_to_string(&path)
+        .unwrap()
+        .replace("name = \"open.demo.test\"", "name = \"other.demo.test\"");
     std::fs::write(&path, text).unwrap();
     assert_eq!(http(&format!("{}/-/reload", r.base), "POST").await.0, 200);
-    let body = metrics_until(&r.base, "other.demo.test", |b| b.contains(r#"domain="other.demo.test""#)).await;
+    let body = metrics_until(&r.base, "other.demo.test", |b| {
+        b.contains(r#"domain="other.demo.test""#)
+    })
+    .await;
     assert!(!body.contains(r#"domain="open.demo.test""#));
 
     // A broken config is refused; the running one stays and the failure is visible.
@@ -184,4 +212,30 @@ async fn reload_applies_good_config_and_keeps_old_on_bad() {
     assert!(has(&body, "mailauth_config_last_reload_successful 0"));
     assert!(has(&body, "mailauth_domains 7"));
     assert!(Path::new(&path).exists());
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn probe_endpoint_checks_one_domain_on_demand() {
+    let r = start(demo, false).await;
+    let (status, body) = get(&format!("{}/probe?domain=Parked.Demo.Test.", r.base)).await;
+    assert_eq!(status, 200, "{body}");
+    assert!(
+        body.contains(r#"mailauth_dns_check_success{domain="parked.demo.test",check="parked"} 1"#),
+        "{body}"
+    );
+    assert!(body.contains("mailauth_probe_duration_seconds "));
+    assert!(
+        !body.contains("mailauth_build_info"),
+        "only the probed domain's series"
+    );
+    // A domain that is not configured is checked with default settings.
+    let (status, body) = get(&format!("{}/probe?domain=lookups.demo.test", r.base)).await;
+    assert_eq!(status, 200);
+    assert!(body.contains(r#"domain="lookups.demo.test""#));
+    assert!(!body.contains(r#"domain="parked.demo.test""#));
+    assert_eq!(get(&format!("{}/probe", r.base)).await.0, 400);
+    assert_eq!(
+        get(&format!("{}/probe?domain=bad%20name", r.base)).await.0,
+        400
+    );
 }

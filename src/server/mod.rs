@@ -2,11 +2,12 @@
 //! the latest results; they never trigger DNS.
 
 mod landing;
+pub mod probe;
 
 use std::net::SocketAddr;
 use std::sync::Arc;
 
-use axum::extract::{Path, State};
+use axum::extract::{Path, Query, State};
 use axum::http::{header, StatusCode};
 use axum::response::{Html, IntoResponse, Response};
 use axum::routing::{get, post};
@@ -19,6 +20,7 @@ pub fn router(app: Arc<App>) -> Router {
         .route("/", get(landing_page))
         .route("/domain/{name}", get(domain_page))
         .route("/metrics", get(metrics))
+        .route("/probe", get(probe_domain))
         .route("/-/healthy", get(|| async { "Healthy\n" }))
         .route("/-/ready", get(|| async { "Ready\n" }))
         .route("/-/reload", post(reload))
@@ -33,6 +35,33 @@ async fn metrics(State(app): State<Arc<App>>) -> Response {
             "text/plain; version=0.0.4; charset=utf-8",
         )],
         body,
+    )
+        .into_response()
+}
+
+#[derive(serde::Deserialize)]
+struct ProbeParams {
+    domain: Option<String>,
+}
+
+async fn probe_domain(State(app): State<Arc<App>>, Query(params): Query<ProbeParams>) -> Response {
+    let Some(domain) = params.domain.map(|d| crate::dns::normalize_name(&d)) else {
+        return (StatusCode::BAD_REQUEST, "domain parameter is missing\n").into_response();
+    };
+    if !crate::config::is_domain_name(&domain) {
+        return (
+            StatusCode::BAD_REQUEST,
+            format!("invalid domain {domain:?}\n"),
+        )
+            .into_response();
+    }
+    let text = app.probes.probe(&app, &domain).await;
+    (
+        [(
+            header::CONTENT_TYPE,
+            "text/plain; version=0.0.4; charset=utf-8",
+        )],
+        text.as_str().to_owned(),
     )
         .into_response()
 }

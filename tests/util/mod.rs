@@ -1,6 +1,9 @@
 //! Helpers shared by the integration tests: a real DNS server on loopback and clients of it.
 #![allow(dead_code)]
 
+pub mod http;
+pub mod prometheus;
+
 use std::sync::Arc;
 use std::time::Duration;
 

@@ -1,0 +1,42 @@
+//! A minimal HTTP/1.1 client (one request per connection), enough for the tests.
+
+pub async fn get(url: &str) -> (u16, String) {
+    http(url, "GET").await
+}
+
+pub async fn http(url: &str, method: &str) -> (u16, String) {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let rest = url.strip_prefix("http://").unwrap();
+    let (host, path) = rest.split_at(rest.find('/').unwrap_or(rest.len()));
+    let path = if path.is_empty() { "/" } else { path };
+    let mut stream = tokio::net::TcpStream::connect(host).await.unwrap();
+    let req = format!("{method} {path} HTTP/1.1\r\nHost: {host}\r\nConnection: close\r\nContent-Length: 0\r\n\r\n");
+    stream.write_all(req.as_bytes()).await.unwrap();
+    let mut buf = Vec::new();
+    stream.read_to_end(&mut buf).await.unwrap();
+    let text = String::from_utf8_lossy(&buf).into_owned();
+    let status: u16 = text.split_whitespace().nth(1).unwrap().parse().unwrap();
+    let body_start = text.find("\r\n\r\n").map_or(text.len(), |i| i + 4);
+    let head = &text[..body_start];
+    let mut body = text[body_start..].to_string();
+    if head
+        .to_ascii_lowercase()
+        .contains("transfer-encoding: chunked")
+    {
+        body = dechunk(&body);
+    }
+    (status, body)
+}
+
+fn dechunk(mut s: &str) -> String {
+    let mut out = String::new();
+    while let Some(i) = s.find("\r\n") {
+        let size = usize::from_str_radix(s[..i].trim(), 16).unwrap_or(0);
+        if size == 0 {
+            break;
+        }
+        out.push_str(&s[i + 2..i + 2 + size]);
+        s = &s[i + 2 + size + 2..];
+    }
+    out
+}

@@ -1,0 +1,134 @@
+//! A real Prometheus server (Debian's `prometheus` package) for the rule and dashboard
+//! tests: started on a free loopback port with a temporary TSDB, stopped on drop.
+
+use std::path::Path;
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use super::http::get;
+
+pub struct Prometheus {
+    child: Child,
+    pub base: String,
+    _dir: tempfile::TempDir,
+}
+
+impl Drop for Prometheus {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+}
+
+impl Prometheus {
+    /// Scrapes `target` (host:port) every second and evaluates `rules` (file contents) every second.
+    pub async fn start(target: &str, rules: &str) -> Prometheus {
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::write(dir.path().join("rules.yml"), rules).unwrap();
+        let config = format!(
+            "global:\n  scrape_interval: 1s\n  evaluation_interval: 1s\nrule_files: [rules.yml]\n\
+             scrape_configs:\n  - job_name: mailauth\n    static_configs:\n      - targets: ['{target}']\n"
+        );
+        std::fs::write(dir.path().join("prometheus.yml"), config).unwrap();
+        let port = free_port();
+        let log = std::fs::File::create(dir.path().join("prometheus.log")).unwrap();
+        let child = Command::new("prometheus")
+            .arg(format!("--config.file={}", dir.path().join("prometheus.yml").display()))
+            .arg(format!("--storage.tsdb.path={}", dir.path().join("data").display()))
+            .arg(format!("--web.listen-address=127.0.0.1:{port}"))
+            .stdout(Stdio::null())
+            .stderr(log)
+            .spawn()
+            .expect("prometheus not found: run tests/run.sh, which installs Debian's prometheus package");
+        let p = Prometheus {
+            child,
+            base: format!("http://127.0.0.1:{port}"),
+            _dir: dir,
+        };
+        let deadline = Instant::now() + Duration::from_secs(30);
+        loop {
+            if tokio::net::TcpStream::connect(("127.0.0.1", port))
+                .await
+                .is_ok()
+                && get(&format!("{}/-/ready", p.base)).await.0 == 200
+            {
+                return p;
+            }
+            assert!(
+                Instant::now() < deadline,
+                "prometheus did not become ready: {}",
+                p.log()
+            );
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+    }
+
+    pub fn log(&self) -> String {
+        std::fs::read_to_string(self._dir.path().join("prometheus.log")).unwrap_or_default()
+    }
+
+    /// `/api/v1/query` result as JSON.
+    pub async fn query(&self, promql: &str) -> serde_json::Value {
+        let url = format!("{}/api/v1/query?query={}", self.base, urlencode(promql));
+        let (status, body) = get(&url).await;
+        let v: serde_json::Value =
+            serde_json::from_str(&body).unwrap_or_else(|_| panic!("{status}: {body}"));
+        assert_eq!(v["status"], "success", "query {promql:?} failed: {body}");
+        v
+    }
+
+    /// Firing alerts as (alertname, labels) pairs.
+    pub async fn firing(&self) -> Vec<serde_json::Value> {
+        let (_, body) = get(&format!("{}/api/v1/alerts", self.base)).await;
+        let v: serde_json::Value = serde_json::from_str(&body).unwrap();
+        v["data"]["alerts"]
+            .as_array()
+            .cloned()
+            .unwrap_or_default()
+            .into_iter()
+            .filter(|a| a["state"] == "firing")
+            .collect()
+    }
+}
+
+pub fn urlencode(s: &str) -> String {
+    let mut out = String::new();
+    for b in s.bytes() {
+        if b.is_ascii_alphanumeric() || b"-_.~".contains(&b) {
+            out.push(b as char);
+        } else {
+            out.push_str(&format!("%{b:02X}"));
+        }
+    }
+    out
+}
+
+/// Rule text with every `for:` shortened, so that the test sees in seconds what production
+/// waits minutes for; the expressions themselves are unchanged.
+pub fn with_short_for(rules: &str) -> String {
+    rules
+        .lines()
+        .map(|l| {
+            let t = l.trim_start();
+            if t.starts_with("for:") {
+                format!("{}for: 1s", &l[..l.len() - t.len()])
+            } else {
+                l.to_string()
+            }
+        })
+        .collect::<Vec<_>>()
+        .join("\n")
+}
+
+pub fn repo_file(rel: &str) -> String {
+    let p = Path::new(env!("CARGO_MANIFEST_DIR")).join(rel);
+    std::fs::read_to_string(&p).unwrap_or_else(|e| panic!("{}: {e}", p.display()))
+}
