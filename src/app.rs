@@ -16,9 +16,11 @@ struct Running {
     config: Arc<Config>,
     scheduler: Option<Scheduler>,
     dns: Option<Arc<dyn Dns>>,
+    watcher: Option<tokio::task::JoinHandle<()>>,
 }
 
 pub struct App {
+    me: std::sync::Weak<App>,
     pub config_path: Option<PathBuf>,
     pub metrics: Arc<Metrics>,
     counters: Arc<QueryCounters>,
@@ -49,7 +51,8 @@ impl App {
     ) -> Result<Arc<App>, String> {
         let counters = Arc::new(QueryCounters::default());
         let metrics = Metrics::new(counters.clone());
-        let app = Arc::new(App {
+        let app = Arc::new_cyclic(|me| App {
+            me: me.clone(),
             config_path,
             metrics,
             counters,
@@ -57,6 +60,7 @@ impl App {
                 config: Arc::new(Config::parse("", "".as_ref()).expect("empty config")),
                 scheduler: None,
                 dns: None,
+                watcher: None,
             }),
             lifecycle: lifecycle || config.exporter.enable_lifecycle,
             probes: crate::server::probe::ProbeCache::new(config.exporter.concurrency),
@@ -77,7 +81,11 @@ impl App {
                 tracing::warn!(mailbox = %name, host = %mailbox.host, "TLS certificate verification is OFF for this host");
             }
         }
-        let domains: Vec<DomainSpec> = config.domains.iter().map(DomainSpec::from).collect();
+        let file_domains = match &config.exporter.domains_file {
+            Some(path) => self.read_domains_file(path).unwrap_or_default(),
+            None => Vec::new(),
+        };
+        let domains = merge_domains(&config, &file_domains);
         self.metrics
             .probe_interval
             .set(config.exporter.probe_interval.as_secs_f64());
@@ -91,6 +99,16 @@ impl App {
         let mut running = self.running.lock().expect("app lock");
         if let Some(old) = running.scheduler.take() {
             old.stop();
+        }
+        if let Some(old) = running.watcher.take() {
+            old.abort();
+        }
+        if let (Some(path), Some(app)) = (&config.exporter.domains_file, self.me.upgrade()) {
+            running.watcher = Some(tokio::spawn(watch_domains_file(
+                app,
+                path.clone(),
+                config.exporter.domains_file_poll,
+            )));
         }
         running.scheduler = Some(scheduler);
         running.dns = Some(dns);
@@ -134,9 +152,73 @@ impl App {
         result
     }
 
+    /// Reads the domains file; problems are logged and reported, never fatal.
+    fn read_domains_file(&self, path: &std::path::Path) -> Option<Vec<String>> {
+        match crate::config::domains_file::read(path) {
+            Ok(list) => {
+                for skipped in &list.skipped {
+                    tracing::warn!("{}: {skipped}", path.display());
+                }
+                self.metrics.domains_file_ok.set(1);
+                Some(list.domains)
+            }
+            Err(e) => {
+                tracing::error!("domains file: {e}");
+                self.metrics.domains_file_ok.set(0);
+                None
+            }
+        }
+    }
+
     pub fn stop(&self) {
-        if let Some(s) = self.running.lock().expect("app lock").scheduler.take() {
+        let mut running = self.running.lock().expect("app lock");
+        if let Some(s) = running.scheduler.take() {
             s.stop();
+        }
+        if let Some(w) = running.watcher.take() {
+            w.abort();
+        }
+    }
+}
+
+/// The config's `[[domain]]` entries plus the file's domains with default checks.
+fn merge_domains(config: &Config, file_domains: &[String]) -> Vec<DomainSpec> {
+    let mut specs: Vec<DomainSpec> = config.domains.iter().map(DomainSpec::from).collect();
+    let known: std::collections::HashSet<String> = specs.iter().map(|s| s.name.clone()).collect();
+    for name in file_domains {
+        if !known.contains(name) {
+            specs.push(DomainSpec {
+                name: name.clone(),
+                ..Default::default()
+            });
+        }
+    }
+    specs
+}
+
+/// Polls the domains file and applies changes to the running scheduler.
+async fn watch_domains_file(app: Arc<App>, path: PathBuf, poll: std::time::Duration) {
+    let stamp = |p: &PathBuf| {
+        std::fs::metadata(p)
+            .ok()
+            .map(|m| (m.modified().ok(), m.len()))
+    };
+    let mut last = stamp(&path);
+    loop {
+        tokio::time::sleep(poll).await;
+        let now = stamp(&path);
+        if now == last {
+            continue;
+        }
+        last = now;
+        let Some(file_domains) = app.read_domains_file(&path) else {
+            continue;
+        };
+        let mut running = app.running.lock().expect("app lock");
+        let specs = merge_domains(&running.config, &file_domains);
+        if let Some(scheduler) = running.scheduler.as_mut() {
+            scheduler.sync(specs);
+            tracing::info!(domains = scheduler.domain_count(), "domains file re-read");
         }
     }
 }

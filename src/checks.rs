@@ -71,6 +71,42 @@ pub struct DomainReport {
 }
 
 impl DomainReport {
+    /// The report of a run that did not finish within `deadline`: every check unknown.
+    pub fn timed_out(spec: &DomainSpec, deadline: Duration) -> DomainReport {
+        let mut checks = vec![Check::Spf, Check::Dmarc, Check::Mx];
+        if !spec.dkim_selectors.is_empty() {
+            checks.insert(1, Check::Dkim);
+        }
+        if !spec.sending_ips.is_empty() || spec.helo.is_some() {
+            checks.push(Check::Ptr);
+        }
+        if spec.parked {
+            checks.push(Check::Parked);
+        }
+        let message = format!("the checks did not finish within {}s", deadline.as_secs());
+        DomainReport {
+            domain: normalize_name(&spec.name),
+            checked_at: SystemTime::now(),
+            outcomes: checks
+                .iter()
+                .map(|&check| CheckOutcome {
+                    check,
+                    answered: false,
+                    duration: deadline,
+                })
+                .collect(),
+            findings: checks
+                .iter()
+                .map(|&check| Finding::dns_error(check, message.clone()))
+                .collect(),
+            spf: SpfReport::default(),
+            dkim: DkimReport::default(),
+            dmarc: DmarcReport::default(),
+            mx: MxReport::default(),
+            ptr: PtrReport::default(),
+        }
+    }
+
     pub fn outcome(&self, check: Check) -> Option<&CheckOutcome> {
         self.outcomes.iter().find(|o| o.check == check)
     }

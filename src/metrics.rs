@@ -124,6 +124,7 @@ pub struct Metrics {
     pub dns_interval: Gauge,
     pub probe_interval: Gauge,
     pub domains_configured: IntGauge,
+    pub domains_file_ok: IntGauge,
     pub probe_success: GaugeVec,
     pub probe_last_success: GaugeVec,
     pub probe_delivery: HistogramVec,
@@ -205,6 +206,10 @@ impl Metrics {
             "Configured interval between mail probes.",
         );
         let domains_configured = int_gauge("mailauth_domains", "Number of domains configured.");
+        let domains_file_ok = int_gauge(
+            "mailauth_domains_file_last_read_successful",
+            "1 when the domains file was last read successfully (0 also when none is configured).",
+        );
         let gauge_vec = |name: &str, help: &str, labels: &[&str]| {
             let g = GaugeVec::new(Opts::new(name, help), labels).expect("valid metric");
             reg(Box::new(g.clone()));
@@ -267,6 +272,7 @@ impl Metrics {
             dns_interval,
             probe_interval,
             domains_configured,
+            domains_file_ok,
             probe_success,
             probe_last_success,
             probe_delivery,

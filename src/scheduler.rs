@@ -3,22 +3,28 @@
 //! Each domain has its own loop, so a slow or failing domain delays nobody else; a
 //! semaphore bounds how many run at once, and each loop's phase is jittered so that
 //! thousands of domains do not hit DNS at the same instant. A reload stops all loops and
-//! starts new ones from the new config; the old results stay until replaced.
+//! starts new ones from the new config; a changed domain list (domains file) only starts
+//! and stops the loops of the domains that changed. Old results stay until replaced.
 
-use std::collections::HashSet;
+use std::collections::{HashMap, HashSet};
 use std::sync::Arc;
 use std::time::Duration;
 
 use rand::Rng;
 use tokio::sync::Semaphore;
-use tokio::task::JoinSet;
+use tokio::task::{AbortHandle, JoinSet};
 
-use crate::checks::{check_domain, DomainSpec};
+use crate::checks::{check_domain, DomainReport, DomainSpec};
 use crate::dns::Dns;
 use crate::metrics::Metrics;
 
 /// The running DNS check loops of one configuration.
 pub struct Scheduler {
+    dns: Arc<dyn Dns>,
+    metrics: Arc<Metrics>,
+    interval: Duration,
+    permits: Arc<Semaphore>,
+    loops: HashMap<String, (DomainSpec, AbortHandle)>,
     tasks: JoinSet<()>,
 }
 
@@ -36,28 +42,73 @@ impl Scheduler {
         interval: Duration,
         concurrency: usize,
     ) -> Self {
-        let keep: HashSet<String> = domains.iter().map(|d| d.name.clone()).collect();
-        metrics.retain_domains(&keep);
-        metrics.domains_configured.set(domains.len() as i64);
         metrics.dns_interval.set(interval.as_secs_f64());
-        let permits = Arc::new(Semaphore::new(concurrency.max(1)));
-        let mut tasks = JoinSet::new();
-        for spec in domains {
-            let (dns, metrics, permits) = (dns.clone(), metrics.clone(), permits.clone());
-            tasks.spawn(async move {
-                loop {
-                    {
-                        let Ok(_permit) = permits.acquire().await else { return };
-                        match tokio::time::timeout(run_deadline(interval), check_domain(dns.as_ref(), &spec)).await {
-                            Ok(report) => metrics.record_domain(report),
-                            Err(_) => tracing::warn!(domain = %spec.name, "DNS checks did not finish in time"),
-                        }
-                    }
-                    tokio::time::sleep(jittered(interval)).await;
-                }
-            });
+        let mut scheduler = Self {
+            dns,
+            metrics,
+            interval,
+            permits: Arc::new(Semaphore::new(concurrency.max(1))),
+            loops: HashMap::new(),
+            tasks: JoinSet::new(),
+        };
+        scheduler.sync(domains);
+        scheduler
+    }
+
+    /// Makes the running loops match `domains`: new domains start, removed ones stop (and
+    /// their series vanish), changed ones restart; unchanged ones keep their rhythm.
+    pub fn sync(&mut self, domains: Vec<DomainSpec>) {
+        let wanted: HashMap<String, DomainSpec> =
+            domains.into_iter().map(|d| (d.name.clone(), d)).collect();
+        self.loops.retain(|name, (spec, handle)| {
+            let keep = wanted.get(name) == Some(spec);
+            if !keep {
+                handle.abort();
+            }
+            keep
+        });
+        let keep: HashSet<String> = wanted.keys().cloned().collect();
+        self.metrics.retain_domains(&keep);
+        self.metrics.domains_configured.set(wanted.len() as i64);
+        for (name, spec) in wanted {
+            if self.loops.contains_key(&name) {
+                continue;
+            }
+            let handle = self.spawn_loop(spec.clone());
+            self.loops.insert(name, (spec, handle));
         }
-        Self { tasks }
+        // Reap finished (aborted) tasks so the set does not grow across syncs.
+        while self.tasks.try_join_next().is_some() {}
+    }
+
+    fn spawn_loop(&mut self, spec: DomainSpec) -> AbortHandle {
+        let (dns, metrics, permits, interval) = (
+            self.dns.clone(),
+            self.metrics.clone(),
+            self.permits.clone(),
+            self.interval,
+        );
+        self.tasks.spawn(async move {
+            loop {
+                {
+                    let Ok(_permit) = permits.acquire().await else { return };
+                    let deadline = run_deadline(interval);
+                    let report = match tokio::time::timeout(deadline, check_domain(dns.as_ref(), &spec)).await {
+                        Ok(report) => report,
+                        Err(_) => {
+                            tracing::warn!(domain = %spec.name, "DNS checks did not finish in time");
+                            DomainReport::timed_out(&spec, deadline)
+                        }
+                    };
+                    metrics.record_domain(report);
+                }
+                tokio::time::sleep(jittered(interval)).await;
+            }
+        })
+    }
+
+    pub fn domain_count(&self) -> usize {
+        self.loops.len()
     }
 
     /// Stops every loop (on reload or shutdown).

@@ -239,3 +239,53 @@ async fn probe_endpoint_checks_one_domain_on_demand() {
         400
     );
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn domains_file_is_reread_when_it_changes() {
+    let dir = tempfile::tempdir().unwrap();
+    let list = dir.path().join("domains.txt");
+    std::fs::write(&list, "# generated\nhealthy.demo.test\nweak.demo.test\n").unwrap();
+    let list2 = list.clone();
+    let r = start(
+        move |zones| {
+            let text = format!(
+                "[exporter]\ndns_interval = \"1h\"\ndomains_file = {:?}\ndomains_file_poll = \"50ms\"\n\n\
+                 [dns]\nnameservers = [\"{}\"]\ntimeout = \"1s\"\n\n[[domain]]\nname = \"parked.demo.test\"\nparked = true\n",
+                list2.display().to_string(),
+                zones.addr()
+            );
+            (Config::parse(&text, Path::new("test.toml")).unwrap(), None)
+        },
+        false,
+    )
+    .await;
+    let body = metrics_until(&r.base, "three domains", |b| {
+        ["healthy", "weak", "parked"]
+            .iter()
+            .all(|d| b.contains(&format!("domain=\"{d}.demo.test\"")))
+    })
+    .await;
+    assert!(has(&body, "mailauth_domains 3"));
+    assert!(has(&body, "mailauth_domains_file_last_read_successful 1"));
+
+    std::fs::write(
+        &list,
+        r#"[{"targets": ["healthy.demo.test", "open.demo.test"]}]"#,
+    )
+    .unwrap();
+    let body = metrics_until(&r.base, "open.demo.test to replace weak.demo.test", |b| {
+        b.contains("domain=\"open.demo.test\"") && !b.contains("domain=\"weak.demo.test\"")
+    })
+    .await;
+    assert!(has(&body, "mailauth_domains 3"));
+
+    std::fs::write(&list, "[not json").unwrap();
+    let body = metrics_until(&r.base, "the read failure", |b| {
+        has(b, "mailauth_domains_file_last_read_successful 0")
+    })
+    .await;
+    assert!(
+        body.contains("domain=\"open.demo.test\""),
+        "a broken file keeps the running list"
+    );
+}

@@ -4,6 +4,7 @@
 //!
 //! Secrets never live in the file itself: only `password_file` / `password_env` name them.
 
+pub mod domains_file;
 mod error;
 mod secret;
 
@@ -53,6 +54,12 @@ pub struct ExporterConfig {
     /// Allow `POST /-/reload` (off by default, like Prometheus's `--web.enable-lifecycle`).
     #[serde(default)]
     pub enable_lifecycle: bool,
+    /// More domains, one per line or Prometheus file_sd JSON, re-read when the file changes.
+    #[serde(default)]
+    pub domains_file: Option<PathBuf>,
+    /// How often the domains file is looked at for changes.
+    #[serde(default = "default_domains_file_poll", deserialize_with = "duration")]
+    pub domains_file_poll: Duration,
 }
 
 impl Default for ExporterConfig {
@@ -63,6 +70,8 @@ impl Default for ExporterConfig {
             probe_interval: default_probe_interval(),
             concurrency: default_concurrency(),
             enable_lifecycle: false,
+            domains_file: None,
+            domains_file_poll: default_domains_file_poll(),
         }
     }
 }
@@ -228,6 +237,9 @@ fn default_probe_interval() -> Duration {
 }
 fn default_concurrency() -> usize {
     64
+}
+fn default_domains_file_poll() -> Duration {
+    Duration::from_secs(10)
 }
 fn default_dns_timeout() -> Duration {
     Duration::from_secs(3)

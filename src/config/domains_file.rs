@@ -1,0 +1,79 @@
+//! Domains listed in a file that a platform generates, re-read when it changes: one
+//! domain per line (`#` comments), or Prometheus `file_sd` JSON
+//! (`[{"targets": ["example.com", ...], "labels": {...}}]`). Such domains get the default
+//! checks; a `[[domain]]` entry of the same name wins.
+
+use std::collections::HashSet;
+use std::path::Path;
+
+use serde::Deserialize;
+
+/// The domains of a file and the lines that were skipped (`line: reason`).
+#[derive(Debug, Default, PartialEq, Eq)]
+pub struct DomainList {
+    pub domains: Vec<String>,
+    pub skipped: Vec<String>,
+}
+
+#[derive(Deserialize)]
+struct FileSdGroup {
+    targets: Vec<String>,
+}
+
+pub fn read(path: &Path) -> Result<DomainList, String> {
+    let text = std::fs::read_to_string(path)
+        .map_err(|e| format!("cannot read {}: {e}", path.display()))?;
+    parse(&text).map_err(|e| format!("{}: {e}", path.display()))
+}
+
+pub fn parse(text: &str) -> Result<DomainList, String> {
+    let mut list = DomainList::default();
+    let mut seen = HashSet::new();
+    let mut add = |list: &mut DomainList, raw: &str, where_: String| {
+        let name = crate::dns::normalize_name(raw.trim());
+        if !super::is_domain_name(&name) {
+            list.skipped
+                .push(format!("{where_}: invalid domain name {raw:?}"));
+        } else if seen.insert(name.clone()) {
+            list.domains.push(name);
+        }
+    };
+    if text.trim_start().starts_with('[') {
+        let groups: Vec<FileSdGroup> = serde_json::from_str(text)
+            .map_err(|e| format!("invalid file_sd JSON at line {}: {e}", e.line()))?;
+        for (g, group) in groups.iter().enumerate() {
+            for target in &group.targets {
+                add(&mut list, target, format!("group {}", g + 1));
+            }
+        }
+    } else {
+        for (n, line) in text.lines().enumerate() {
+            let content = line.split('#').next().unwrap_or("").trim();
+            if !content.is_empty() {
+                add(&mut list, content, format!("line {}", n + 1));
+            }
+        }
+    }
+    Ok(list)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn plain_lines_with_comments_and_duplicates() {
+        let list = parse("# customers\nexample.com\n  Example.ORG.  # trailing comment\n\nexample.com\nbad name\n").unwrap();
+        assert_eq!(list.domains, ["example.com", "example.org"]);
+        assert_eq!(list.skipped, ["line 6: invalid domain name \"bad name\""]);
+    }
+
+    #[test]
+    fn file_sd_json() {
+        let list = parse(r#"[{"targets":["a.example","b.example"],"labels":{"team":"x"}},{"targets":["c.example"]}]"#).unwrap();
+        assert_eq!(list.domains, ["a.example", "b.example", "c.example"]);
+        assert!(parse("[{\"targets\": 5}]")
+            .unwrap_err()
+            .contains("invalid file_sd JSON"));
+    }
+}
