@@ -1,5 +1,8 @@
 //! Mail probes and the parsers of what receivers say about a message.
 
 pub mod auth_results;
+pub mod mailbox;
 pub mod received_spf;
+pub mod send;
+pub mod tls;
 pub mod verifier_report;

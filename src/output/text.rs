@@ -133,7 +133,7 @@ pub fn render(r: &DomainReport, style: &Style) -> String {
         if findings.is_empty() {
             continue;
         }
-        findings.sort_by(|a, b| b.severity.cmp(&a.severity));
+        findings.sort_by_key(|f| std::cmp::Reverse(f.severity));
         let _ = writeln!(out, "\n  {} findings:", check.as_str().to_uppercase());
         for f in findings {
             let _ = writeln!(

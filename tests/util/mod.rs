@@ -2,6 +2,7 @@
 #![allow(dead_code)]
 
 pub mod http;
+pub mod mailstack;
 pub mod prometheus;
 
 use std::sync::Arc;

@@ -1,0 +1,425 @@
+//! Reading probe messages from an IMAP mailbox (the `imap` crate, rustls), and deleting
+//! exactly those, nothing else.
+//!
+//! The `imap` crate is blocking: callers run a [`Mailbox`] on a blocking thread
+//! (`spawn_blocking`), and every socket read and write is bounded by the mailbox timeout.
+//! Deleting is guarded twice: only UIDs whose fetched header carries a token this exporter
+//! issued are flagged, and only with UIDPLUS (`UID EXPUNGE` of exactly those UIDs); a
+//! server without UIDPLUS gets no expunge at all, since a plain EXPUNGE would also remove
+//! messages that someone else flagged \Deleted.
+
+use std::io::{Read, Write};
+use std::net::{TcpStream, ToSocketAddrs};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use imap::extensions::idle::SetReadTimeout;
+use rustls::pki_types::ServerName;
+use rustls::{ClientConnection, StreamOwned};
+
+use crate::config::{MailboxConfig, TlsMode};
+use crate::mail::send::TOKEN_HEADER;
+
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum MailboxError {
+    #[error("cannot connect to {0}")]
+    Connect(String),
+    #[error("TLS: {0}")]
+    Tls(String),
+    #[error("login refused for user {0}")]
+    Login(String),
+    #[error("IMAP: {0}")]
+    Protocol(String),
+}
+
+enum Transport {
+    Plain(TcpStream),
+    Tls(Box<StreamOwned<ClientConnection, TcpStream>>),
+}
+
+/// Plain or TLS socket, with the read timeout the IDLE extension needs. "No timeout"
+/// (what the crate asks for after IDLE) means the mailbox's timeout here: every read of
+/// this exporter is bounded.
+pub struct ImapStream {
+    transport: Transport,
+    default_timeout: Duration,
+}
+
+impl ImapStream {
+    fn tcp(&self) -> &TcpStream {
+        match &self.transport {
+            Transport::Plain(s) => s,
+            Transport::Tls(s) => &s.sock,
+        }
+    }
+}
+
+impl Read for ImapStream {
+    fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
+        match &mut self.transport {
+            Transport::Plain(s) => s.read(buf),
+            Transport::Tls(s) => s.read(buf),
+        }
+    }
+}
+
+impl Write for ImapStream {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        match &mut self.transport {
+            Transport::Plain(s) => s.write(buf),
+            Transport::Tls(s) => s.write(buf),
+        }
+    }
+    fn flush(&mut self) -> std::io::Result<()> {
+        match &mut self.transport {
+            Transport::Plain(s) => s.flush(),
+            Transport::Tls(s) => s.flush(),
+        }
+    }
+}
+
+impl SetReadTimeout for ImapStream {
+    fn set_read_timeout(&mut self, timeout: Option<Duration>) -> imap::Result<()> {
+        let t = timeout
+            .unwrap_or(self.default_timeout)
+            .max(Duration::from_millis(1));
+        self.tcp()
+            .set_read_timeout(Some(t))
+            .map_err(imap::Error::Io)
+    }
+}
+
+/// A fetched message, cut at the configured size.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Fetched {
+    pub uid: u32,
+    pub raw: Vec<u8>,
+    /// The message was larger than the limit and `raw` holds only its beginning.
+    pub truncated: bool,
+}
+
+pub struct Mailbox {
+    session: imap::Session<ImapStream>,
+    max_bytes: u64,
+    pub has_idle: bool,
+    pub has_uidplus: bool,
+}
+
+fn connect_tcp(host: &str, port: u16, timeout: Duration) -> Result<TcpStream, MailboxError> {
+    let target = format!("{host}:{port}");
+    let addrs = target
+        .to_socket_addrs()
+        .map_err(|e| MailboxError::Connect(format!("{target}: {e}")))?;
+    let mut last = format!("{target}: no address");
+    for addr in addrs {
+        match TcpStream::connect_timeout(&addr, timeout) {
+            Ok(s) => {
+                let _ = s.set_read_timeout(Some(timeout));
+                let _ = s.set_write_timeout(Some(timeout));
+                return Ok(s);
+            }
+            Err(e) => last = format!("{target}: {e}"),
+        }
+    }
+    Err(MailboxError::Connect(last))
+}
+
+fn wrap_tls(cfg: &MailboxConfig, tcp: TcpStream) -> Result<ImapStream, MailboxError> {
+    let config =
+        crate::mail::tls::client_config(cfg.ca_file.as_deref(), cfg.tls_insecure_skip_verify)
+            .map_err(MailboxError::Tls)?;
+    let name = ServerName::try_from(cfg.host.clone())
+        .map_err(|e| MailboxError::Tls(format!("{}: {e}", cfg.host)))?;
+    let conn = ClientConnection::new(Arc::clone(&config), name)
+        .map_err(|e| MailboxError::Tls(e.to_string()))?;
+    let mut stream = StreamOwned::new(conn, tcp);
+    // Complete the handshake now so that certificate errors surface as TLS errors.
+    while stream.conn.is_handshaking() {
+        stream
+            .conn
+            .complete_io(&mut stream.sock)
+            .map_err(|e| MailboxError::Tls(e.to_string()))?;
+    }
+    Ok(ImapStream {
+        transport: Transport::Tls(Box::new(stream)),
+        default_timeout: cfg.timeout,
+    })
+}
+
+/// Reads one CRLF-terminated line byte by byte, so that nothing after it is consumed
+/// (RFC 3501 §6.2.1: no plaintext may be buffered across STARTTLS).
+fn read_line(tcp: &mut TcpStream) -> Result<String, MailboxError> {
+    let mut line = Vec::new();
+    let mut byte = [0u8; 1];
+    while !line.ends_with(b"\r\n") {
+        let n = tcp
+            .read(&mut byte)
+            .map_err(|e| MailboxError::Protocol(format!("reading: {e}")))?;
+        if n == 0 {
+            return Err(MailboxError::Protocol("connection closed".into()));
+        }
+        line.push(byte[0]);
+        if line.len() > 8192 {
+            return Err(MailboxError::Protocol("line too long".into()));
+        }
+    }
+    Ok(String::from_utf8_lossy(&line).into_owned())
+}
+
+fn starttls(cfg: &MailboxConfig, mut tcp: TcpStream) -> Result<ImapStream, MailboxError> {
+    let greeting = read_line(&mut tcp)?;
+    if !greeting.starts_with("* OK") {
+        return Err(MailboxError::Protocol(format!(
+            "unexpected greeting {:?}",
+            greeting.trim_end()
+        )));
+    }
+    tcp.write_all(b"s0 STARTTLS\r\n")
+        .map_err(|e| MailboxError::Protocol(e.to_string()))?;
+    loop {
+        let line = read_line(&mut tcp)?;
+        if line.starts_with("s0 OK") {
+            break;
+        }
+        if line.starts_with("s0 ") {
+            return Err(MailboxError::Tls(format!(
+                "STARTTLS refused: {}",
+                line.trim_end()
+            )));
+        }
+    }
+    wrap_tls(cfg, tcp)
+}
+
+impl Mailbox {
+    /// Connects, logs in and selects the folder.
+    pub fn connect(cfg: &MailboxConfig, password: &str) -> Result<Mailbox, MailboxError> {
+        let tcp = connect_tcp(&cfg.host, cfg.port, cfg.timeout)?;
+        let client = match cfg.tls {
+            TlsMode::Starttls => imap::Client::new(starttls(cfg, tcp)?),
+            TlsMode::Tls | TlsMode::None => {
+                let stream = if cfg.tls == TlsMode::Tls {
+                    wrap_tls(cfg, tcp)?
+                } else {
+                    ImapStream {
+                        transport: Transport::Plain(tcp),
+                        default_timeout: cfg.timeout,
+                    }
+                };
+                let mut client = imap::Client::new(stream);
+                client
+                    .read_greeting()
+                    .map_err(|e| MailboxError::Protocol(format!("greeting: {e}")))?;
+                client
+            }
+        };
+        let mut session = client
+            .login(&cfg.username, password)
+            .map_err(|_| MailboxError::Login(cfg.username.clone()))?;
+        let caps = session
+            .capabilities()
+            .map_err(|e| MailboxError::Protocol(format!("CAPABILITY: {e}")))?;
+        let has_idle = caps.has_str("IDLE");
+        let has_uidplus = caps.has_str("UIDPLUS");
+        session
+            .select(&cfg.folder)
+            .map_err(|e| MailboxError::Protocol(format!("SELECT {}: {e}", cfg.folder)))?;
+        Ok(Mailbox {
+            session,
+            max_bytes: cfg.max_message_bytes,
+            has_idle,
+            has_uidplus,
+        })
+    }
+
+    fn protocol<T>(what: &str, r: imap::Result<T>) -> Result<T, MailboxError> {
+        r.map_err(|e| MailboxError::Protocol(format!("{what}: {e}")))
+    }
+
+    /// UIDs of messages whose probe header holds `token`.
+    pub fn search_token(&mut self, token: &str) -> Result<Vec<u32>, MailboxError> {
+        if !is_token(token) {
+            return Ok(Vec::new());
+        }
+        let found = Self::protocol(
+            "SEARCH",
+            self.session
+                .uid_search(format!("HEADER {TOKEN_HEADER} {token}")),
+        )?;
+        let mut uids: Vec<u32> = found.into_iter().collect();
+        uids.sort_unstable();
+        Ok(uids)
+    }
+
+    /// UIDs of messages whose body mentions `token` (verifier reports echo the headers).
+    pub fn search_body(&mut self, token: &str) -> Result<Vec<u32>, MailboxError> {
+        if !is_token(token) {
+            return Ok(Vec::new());
+        }
+        let found = Self::protocol("SEARCH", self.session.uid_search(format!("BODY {token}")))?;
+        let mut uids: Vec<u32> = found.into_iter().collect();
+        uids.sort_unstable();
+        Ok(uids)
+    }
+
+    /// Fetches a message without marking it seen, at most `max_message_bytes` of it.
+    pub fn fetch(&mut self, uid: u32) -> Result<Option<Fetched>, MailboxError> {
+        let query = format!("(UID RFC822.SIZE BODY.PEEK[]<0.{}>)", self.max_bytes);
+        let fetches = Self::protocol("FETCH", self.session.uid_fetch(uid.to_string(), query))?;
+        let Some(f) = fetches.iter().find(|f| f.uid == Some(uid)) else {
+            return Ok(None);
+        };
+        let raw = f.body().map(<[u8]>::to_vec).unwrap_or_default();
+        let truncated = f.size.is_some_and(|s| u64::from(s) > self.max_bytes);
+        Ok(Some(Fetched {
+            uid,
+            raw,
+            truncated,
+        }))
+    }
+
+    /// Waits until the mailbox changes or `max_wait` passes: IDLE where the server has it
+    /// (arrival seen within a second), otherwise a NOOP poll after a short pause.
+    pub fn wait_for_change(&mut self, max_wait: Duration) -> Result<(), MailboxError> {
+        if self.has_idle {
+            let mut idle = self.session.idle();
+            idle.timeout(max_wait.max(Duration::from_millis(100)))
+                .keepalive(false);
+            let outcome = idle.wait_while(imap::extensions::idle::stop_on_any);
+            drop(idle);
+            return match outcome {
+                Ok(_) => Ok(()),
+                Err(imap::Error::Io(e))
+                    if matches!(
+                        e.kind(),
+                        std::io::ErrorKind::WouldBlock | std::io::ErrorKind::TimedOut
+                    ) =>
+                {
+                    Ok(())
+                }
+                Err(e) => Err(MailboxError::Protocol(format!("IDLE: {e}"))),
+            };
+        }
+        std::thread::sleep(max_wait.min(Duration::from_secs(2)));
+        Self::protocol("NOOP", self.session.noop())
+    }
+
+    /// Deletes the messages among `uids` whose probe header is one of `tokens`; returns how
+    /// many were deleted. Without UIDPLUS nothing is deleted.
+    pub fn delete_probes(
+        &mut self,
+        uids: &[u32],
+        tokens: &[String],
+    ) -> Result<usize, MailboxError> {
+        if !self.has_uidplus || uids.is_empty() {
+            return Ok(0);
+        }
+        let mut confirmed = Vec::new();
+        for &uid in uids {
+            let fetches = Self::protocol(
+                "FETCH",
+                self.session.uid_fetch(
+                    uid.to_string(),
+                    format!("(UID BODY.PEEK[HEADER.FIELDS ({TOKEN_HEADER})])"),
+                ),
+            )?;
+            let carries_ours = fetches.iter().filter(|f| f.uid == Some(uid)).any(|f| {
+                let header = String::from_utf8_lossy(f.header().or(f.body()).unwrap_or_default())
+                    .to_string();
+                header_token(&header).is_some_and(|t| tokens.iter().any(|ours| ours == &t))
+            });
+            if carries_ours {
+                confirmed.push(uid);
+            }
+        }
+        self.expunge_exactly(&confirmed)?;
+        Ok(confirmed.len())
+    }
+
+    /// Deletes verifier reports: messages among `uids` whose body echoes one of `tokens`
+    /// (checked on the fetched text, not only the server's search).
+    pub fn delete_reports(
+        &mut self,
+        reports: &[Fetched],
+        tokens: &[String],
+    ) -> Result<usize, MailboxError> {
+        if !self.has_uidplus {
+            return Ok(0);
+        }
+        let confirmed: Vec<u32> = reports
+            .iter()
+            .filter(|r| {
+                let text = String::from_utf8_lossy(&r.raw);
+                tokens
+                    .iter()
+                    .any(|t| is_token(t) && text.contains(t.as_str()))
+            })
+            .map(|r| r.uid)
+            .collect();
+        self.expunge_exactly(&confirmed)?;
+        Ok(confirmed.len())
+    }
+
+    fn expunge_exactly(&mut self, uids: &[u32]) -> Result<(), MailboxError> {
+        if uids.is_empty() {
+            return Ok(());
+        }
+        let set = uids
+            .iter()
+            .map(u32::to_string)
+            .collect::<Vec<_>>()
+            .join(",");
+        Self::protocol(
+            "STORE",
+            self.session.uid_store(&set, "+FLAGS.SILENT (\\Deleted)"),
+        )?;
+        Self::protocol("UID EXPUNGE", self.session.uid_expunge(&set))?;
+        Ok(())
+    }
+
+    pub fn logout(mut self) {
+        let _ = self.session.logout();
+    }
+}
+
+/// Tokens are hex; anything else never reaches an IMAP command line.
+pub fn is_token(token: &str) -> bool {
+    (16..=64).contains(&token.len()) && token.bytes().all(|b| b.is_ascii_hexdigit())
+}
+
+/// The token in a header block's probe header, if any.
+pub fn header_token(header_block: &str) -> Option<String> {
+    let prefix = format!("{}:", TOKEN_HEADER.to_ascii_lowercase());
+    header_block.lines().find_map(|line| {
+        let lower = line.to_ascii_lowercase();
+        lower
+            .strip_prefix(&prefix)
+            .map(|_| line[prefix.len()..].trim().to_string())
+    })
+}
+
+/// Elapsed-time helper for the probe loop.
+pub fn remaining(deadline: Instant) -> Duration {
+    deadline.saturating_duration_since(Instant::now())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn token_header_is_found_case_insensitively() {
+        assert_eq!(
+            header_token("X-MAILAUTH-PROBE:  abc123 \r\n").as_deref(),
+            Some("abc123")
+        );
+        assert_eq!(header_token("Subject: x\r\n"), None);
+    }
+
+    #[test]
+    fn only_hex_tokens_reach_imap_commands() {
+        assert!(is_token("0123456789abcdef0123456789abcdef"));
+        assert!(!is_token("abc"));
+        assert!(!is_token("0123456789abcdef\r\nA1 DELETE INBOX"));
+    }
+}

@@ -1,0 +1,342 @@
+//! Real mail servers on loopback for the probe tests: Dovecot (Debian's dovecot-imapd and
+//! dovecot-lmtpd) with IMAP STARTTLS, IMAPS and LMTP, and a submission server
+//! (`tests/servers/smtp_relay.py`, aiosmtpd) that delivers into Dovecot over LMTP. A test
+//! CA signs both servers' certificates. Everything lives in a temporary directory and is
+//! stopped on drop.
+
+use std::io::{BufRead, BufReader, Read, Write};
+use std::net::TcpStream;
+use std::path::{Path, PathBuf};
+use std::process::{Child, ChildStdin, Command, Stdio};
+use std::time::{Duration, Instant};
+
+pub const USER: &str = "probe";
+/// Distinctive, so that a leak into logs or errors is easy to detect.
+pub const PASSWORD: &str = "Pw-7f3c9a1e-leakcheck";
+
+fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+}
+
+fn run(cmd: &mut Command) {
+    let out = cmd.output().unwrap_or_else(|e| panic!("{cmd:?}: {e}"));
+    assert!(
+        out.status.success(),
+        "{cmd:?}: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
+
+/// A CA and a server certificate for 127.0.0.1 / localhost.
+pub struct TestPki {
+    pub ca: PathBuf,
+    pub cert: PathBuf,
+    pub key: PathBuf,
+}
+
+pub fn make_pki(dir: &Path) -> TestPki {
+    let p = |n: &str| dir.join(n);
+    run(Command::new("openssl")
+        .args([
+            "req",
+            "-x509",
+            "-newkey",
+            "rsa:2048",
+            "-nodes",
+            "-days",
+            "2",
+            "-subj",
+            "/CN=mailauth test CA",
+        ])
+        .arg("-keyout")
+        .arg(p("ca.key"))
+        .arg("-out")
+        .arg(p("ca.pem")));
+    run(Command::new("openssl")
+        .args([
+            "req",
+            "-newkey",
+            "rsa:2048",
+            "-nodes",
+            "-subj",
+            "/CN=localhost",
+        ])
+        .arg("-keyout")
+        .arg(p("server.key"))
+        .arg("-out")
+        .arg(p("server.csr")));
+    std::fs::write(p("ext.cnf"), "subjectAltName=DNS:localhost,IP:127.0.0.1\n").unwrap();
+    run(Command::new("openssl")
+        .args(["x509", "-req", "-days", "2", "-CAcreateserial"])
+        .arg("-in")
+        .arg(p("server.csr"))
+        .arg("-CA")
+        .arg(p("ca.pem"))
+        .arg("-CAkey")
+        .arg(p("ca.key"))
+        .arg("-extfile")
+        .arg(p("ext.cnf"))
+        .arg("-out")
+        .arg(p("server.pem")));
+    TestPki {
+        ca: p("ca.pem"),
+        cert: p("server.pem"),
+        key: p("server.key"),
+    }
+}
+
+pub struct MailStack {
+    pub dir: tempfile::TempDir,
+    pub pki: TestPki,
+    pub imap_port: u16,
+    pub imaps_port: u16,
+    pub smtp_port: u16,
+    pub password_file: PathBuf,
+    dovecot: Child,
+    relay: Option<(Child, ChildStdin)>,
+}
+
+impl Drop for MailStack {
+    fn drop(&mut self) {
+        if let Some((mut child, _stdin)) = self.relay.take() {
+            let _ = child.kill();
+            let _ = child.wait();
+        }
+        let _ = self.dovecot.kill();
+        let _ = self.dovecot.wait();
+    }
+}
+
+fn wait_for_banner(port: u16, prefix: &str, child: &mut Child, log: &Path) {
+    let deadline = Instant::now() + Duration::from_secs(20);
+    loop {
+        if let Ok(mut s) = TcpStream::connect(("127.0.0.1", port)) {
+            let _ = s.set_read_timeout(Some(Duration::from_secs(2)));
+            let mut buf = [0u8; 64];
+            if let Ok(n) = s.read(&mut buf) {
+                if String::from_utf8_lossy(&buf[..n]).starts_with(prefix) {
+                    return;
+                }
+            }
+        }
+        if let Ok(Some(status)) = child.try_wait() {
+            panic!(
+                "server exited with {status}: {}",
+                std::fs::read_to_string(log).unwrap_or_default()
+            );
+        }
+        assert!(
+            Instant::now() < deadline,
+            "no banner on port {port}: {}",
+            std::fs::read_to_string(log).unwrap_or_default()
+        );
+        std::thread::sleep(Duration::from_millis(20));
+    }
+}
+
+impl MailStack {
+    /// Dovecot and the submission relay (mode: ok | reject-rcpt | tempfail-data).
+    pub fn start(relay_mode: &str) -> MailStack {
+        let dir = tempfile::tempdir().unwrap();
+        let d = dir.path().to_path_buf();
+        // Dovecot's mail user must traverse the directory.
+        run(Command::new("chmod").arg("755").arg(&d));
+        let pki = make_pki(&d);
+        for sub in ["run", "state", "mail"] {
+            std::fs::create_dir_all(d.join(sub)).unwrap();
+        }
+        run(Command::new("chown").arg("mail:mail").arg(d.join("mail")));
+        std::fs::write(
+            d.join("passwd"),
+            format!("{USER}:{{PLAIN}}{PASSWORD}::::::\n"),
+        )
+        .unwrap();
+        let password_file = d.join("password");
+        std::fs::write(&password_file, format!("{PASSWORD}\n")).unwrap();
+        let (imap_port, imaps_port) = (free_port(), free_port());
+        let conf = format!(
+            r#"base_dir = {d}/run
+state_dir = {d}/state
+instance_name = mailauth-test-{imap_port}
+listen = 127.0.0.1
+log_path = {d}/dovecot.log
+protocols = imap lmtp
+ssl = yes
+ssl_cert = <{cert}
+ssl_key = <{key}
+disable_plaintext_auth = no
+auth_mechanisms = plain login
+passdb {{
+  driver = passwd-file
+  args = scheme=PLAIN username_format=%n {d}/passwd
+}}
+userdb {{
+  driver = static
+  args = uid=mail gid=mail home={d}/mail/%n
+}}
+mail_location = maildir:~/Maildir
+first_valid_uid = 8
+hostname = imap.test
+service imap-login {{
+  inet_listener imap {{
+    address = 127.0.0.1
+    port = {imap_port}
+  }}
+  inet_listener imaps {{
+    address = 127.0.0.1
+    port = {imaps_port}
+    ssl = yes
+  }}
+}}
+service lmtp {{
+  unix_listener {d}/run/lmtp-deliver {{
+    mode = 0666
+  }}
+}}
+protocol lmtp {{
+  postmaster_address = postmaster@imap.test
+}}
+"#,
+            d = d.display(),
+            cert = pki.cert.display(),
+            key = pki.key.display(),
+        );
+        std::fs::write(d.join("dovecot.conf"), conf).unwrap();
+        let log = d.join("dovecot.log");
+        let mut dovecot = Command::new("dovecot")
+            .arg("-F")
+            .arg("-c")
+            .arg(d.join("dovecot.conf"))
+            .stdout(Stdio::null())
+            .stderr(std::fs::File::create(d.join("dovecot.stderr")).unwrap())
+            .spawn()
+            .expect("dovecot not found: run tests/run.sh, which installs dovecot-imapd and dovecot-lmtpd");
+        wait_for_banner(imap_port, "* OK", &mut dovecot, &d.join("dovecot.stderr"));
+        let _ = log;
+        let mut stack = MailStack {
+            dir,
+            pki,
+            imap_port,
+            imaps_port,
+            smtp_port: 0,
+            password_file,
+            dovecot,
+            relay: None,
+        };
+        stack.start_relay(relay_mode);
+        stack
+    }
+
+    fn start_relay(&mut self, mode: &str) {
+        let d = self.dir.path();
+        let port = free_port();
+        let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/servers/smtp_relay.py");
+        let mut child = Command::new("python3")
+            .arg(script)
+            .args(["--port", &port.to_string(), "--user", USER, "--mode", mode])
+            .arg("--cert")
+            .arg(&self.pki.cert)
+            .arg("--key")
+            .arg(&self.pki.key)
+            .arg("--password-file")
+            .arg(&self.password_file)
+            .arg("--lmtp-socket")
+            .arg(d.join("run/lmtp-deliver"))
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .stderr(std::fs::File::create(d.join("relay.log")).unwrap())
+            .spawn()
+            .expect("python3 with aiosmtpd (tests/run.sh installs it)");
+        let stdin = child.stdin.take().unwrap();
+        let mut line = String::new();
+        BufReader::new(child.stdout.take().unwrap())
+            .read_line(&mut line)
+            .unwrap();
+        assert!(
+            line.starts_with("READY"),
+            "relay did not start: {line:?} {}",
+            std::fs::read_to_string(d.join("relay.log")).unwrap_or_default()
+        );
+        self.smtp_port = port;
+        self.relay = Some((child, stdin));
+    }
+
+    /// Stops the submission server (to produce "connection refused").
+    pub fn stop_relay(&mut self) {
+        if let Some((mut child, _)) = self.relay.take() {
+            let _ = child.kill();
+            let _ = child.wait();
+        }
+    }
+
+    /// Delivers raw message bytes into the mailbox over LMTP (another connection than
+    /// the exporter's), as a receiving MTA would.
+    pub fn deliver(&self, raw: &[u8]) {
+        let path = self.dir.path().join("run/lmtp-deliver");
+        let mut s = std::os::unix::net::UnixStream::connect(&path).unwrap();
+        s.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
+        let mut r = BufReader::new(s.try_clone().unwrap());
+        let expect = |r: &mut BufReader<std::os::unix::net::UnixStream>, code: &str| loop {
+            let mut line = String::new();
+            r.read_line(&mut line).unwrap();
+            assert!(
+                line.starts_with(code),
+                "LMTP: expected {code}, got {line:?}"
+            );
+            if line.as_bytes().get(3) == Some(&b' ') {
+                break;
+            }
+        };
+        expect(&mut r, "220");
+        for (cmd, code) in [
+            ("LHLO test\r\n", "250"),
+            ("MAIL FROM:<sender@example.test>\r\n", "250"),
+            (&format!("RCPT TO:<{USER}>\r\n") as &str, "250"),
+            ("DATA\r\n", "354"),
+        ] {
+            s.write_all(cmd.as_bytes()).unwrap();
+            expect(&mut r, code);
+        }
+        let mut data = Vec::new();
+        for line in raw.split(|&b| b == b'\n') {
+            let line = line.strip_suffix(b"\r").unwrap_or(line);
+            if line.starts_with(b".") {
+                data.push(b'.');
+            }
+            data.extend_from_slice(line);
+            data.extend_from_slice(b"\r\n");
+        }
+        data.extend_from_slice(b".\r\n");
+        s.write_all(&data).unwrap();
+        expect(&mut r, "250");
+        s.write_all(b"QUIT\r\n").unwrap();
+    }
+
+    /// `[mailbox]` config for this Dovecot.
+    pub fn mailbox_toml(&self, tls: &str) -> String {
+        let port = if tls == "tls" {
+            self.imaps_port
+        } else {
+            self.imap_port
+        };
+        format!(
+            "host = \"127.0.0.1\"\nport = {port}\ntls = \"{tls}\"\nusername = \"{USER}\"\npassword_file = \"{}\"\nca_file = \"{}\"\ntimeout = \"10s\"\ntrusted_authserv_ids = [\"mx.receiver.test\"]\n",
+            self.password_file.display(),
+            self.pki.ca.display()
+        )
+    }
+
+    /// `[smtp]` config for the relay.
+    pub fn smtp_toml(&self) -> String {
+        format!(
+            "host = \"127.0.0.1\"\nport = {}\ntls = \"starttls\"\nusername = \"{USER}\"\npassword_file = \"{}\"\nca_file = \"{}\"\ntimeout = \"10s\"\n",
+            self.smtp_port,
+            self.password_file.display(),
+            self.pki.ca.display()
+        )
+    }
+}
