@@ -27,15 +27,17 @@ _dmarc.healthy         IN TXT "v=DMARC1; p=reject; rua=mailto:dmarc@healthy.demo
 healthy                IN MX  10 mx1.healthy.demo.test.
 mx1.healthy            IN A   127.0.0.1
 mail.healthy           IN A   192.0.2.10
+mail.healthy           IN TXT "v=spf1 a -all"
 
-; lookups: an SPF tree of 12 DNS-querying terms, and ~all.
-lookups                IN TXT "v=spf1 include:a.lookups.demo.test include:b.lookups.demo.test ~all"
+; lookups: an SPF tree of 12 DNS-querying terms (2 of them void), and ~all.
+lookups                IN TXT "v=spf1 include:a.lookups.demo.test include:b.lookups.demo.test include:g.lookups.demo.test ~all"
 a.lookups              IN TXT "v=spf1 include:c.lookups.demo.test include:d.lookups.demo.test a mx -all"
 b.lookups              IN TXT "v=spf1 include:e.lookups.demo.test include:f.lookups.demo.test exists:x.lookups.demo.test -all"
 c.lookups              IN TXT "v=spf1 ip4:192.0.2.20 -all"
 d.lookups              IN TXT "v=spf1 ip4:192.0.2.21 -all"
 e.lookups              IN TXT "v=spf1 ip4:192.0.2.22 -all"
 f.lookups              IN TXT "v=spf1 include:_spf.provider.demo.test -all"
+g.lookups              IN TXT "v=spf1 a:x.lookups.demo.test -all"
 x.lookups              IN A   127.0.0.2
 lookups                IN MX  10 mx1.healthy.demo.test.
 _dmarc.lookups         IN TXT "v=DMARC1; p=reject; rua=mailto:dmarc@lookups.demo.test"
