@@ -206,8 +206,9 @@ pub fn parse(text: &str) -> DmarcRecord {
                 Err(_) => errors.push(format!("ri={value:?} is not a number of seconds")),
             },
             "rf" if value.split(':').any(|f| f.trim().is_empty()) => {
-                errors.push(format!("rf={value:?} is not a colon-separated list of formats"));
-            }
+                errors.push(format!(
+                    "rf={value:?} is not a colon-separated list of formats"
+                ));
             }
             "rua" | "ruf" => {
                 for raw in value.split(',').filter(|u| !u.trim().is_empty()) {
