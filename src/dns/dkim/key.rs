@@ -1,0 +1,263 @@
+//! The DKIM key record (RFC 6376 §3.6.1) and the size of the key in it.
+//!
+//! ```text
+//! key-v-tag = %x76 [FWS] "=" [FWS] %x44.4B.49.4D.31        ; "v=DKIM1", first if present
+//! key-k-tag = %x6b [FWS] "=" [FWS] key-k-tag-type          ; rsa (default), ed25519 (RFC 8463)
+//! key-h-tag = %x68 [FWS] "=" [FWS] key-h-tag-alg *( ":" key-h-tag-alg )
+//! key-p-tag = %x70 [FWS] "=" [ [FWS] base64string ]        ; empty: revoked
+//! key-t-tag = %x74 [FWS] "=" [FWS] key-t-tag-flag *( ":" key-t-tag-flag )   ; y, s
+//! ```
+//! Key sizes are read from the key itself, never from what a tool printed beside it.
+
+use base64::Engine;
+
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum KeyType {
+    Rsa,
+    Ed25519,
+}
+
+impl KeyType {
+    pub fn as_str(&self) -> &'static str {
+        match self {
+            KeyType::Rsa => "rsa",
+            KeyType::Ed25519 => "ed25519",
+        }
+    }
+}
+
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct KeyRecord {
+    pub key_type: KeyType,
+    /// None when the key is revoked (empty `p=`).
+    pub bits: Option<u32>,
+    pub testing: bool,
+    pub hashes: Option<Vec<String>>,
+    pub revoked: bool,
+}
+
+/// Parses a key record; the error names the tag at fault.
+pub fn parse(text: &str) -> Result<KeyRecord, String> {
+    let mut key_type = KeyType::Rsa;
+    let mut p: Option<String> = None;
+    let mut testing = false;
+    let mut hashes = None;
+    let mut seen = std::collections::HashSet::new();
+    for (i, part) in text
+        .split(';')
+        .map(str::trim)
+        .filter(|p| !p.is_empty())
+        .enumerate()
+    {
+        let (name, value) = part
+            .split_once('=')
+            .ok_or_else(|| format!("{part:?} is not a tag=value pair"))?;
+        let name = name.trim();
+        let value: String = value.split_whitespace().collect::<Vec<_>>().join(" ");
+        if !seen.insert(name.to_string()) {
+            return Err(format!("tag {name}= appears more than once"));
+        }
+        match name {
+            "v" if i == 0 => {
+                if value != "DKIM1" {
+                    return Err(format!("v={value:?}: only DKIM1 is defined"));
+                }
+            }
+            "v" => return Err("v= must be the first tag".into()),
+            "k" => {
+                key_type = match value.to_ascii_lowercase().as_str() {
+                    "rsa" => KeyType::Rsa,
+                    "ed25519" => KeyType::Ed25519,
+                    other => {
+                        return Err(format!(
+                            "k={other:?} is not a known key type (rsa, ed25519)"
+                        ))
+                    }
+                }
+            }
+            "h" => {
+                hashes = Some(
+                    value
+                        .split(':')
+                        .map(|h| h.trim().to_ascii_lowercase())
+                        .collect(),
+                )
+            }
+            "t" => testing = value.split(':').any(|f| f.trim().eq_ignore_ascii_case("y")),
+            "p" => p = Some(value.replace(' ', "")),
+            _ => {} // s=, n= and unknown tags (§3.6.1: ignored)
+        }
+    }
+    let p = p.ok_or("the required p= tag is missing")?;
+    if p.is_empty() {
+        return Ok(KeyRecord {
+            key_type,
+            bits: None,
+            testing,
+            hashes,
+            revoked: true,
+        });
+    }
+    let der = base64::engine::general_purpose::STANDARD
+        .decode(p.as_bytes())
+        .map_err(|e| format!("p= is not valid base64: {e}"))?;
+    let bits = match key_type {
+        KeyType::Ed25519 if der.len() == 32 => 256,
+        KeyType::Ed25519 => {
+            return Err(format!(
+                "p= holds {} bytes; an ed25519 key has 32",
+                der.len()
+            ))
+        }
+        KeyType::Rsa => rsa_modulus_bits(&der)
+            .ok_or("p= is not an RSA public key (SubjectPublicKeyInfo or RSAPublicKey DER)")?,
+    };
+    Ok(KeyRecord {
+        key_type,
+        bits: Some(bits),
+        testing,
+        hashes,
+        revoked: false,
+    })
+}
+
+/// Reads one DER TLV: (tag, contents, rest).
+fn tlv(input: &[u8]) -> Option<(u8, &[u8], &[u8])> {
+    let (&tag, rest) = input.split_first()?;
+    let (&first, mut rest) = rest.split_first()?;
+    let len = if first < 0x80 {
+        usize::from(first)
+    } else {
+        let n = usize::from(first & 0x7f);
+        if n == 0 || n > 4 || rest.len() < n {
+            return None;
+        }
+        let mut len = 0usize;
+        for &b in &rest[..n] {
+            len = (len << 8) | usize::from(b);
+        }
+        rest = &rest[n..];
+        len
+    };
+    (rest.len() >= len).then(|| (tag, &rest[..len], &rest[len..]))
+}
+
+const SEQUENCE: u8 = 0x30;
+const INTEGER: u8 = 0x02;
+const BIT_STRING: u8 = 0x03;
+/// 1.2.840.113549.1.1.1
+const RSA_ENCRYPTION: &[u8] = &[0x2a, 0x86, 0x48, 0x86, 0xf7, 0x0d, 0x01, 0x01, 0x01];
+
+/// Modulus size of an RSA key given as SubjectPublicKeyInfo (RFC 5280 §4.1, what RFC 6376
+/// asks for) or as a bare PKCS#1 RSAPublicKey (which some publish and verifiers accept).
+fn rsa_modulus_bits(der: &[u8]) -> Option<u32> {
+    let (tag, body, _) = tlv(der)?;
+    if tag != SEQUENCE {
+        return None;
+    }
+    let (first_tag, first, rest) = tlv(body)?;
+    let rsa_public_key = match first_tag {
+        SEQUENCE => {
+            // AlgorithmIdentifier, then BIT STRING { RSAPublicKey }
+            let (oid_tag, oid, _) = tlv(first)?;
+            if oid_tag != 0x06 || oid != RSA_ENCRYPTION {
+                return None;
+            }
+            let (bs_tag, bits, _) = tlv(rest)?;
+            if bs_tag != BIT_STRING || bits.first() != Some(&0) {
+                return None;
+            }
+            let (t, inner, _) = tlv(&bits[1..])?;
+            (t == SEQUENCE).then_some(inner)?
+        }
+        INTEGER => body,
+        _ => return None,
+    };
+    let (t, modulus, _) = tlv(rsa_public_key)?;
+    if t != INTEGER {
+        return None;
+    }
+    let significant: &[u8] = {
+        let start = modulus.iter().position(|&b| b != 0)?;
+        &modulus[start..]
+    };
+    let bits = significant.len() as u32 * 8 - significant[0].leading_zeros();
+    Some(bits)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    // Real keys generated on this machine with `openssl genrsa N | openssl rsa -pubout -outform DER | base64 -w0`.
+    const RSA_1024: &str = "MIGfMA0GCSqGSIb3DQEBAQUAA4GNADCBiQKBgQDoK35svDpaaUUzrBLCwLJY+XalAUBg0Mpv4sMXeSJ14a21J5l1eSYriza37eZKG/2bHEki5zSLxNo5lZEP2EJi65nUx8R9yvPFMYYKOEjwvakcUSC64H76dE5AhsOvcPoSGx4AAwQJ7ZjHjoCkiiud2mgLJwshqsItKT8/c2jPlQIDAQAB";
+    const RSA_512: &str = "MFwwDQYJKoZIhvcNAQEBBQADSwAwSAJBAL1t3zHEQfB9jkhbEdTG7uJoQQRoFBgPD8oPa3VreSsluwOLS47T6jzH4pjDJLsFE6Zf+WfYrpq7vlaQyfeFfvsCAwEAAQ==";
+    const RSA_4096_PKCS1: &str = "MIICCgKCAgEAthvek3FW2YuT0qExH14F58sFem/hkslw/Ea4Rm9xf29LiruM/sxo1LgP/DWetzVq24opT54D24aQZDgbwQu7+hKCTBxKybLrfWvJvsiC073KgOw2rh+JATRVx53FDBHkmEZVnBSCyaqp/sEQ4tJsJ52dV6h+daLcx6h9L8UEQEKuzR/lPTU+avTOhzMfiTYtc/6nVHmAPiHPEncOl6HOuF1H2OZUUWrmyv1cs82cBjRCQOo9E2epsB9stfNgwoMyIieZF3AZX54rBaPCGCqCA8iMmi7rA3QZyrmapsBLdVB51cebQAIhYpD8UQJ5YR46y4rKGWLqWp7MK+olhykhb9HMkD304YpjV1MNLrv1LbZefm2xgrvCW7SsJz8I/XghAhS7nojub2MJKqrs1UqpNCerDJYCt/Y+OssmaNXx1LvJhwpHoooSUG1pmtgHK9a95O1r0F1tbvzznY39BVvqwaFsBSUtnGQXnNfvWUYkRMKiI9jJvfUUrtDhQXnkKPER2u+foR1m0yQXXc5kgE5fzrBrExcW0CAd8+QFKo4T/a1uvitQH0OK2kVOZifj8tZRm9jM6yUwCFHibpk1T6LUfFNcsfQqoBuK3vVZTipXm1hdo2Gq4aeyG5mVytFZ0ZDMMLrguV20UcuBZdKfFjgiycZWO6IefotuAaLGupvv5LsCAwEAAQ==";
+
+    #[test]
+    fn rsa_key_sizes_from_the_key() {
+        let r = parse(&format!("v=DKIM1; k=rsa; p={RSA_1024}")).unwrap();
+        assert_eq!(
+            (r.key_type, r.bits, r.testing, r.revoked),
+            (KeyType::Rsa, Some(1024), false, false)
+        );
+        // Whitespace inside p= (folded records) is allowed.
+        let spaced = format!("p={} {}", &RSA_1024[..40], &RSA_1024[40..]);
+        assert_eq!(parse(&spaced).unwrap().bits, Some(1024));
+        assert_eq!(parse(&format!("p={RSA_512}")).unwrap().bits, Some(512));
+        assert_eq!(
+            parse(&format!("k=rsa; p={RSA_4096_PKCS1}")).unwrap().bits,
+            Some(4096)
+        );
+    }
+
+    #[test]
+    fn flags_and_hashes() {
+        let r = parse(&format!("v=DKIM1; t=y:s; h=sha1; p={RSA_1024}")).unwrap();
+        assert!(r.testing);
+        assert_eq!(r.hashes, Some(vec!["sha1".to_string()]));
+        let r = parse(&format!("t=s; p={RSA_1024}")).unwrap();
+        assert!(!r.testing);
+    }
+
+    #[test]
+    fn ed25519_and_revoked() {
+        let ed = "8LG20Oes8YbLwMLn5S8O+mZ9snEd3THdVdDceOlzTPk=";
+        let r = parse(&format!("v=DKIM1; k=ed25519; p={ed}")).unwrap();
+        assert_eq!((r.key_type, r.bits), (KeyType::Ed25519, Some(256)));
+        let r = parse("v=DKIM1; p=").unwrap();
+        assert!(r.revoked && r.bits.is_none());
+    }
+
+    #[test]
+    fn errors_name_the_tag() {
+        assert!(parse("v=DKIM1; k=dsa; p=AAAA")
+            .unwrap_err()
+            .contains("k=\"dsa\""));
+        assert!(parse("k=rsa; v=DKIM1; p=AAAA")
+            .unwrap_err()
+            .contains("v= must be the first"));
+        assert!(parse("v=DKIM2; p=AAAA").unwrap_err().contains("DKIM1"));
+        assert!(parse("v=DKIM1; k=rsa")
+            .unwrap_err()
+            .contains("p= tag is missing"));
+        assert!(parse("v=DKIM1; p=!!!").unwrap_err().contains("base64"));
+        assert!(parse("v=DKIM1; p=AAAA")
+            .unwrap_err()
+            .contains("not an RSA public key"));
+        assert!(parse("v=DKIM1; k=ed25519; p=AAAA")
+            .unwrap_err()
+            .contains("32"));
+        assert!(parse("garbage").is_err());
+    }
+
+    #[test]
+    fn der_reader_never_panics_on_truncation() {
+        let der = base64::engine::general_purpose::STANDARD
+            .decode(RSA_1024)
+            .unwrap();
+        for n in 0..der.len() {
+            let _ = rsa_modulus_bits(&der[..n]);
+        }
+    }
+}

@@ -1,0 +1,137 @@
+//! DKIM key records (RFC 6376 §3.6.1) of each configured selector.
+//!
+//! CONTRACT: keep these public names and fields; add freely.
+
+use serde::Serialize;
+
+pub mod key;
+
+use crate::dns::{normalize_name, Dns, RecordType};
+use crate::findings::{Check, Code, Finding};
+
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize)]
+pub struct DkimKeyReport {
+    pub selector: String,
+    /// The key record as published (character-strings joined); `None` when absent/unknown.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub record: Option<String>,
+    /// `rsa` or `ed25519`; `None` when there is no usable key.
+    pub key_type: Option<String>,
+    /// Read from the key itself (RSA modulus length; 256 for ed25519).
+    pub key_bits: Option<u32>,
+    /// `t=y`.
+    pub testing: bool,
+}
+
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize)]
+pub struct DkimReport {
+    pub keys: Vec<DkimKeyReport>,
+    #[serde(skip)]
+    pub findings: Vec<Finding>,
+    #[serde(skip)]
+    pub answered: bool,
+}
+
+/// Looks up and lints one selector's key record.
+async fn check_selector(
+    dns: &dyn Dns,
+    domain: &str,
+    selector: &str,
+    findings: &mut Vec<Finding>,
+) -> (DkimKeyReport, bool) {
+    let name = format!("{selector}._domainkey.{domain}");
+    let mut report = DkimKeyReport {
+        selector: selector.to_string(),
+        ..Default::default()
+    };
+    let answer = match dns.lookup(&name, RecordType::Txt).await {
+        Ok(a) => a,
+        Err(e) => {
+            findings.push(Finding::dns_error(
+                Check::Dkim,
+                format!("TXT lookup of {name}: {e}"),
+            ));
+            return (report, false);
+        }
+    };
+    let texts = answer.txt_strings();
+    if texts.is_empty() {
+        findings.push(Finding::new(
+            Code::DkimMissing,
+            format!("no key record at {name}"),
+        ));
+        return (report, true);
+    }
+    // Several TXT records at the name: the one that parses as a key is what verifiers use
+    // (RFC 6376 §3.6.2.2 leaves the choice open; they try each).
+    let parsed: Vec<(String, Result<key::KeyRecord, String>)> = texts
+        .into_iter()
+        .map(|t| (t.clone(), key::parse(&t)))
+        .collect();
+    let chosen = parsed.iter().find(|(_, r)| r.is_ok()).or(parsed.first());
+    let Some((text, result)) = chosen else {
+        return (report, true);
+    };
+    report.record = Some(text.clone());
+    match result {
+        Err(e) => findings.push(Finding::new(Code::DkimSyntax, format!("{name}: {e}"))),
+        Ok(k) if k.revoked => {
+            report.key_type = Some(k.key_type.as_str().to_string());
+            findings.push(Finding::new(
+                Code::DkimRevoked,
+                format!("{name} has an empty p=: the key is revoked"),
+            ));
+        }
+        Ok(k) => {
+            report.key_type = Some(k.key_type.as_str().to_string());
+            report.key_bits = k.bits;
+            report.testing = k.testing;
+            if k.testing {
+                findings.push(Finding::new(Code::DkimTesting, format!("{name} has t=y")));
+            }
+            if k.key_type == key::KeyType::Rsa {
+                match k.bits {
+                    Some(b) if b < 1024 => findings.push(Finding::new(
+                        Code::DkimWeakKey,
+                        format!("{name}: RSA key of {b} bits"),
+                    )),
+                    Some(b) if b < 2048 => findings.push(Finding::new(
+                        Code::DkimShortKey,
+                        format!("{name}: RSA key of {b} bits"),
+                    )),
+                    _ => {}
+                }
+            }
+            if k.hashes
+                .as_ref()
+                .is_some_and(|h| !h.is_empty() && h.iter().all(|a| a == "sha1"))
+            {
+                findings.push(Finding::new(
+                    Code::DkimSha1Only,
+                    format!("{name} allows only h=sha1"),
+                ));
+            }
+        }
+    }
+    if parsed.len() > 1 {
+        if let Some(last) = findings.last_mut().filter(|f| f.check == Check::Dkim) {
+            last.message
+                .push_str(&format!(" ({} TXT records at the name)", parsed.len()));
+        }
+    }
+    (report, true)
+}
+
+pub async fn check(dns: &dyn Dns, domain: &str, selectors: &[String]) -> DkimReport {
+    let domain = normalize_name(domain);
+    let mut report = DkimReport {
+        answered: true,
+        ..Default::default()
+    };
+    for selector in selectors {
+        let (key, answered) = check_selector(dns, &domain, selector, &mut report.findings).await;
+        report.answered &= answered;
+        report.keys.push(key);
+    }
+    report
+}

@@ -1,0 +1,98 @@
+//! DKIM key records against a real DNS server on loopback.
+
+mod util;
+
+use mailauth_exporter::dns::dkim;
+use mailauth_exporter::findings::Code;
+use mailauth_exporter::zone_server::Fault;
+
+const ZONE: &str = r#"
+short._domainkey   IN TXT "v=DKIM1; k=rsa; t=y; p=MIGfMA0GCSqGSIb3DQEBAQUAA4GNADCBiQKBgQDoK35svDpaaUUzrBLCwLJY+XalAUBg0Mpv4sMXeSJ14a21J5l1eSYriza37eZKG/2bHEki5zSLxNo5lZEP2EJi65nUx8R9yvPFMYYKOEjwvakcUSC64H76dE5AhsOvcPoSGx4AAwQJ7ZjHjoCkiiud2mgLJwshqsItKT8/c2jPlQIDAQAB"
+split._domainkey   IN TXT "v=DKIM1; k=rsa; p=MIGfMA0GCSqGSIb3DQEBAQUAA4GNADCBiQKBgQDoK35svDpaaUUzrBLCwLJY+XalAUBg0Mpv4sMXeSJ14a21J5l1eSYriza37eZK" "G/2bHEki5zSLxNo5lZEP2EJi65nUx8R9yvPFMYYKOEjwvakcUSC64H76dE5AhsOvcPoSGx4AAwQJ7ZjHjoCkiiud2mgLJwshqsItKT8/c2jPlQIDAQAB"
+weak._domainkey    IN TXT "v=DKIM1; p=MFwwDQYJKoZIhvcNAQEBBQADSwAwSAJBAL1t3zHEQfB9jkhbEdTG7uJoQQRoFBgPD8oPa3VreSsluwOLS47T6jzH4pjDJLsFE6Zf+WfYrpq7vlaQyfeFfvsCAwEAAQ=="
+ed._domainkey      IN TXT "v=DKIM1; k=ed25519; p=8LG20Oes8YbLwMLn5S8O+mZ9snEd3THdVdDceOlzTPk="
+revoked._domainkey IN TXT "v=DKIM1; k=rsa; p="
+bad._domainkey     IN TXT "v=DKIM1; k=dsa; p=AAAA"
+sha1._domainkey    IN TXT "v=DKIM1; h=sha1; p=MIGfMA0GCSqGSIb3DQEBAQUAA4GNADCBiQKBgQDoK35svDpaaUUzrBLCwLJY+XalAUBg0Mpv4sMXeSJ14a21J5l1eSYriza37eZKG/2bHEki5zSLxNo5lZEP2EJi65nUx8R9yvPFMYYKOEjwvakcUSC64H76dE5AhsOvcPoSGx4AAwQJ7ZjHjoCkiiud2mgLJwshqsItKT8/c2jPlQIDAQAB"
+two._domainkey     IN TXT "some verification token"
+two._domainkey     IN TXT "v=DKIM1; k=ed25519; p=8LG20Oes8YbLwMLn5S8O+mZ9snEd3THdVdDceOlzTPk="
+"#;
+
+fn codes(r: &dkim::DkimReport) -> Vec<Code> {
+    let mut c: Vec<Code> = r.findings.iter().map(|f| f.code).collect();
+    c.sort();
+    c
+}
+
+#[tokio::test]
+async fn selectors_and_their_findings() {
+    let server = util::server().await;
+    server
+        .set_zone("example.test", &util::zone("example.test", 60, ZONE))
+        .unwrap();
+    let (dns, _) = util::client(&server);
+    let check = |sel: &str| {
+        let dns = dns.clone();
+        let sel = sel.to_string();
+        async move { dkim::check(dns.as_ref(), "example.test", &[sel]).await }
+    };
+
+    let r = check("short").await;
+    assert_eq!(codes(&r), [Code::DkimTesting, Code::DkimShortKey]);
+    assert_eq!(
+        (
+            r.keys[0].key_type.as_deref(),
+            r.keys[0].key_bits,
+            r.keys[0].testing
+        ),
+        (Some("rsa"), Some(1024), true)
+    );
+
+    let r = check("split").await;
+    assert_eq!(
+        codes(&r),
+        [Code::DkimShortKey],
+        "a key split over two strings is joined"
+    );
+    assert_eq!(r.keys[0].key_bits, Some(1024));
+
+    assert_eq!(codes(&check("weak").await), [Code::DkimWeakKey]);
+    let r = check("ed").await;
+    assert_eq!(codes(&r), []);
+    assert_eq!(
+        (r.keys[0].key_type.as_deref(), r.keys[0].key_bits),
+        (Some("ed25519"), Some(256))
+    );
+    assert_eq!(codes(&check("revoked").await), [Code::DkimRevoked]);
+    assert_eq!(codes(&check("bad").await), [Code::DkimSyntax]);
+    assert_eq!(
+        codes(&check("sha1").await),
+        [Code::DkimShortKey, Code::DkimSha1Only]
+    );
+    let r = check("two").await;
+    assert_eq!(codes(&r), [], "the record that parses is used");
+    assert_eq!(r.keys[0].key_bits, Some(256));
+    let r = check("absent").await;
+    assert_eq!(codes(&r), [Code::DkimMissing]);
+    assert!(r.answered);
+
+    // Several selectors in one check.
+    let r = dkim::check(dns.as_ref(), "example.test", &["ed".into(), "weak".into()]).await;
+    assert_eq!(r.keys.len(), 2);
+    assert_eq!(codes(&r), [Code::DkimWeakKey]);
+}
+
+#[tokio::test]
+async fn dns_failure_is_dns_error_not_missing() {
+    let server = util::server().await;
+    server
+        .set_zone("example.test", &util::zone("example.test", 60, ZONE))
+        .unwrap();
+    server
+        .set_fault("ed._domainkey.example.test", Some(Fault::ServFail))
+        .unwrap();
+    let (dns, _) = util::client(&server);
+    let r = dkim::check(dns.as_ref(), "example.test", &["ed".into()]).await;
+    assert!(!r.answered);
+    assert_eq!(codes(&r), [Code::DnsError]);
+}
