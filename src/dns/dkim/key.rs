@@ -58,11 +58,10 @@ pub fn parse(text: &str) -> Result<KeyRecord, String> {
             return Err(format!("tag {name}= appears more than once"));
         }
         match name {
-            "v" if i == 0 => {
-                if value != "DKIM1" {
-                    return Err(format!("v={value:?}: only DKIM1 is defined"));
-                }
+            "v" if i == 0 && value != "DKIM1" => {
+                return Err(format!("v={value:?}: only DKIM1 is defined"));
             }
+            "v" if i == 0 => {}
             "v" => return Err("v= must be the first tag".into()),
             "k" => {
                 key_type = match value.to_ascii_lowercase().as_str() {
