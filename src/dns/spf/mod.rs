@@ -8,8 +8,12 @@ use std::net::IpAddr;
 
 use serde::Serialize;
 
-use crate::dns::Dns;
-use crate::findings::Finding;
+pub mod eval;
+pub mod macros;
+pub mod parse;
+
+use crate::dns::{normalize_name, Dns, RecordType};
+use crate::findings::{Check, Code, Finding};
 
 /// RFC 7208 §2.6 results.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize)]
@@ -70,6 +74,18 @@ pub struct SpfReport {
     pub answered: bool,
 }
 
+fn count_message(total: u32, terms: &[String]) -> String {
+    let mut counted: Vec<(&str, u32)> = Vec::new();
+    for t in terms {
+        match counted.iter_mut().find(|(name, _)| name == t) {
+            Some((_, n)) => *n += 1,
+            None => counted.push((t, 1)),
+        }
+    }
+    let list: Vec<String> = counted.iter().map(|(t, n)| format!("{t} ×{n}")).collect();
+    format!("{total} DNS-querying terms (limit 10): {}", list.join(", "))
+}
+
 /// Lints the SPF of `domain` and evaluates each sending IP (for `postmaster@domain`, and
 /// for the HELO identity too when `helo` is set).
 pub async fn check(
@@ -78,10 +94,194 @@ pub async fn check(
     sending_ips: &[IpAddr],
     helo: Option<&str>,
 ) -> SpfReport {
-    let _ = (dns, domain, sending_ips, helo);
-    SpfReport {
+    let domain = normalize_name(domain);
+    let mut report = SpfReport {
         answered: true,
         ..Default::default()
+    };
+    let answer = match dns.lookup(&domain, RecordType::Txt).await {
+        Ok(a) => a,
+        Err(e) => {
+            report.answered = false;
+            report.findings.push(Finding::dns_error(
+                Check::Spf,
+                format!("TXT lookup of {domain}: {e}"),
+            ));
+            return report;
+        }
+    };
+    let texts = answer.txt_strings();
+    if texts
+        .iter()
+        .any(|t| t.len() >= 7 && t[..7].eq_ignore_ascii_case("spf2.0/"))
+    {
+        report.findings.push(Finding::new(
+            Code::SpfDeprecatedSenderId,
+            format!("{domain} publishes a Sender ID (spf2.0) record"),
+        ));
+    }
+    let records: Vec<&String> = texts.iter().filter(|t| parse::is_spf(t)).collect();
+    match records.len() {
+        0 => {
+            report.findings.push(Finding::new(
+                Code::SpfMissing,
+                format!("no v=spf1 TXT record at {domain}"),
+            ));
+            return report;
+        }
+        1 => {}
+        n => {
+            let shown: Vec<String> = records.iter().map(|r| format!("{r:?}")).collect();
+            report.findings.push(Finding::new(
+                Code::SpfMultipleRecords,
+                format!("{n} v=spf1 records at {domain}: {}", shown.join(", ")),
+            ));
+            return report;
+        }
+    }
+    let text = records[0].clone();
+    report.record = Some(text.clone());
+    match parse::parse(&text) {
+        Err(e) => report
+            .findings
+            .push(Finding::new(Code::SpfSyntax, format!("{domain}: {e}"))),
+        Ok(record) => {
+            report.all = record.all().map(|q| match q {
+                parse::Qualifier::Pass => "+all",
+                parse::Qualifier::Fail => "-all",
+                parse::Qualifier::SoftFail => "~all",
+                parse::Qualifier::Neutral => "?all",
+            });
+            match (record.all(), &record.redirect) {
+                (Some(parse::Qualifier::Pass), _) => report.findings.push(Finding::new(
+                    Code::SpfAllPass,
+                    format!("{domain} ends with +all: every host may send as it"),
+                )),
+                (Some(parse::Qualifier::Neutral), _) => report.findings.push(Finding::new(
+                    Code::SpfAllNeutral,
+                    format!("{domain} ends with ?all"),
+                )),
+                (None, None) => report.findings.push(Finding::new(
+                    Code::SpfNoAll,
+                    format!("{domain} has neither all nor redirect="),
+                )),
+                _ => {}
+            }
+            if let (Some(_), Some(redirect)) = (record.all(), &record.redirect) {
+                report.findings.push(Finding::new(
+                    Code::SpfRedirectIgnored,
+                    format!("redirect={redirect} is ignored because the record has an all term"),
+                ));
+            }
+            lint_tree(dns, &domain, &mut report).await;
+        }
+    }
+    for &ip in sending_ips {
+        evaluate_ip(dns, &domain, ip, Identity::MailFrom, helo, &mut report).await;
+        if let Some(helo) = helo {
+            evaluate_ip(dns, &domain, ip, Identity::Helo, Some(helo), &mut report).await;
+        }
+    }
+    report
+}
+
+/// The whole-tree walk: counts, voids, loops, missing includes, nested errors.
+async fn lint_tree(dns: &dyn Dns, domain: &str, report: &mut SpfReport) {
+    let mut walk = eval::Walk::new(
+        dns,
+        eval::Mode::Lint,
+        None,
+        &format!("postmaster@{domain}"),
+        domain,
+    );
+    walk.check_host(domain.to_string(), Vec::new()).await;
+    report.dns_lookups = walk.lookups;
+    report.void_lookups = walk.voids;
+    let f = &mut report.findings;
+    if walk.lookups > 10 {
+        f.push(Finding::new(
+            Code::SpfTooManyLookups,
+            count_message(walk.lookups, &walk.terms),
+        ));
+    }
+    if walk.voids > 2 {
+        f.push(Finding::new(
+            Code::SpfTooManyVoidLookups,
+            format!("{} lookups returned no records (limit 2)", walk.voids),
+        ));
+    }
+    for m in &walk.mx_overflow {
+        f.push(Finding::new(Code::SpfTooManyMxHosts, m.clone()));
+    }
+    for l in &walk.loops {
+        f.push(Finding::new(Code::SpfLoop, l.clone()));
+    }
+    for m in &walk.missing {
+        f.push(Finding::new(
+            Code::SpfIncludeMissing,
+            format!("{m} has no SPF record"),
+        ));
+    }
+    for e in &walk.nested_errors {
+        f.push(Finding::new(
+            Code::SpfSyntax,
+            format!("in an included record: {e}"),
+        ));
+    }
+    if walk.ptr_used {
+        f.push(Finding::new(
+            Code::SpfPtrUsed,
+            "the SPF tree uses the ptr mechanism",
+        ));
+    }
+    if !walk.dns_errors.is_empty() {
+        report.answered = false;
+        for e in &walk.dns_errors {
+            f.push(Finding::dns_error(Check::Spf, e.clone()));
+        }
+    }
+}
+
+async fn evaluate_ip(
+    dns: &dyn Dns,
+    domain: &str,
+    ip: IpAddr,
+    identity: Identity,
+    helo: Option<&str>,
+    report: &mut SpfReport,
+) {
+    let helo_name = helo
+        .map(normalize_name)
+        .unwrap_or_else(|| domain.to_string());
+    let (target, sender) = match identity {
+        Identity::MailFrom => (domain.to_string(), format!("postmaster@{domain}")),
+        Identity::Helo => (helo_name.clone(), format!("postmaster@{helo_name}")),
+    };
+    let result = check_host(dns, ip, &target, &sender, &helo_name).await;
+    report.ip_results.push(SpfIpResult {
+        ip,
+        identity,
+        result,
+    });
+    let which = match identity {
+        Identity::MailFrom => format!("MAIL FROM {sender}"),
+        Identity::Helo => format!("HELO {helo_name}"),
+    };
+    match result {
+        SpfResult::Pass => {}
+        // Publishing SPF for the HELO name is recommended, not required (RFC 7208 §2.3).
+        SpfResult::None if identity == Identity::Helo => {}
+        SpfResult::TempError => {
+            report.answered = false;
+            report.findings.push(Finding::dns_error(
+                Check::Spf,
+                format!("evaluating {ip} for {which}: temperror"),
+            ));
+        }
+        other => report.findings.push(Finding::new(
+            Code::SpfIpNotAuthorized,
+            format!("{ip} gets SPF {} for {which}", other.as_str()),
+        )),
     }
 }
 
@@ -94,6 +294,16 @@ pub async fn check_host(
     sender: &str,
     helo: &str,
 ) -> SpfResult {
-    let _ = (dns, ip, domain, sender, helo);
-    SpfResult::None
+    let sender = if sender.is_empty() {
+        format!("postmaster@{helo}")
+    } else {
+        sender.to_string()
+    };
+    let sender = if sender.contains('@') {
+        sender
+    } else {
+        format!("postmaster@{sender}")
+    };
+    let mut walk = eval::Walk::new(dns, eval::Mode::Evaluate, Some(ip), &sender, helo);
+    walk.check_host(domain.to_string(), Vec::new()).await
 }
