@@ -203,12 +203,35 @@ fn cidr(term: &str, text: &str, max: u8) -> Result<u8, SyntaxError> {
     }
 }
 
+/// The dual-cidr-length at the end of an a/mx term: `/N`, `//N` or `/N//N`. Taken from
+/// the right, since a domain-spec may itself contain '/' (RFC 7208 §7.1: any visible
+/// character but '%').
+fn split_cidr(rest: &str) -> (&str, &str) {
+    let is_num = |s: &str| !s.is_empty() && s.bytes().all(|b| b.is_ascii_digit());
+    let mut end = rest.len();
+    if let Some(i) = rest[..end].rfind("//") {
+        if is_num(&rest[i + 2..end]) {
+            end = i;
+        }
+    }
+    if let Some(i) = rest[..end].rfind('/') {
+        if is_num(&rest[i + 1..end]) && !rest[..i].ends_with('/') {
+            end = i;
+        }
+    }
+    // A trailing '/' or '/x' that is not a number is a bad CIDR, not part of the name,
+    // when the term has no domain-spec at all (`a/x`).
+    if end == rest.len() && !rest.starts_with(':') {
+        if let Some(i) = rest.find('/') {
+            end = i;
+        }
+    }
+    (&rest[..end], &rest[end..])
+}
+
 /// Splits `[":" domain-spec] [dual-cidr-length]` of a and mx.
 fn domain_and_cidr(term: &str, rest: &str) -> Result<(Option<String>, u8, u8), SyntaxError> {
-    let (spec_part, cidr_part) = match rest.find('/') {
-        Some(i) => (&rest[..i], &rest[i..]),
-        None => (rest, ""),
-    };
+    let (spec_part, cidr_part) = split_cidr(rest);
     let domain = match spec_part.strip_prefix(':') {
         Some(spec) => Some(check_domain_spec(term, spec)?),
         None if spec_part.is_empty() => None,
@@ -238,6 +261,7 @@ fn parse_directive(term: &str) -> Result<Directive, SyntaxError> {
         _ => (Qualifier::Pass, term),
     };
     let name_len = rest.find([':', '/']).unwrap_or(rest.len());
+    // (the mechanism name ends at the first ':' or '/'; what follows is parsed per mechanism)
     let name = rest[..name_len].to_ascii_lowercase();
     let args = &rest[name_len..];
     let mechanism = match name.as_str() {
@@ -396,6 +420,32 @@ mod tests {
                 .count(),
             6
         );
+    }
+
+    /// RFC 7208 §7.1: a domain-spec may hold any visible character but '%' (suite
+    /// cases a-colon-domain and mx-colon-domain); the CIDR suffix is read from the right.
+    #[test]
+    fn domain_spec_with_colon_and_slash() {
+        let r =
+            parse("v=spf1 a:foo:bar/baz.example.com mx:foo:bar/baz.example.com/24//64").unwrap();
+        assert_eq!(
+            r.directives[0].mechanism,
+            Mechanism::A {
+                domain: Some("foo:bar/baz.example.com".into()),
+                cidr4: 32,
+                cidr6: 128
+            }
+        );
+        assert_eq!(
+            r.directives[1].mechanism,
+            Mechanism::Mx {
+                domain: Some("foo:bar/baz.example.com".into()),
+                cidr4: 24,
+                cidr6: 64
+            }
+        );
+        assert!(parse("v=spf1 a/x").is_err());
+        assert!(parse("v=spf1 a//").is_err());
     }
 
     #[test]
