@@ -298,3 +298,81 @@ async fn domains_file_is_reread_when_it_changes() {
         "a broken file keeps the running list"
     );
 }
+
+fn value_of(body: &str, series: &str) -> Option<f64> {
+    body.lines()
+        .find_map(|l| l.strip_prefix(series).and_then(|v| v.trim().parse().ok()))
+}
+
+/// A record edited between two runs: the change timestamp moves, the findings follow.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn record_changes_are_seen_on_the_next_run() {
+    let zones = std::sync::Arc::new(demo::start_zone_server().await.unwrap());
+    let addr = zones.addr();
+    let text = format!(
+        "[exporter]\ndns_interval = \"200ms\"\n[dns]\nnameservers = [\"{addr}\"]\ntimeout = \"1s\"\ncache_max_ttl = \"100ms\"\n\
+         [[domain]]\nname = \"healthy.demo.test\"\nexpect_dmarc_policy = \"reject\"\n"
+    );
+    let config = Config::parse(&text, Path::new("t.toml")).unwrap();
+    let app = App::start(config, None, false).unwrap();
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let base = format!("http://{}", listener.local_addr().unwrap());
+    tokio::spawn(mailauth_exporter::server::serve_on(app.clone(), listener));
+    let spf_change =
+        r#"mailauth_record_change_timestamp_seconds{domain="healthy.demo.test",record="spf"}"#;
+    let body = metrics_until(&base, "first run", |b| value_of(b, spf_change).is_some()).await;
+    let first = value_of(&body, spf_change).unwrap();
+    let dmarc_change =
+        r#"mailauth_record_change_timestamp_seconds{domain="healthy.demo.test",record="dmarc"}"#;
+    let dmarc_first = value_of(&body, dmarc_change).unwrap();
+    assert!(
+        has(
+            &body,
+            r#"mailauth_dmarc_policy{domain="healthy.demo.test",policy="reject"} 1"#
+        ),
+        "{body}"
+    );
+
+    let edited = demo::DEMO_ZONE
+        .replace(
+            "v=spf1 ip4:192.0.2.10 include:_spf.provider.demo.test -all",
+            "v=spf1 ip4:192.0.2.10 include:_spf.provider.demo.test ?all",
+        )
+        .replace(
+            "v=DMARC1; p=reject; rua=mailto:dmarc@healthy.demo.test; adkim=s",
+            "v=DMARC1; p=none; rua=mailto:dmarc@healthy.demo.test",
+        );
+    zones.set_zone("demo.test", &edited).unwrap();
+    let body = metrics_until(&base, "the edit", |b| {
+        value_of(b, spf_change).is_some_and(|t| t > first)
+            && value_of(b, dmarc_change).is_some_and(|t| t > dmarc_first)
+    })
+    .await;
+    assert!(
+        has(
+            &body,
+            r#"mailauth_spf_all_qualifier{domain="healthy.demo.test",qualifier="?all"} 1"#
+        ),
+        "{body}"
+    );
+    assert!(
+        !body.contains(r#"qualifier="-all""#),
+        "the old qualifier's series is gone"
+    );
+    assert!(
+        has(
+            &body,
+            r#"mailauth_dmarc_policy{domain="healthy.demo.test",policy="none"} 1"#
+        ),
+        "{body}"
+    );
+    assert!(
+        body.contains(r#"code="dmarc.policy_below_expected",severity="error"} 1"#),
+        "{body}"
+    );
+    assert!(
+        body.contains(r#"code="spf.all_neutral",severity="warning"} 1"#),
+        "{body}"
+    );
+    app.stop();
+}

@@ -74,13 +74,12 @@ pub fn parse(text: &str) -> Result<KeyRecord, String> {
                     }
                 }
             }
+            // FWS may fold inside a value ("sha 256"): whitespace carries no meaning in h=.
             "h" => {
-                hashes = Some(
-                    value
-                        .split(':')
-                        .map(|h| h.trim().to_ascii_lowercase())
-                        .collect(),
-                )
+                let algs = value
+                    .split(':')
+                    .map(|h| h.replace(' ', "").to_ascii_lowercase());
+                hashes = Some(algs.collect())
             }
             "t" => testing = value.split(':').any(|f| f.trim().eq_ignore_ascii_case("y")),
             "p" => p = Some(value.replace(' ', "")),
