@@ -31,10 +31,16 @@ if [ ! -d ../shared/corpus ]; then
   exit 1
 fi
 
+mkdir -p target
 cargo test 2>&1 | tee target/test-output.txt
+rust_passed=$(grep -E '^test result:' target/test-output.txt | sed -E 's/.* ([0-9]+) passed.*/\1/' | awk '{s+=$1} END {print s+0}')
+rust_failed=$(grep -E '^test result:' target/test-output.txt | sed -E 's/.* ([0-9]+) failed.*/\1/' | awk '{s+=$1} END {print s+0}')
 if [ -x tests/promtool.sh ] || [ -f tests/promtool.sh ]; then
   bash tests/promtool.sh
 fi
 if [ -f tests/dashboards_lint.py ]; then
   python3 tests/dashboards_lint.py
 fi
+
+echo "cargo test: ${rust_passed} passed, ${rust_failed} failed"
+echo "${rust_passed} passed, ${rust_failed} failed"
