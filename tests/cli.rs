@@ -173,3 +173,90 @@ fn config_check_names_file_line_and_key() {
     let out = bin().args(["--config", bad]).output().unwrap();
     assert_eq!(out.status.code(), Some(2));
 }
+
+/// The real binary as a service: serves, reloads on SIGHUP (a bad config keeps the old
+/// one), and exits 0 on SIGTERM.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn serve_reloads_on_sighup_and_stops_on_sigterm() {
+    let zones = demo::start_zone_server().await.unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("config.toml");
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let listen = format!("127.0.0.1:{port}");
+    std::fs::write(&path, demo::demo_config_text(zones.addr(), &listen)).unwrap();
+    let mut child = bin()
+        .arg("--config")
+        .arg(&path)
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .unwrap();
+    let base = format!("http://{listen}");
+    let scrape_until = |what: &'static str, pred: fn(&str) -> bool| {
+        let base = base.clone();
+        async move {
+            let deadline = std::time::Instant::now() + std::time::Duration::from_secs(20);
+            loop {
+                if tokio::net::TcpStream::connect(base.trim_start_matches("http://"))
+                    .await
+                    .is_ok()
+                {
+                    let (_, body) = util::http::get(&format!("{base}/metrics")).await;
+                    if pred(&body) {
+                        return body;
+                    }
+                }
+                assert!(
+                    std::time::Instant::now() < deadline,
+                    "timed out waiting for {what}"
+                );
+                tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+            }
+        }
+    };
+    scrape_until("7 domains", |b| {
+        b.lines().any(|l| l == "mailauth_domains 7")
+    })
+    .await;
+    let pid = child.id().to_string();
+    let kill = |sig: &str| {
+        let status = Command::new("kill")
+            .args(["-s", sig, &pid])
+            .status()
+            .unwrap();
+        assert!(status.success());
+    };
+
+    std::fs::write(&path, "[exporter]\nnot_a_key = 1\n").unwrap();
+    kill("HUP");
+    let body = scrape_until("failed reload", |b| {
+        b.lines()
+            .any(|l| l == "mailauth_config_last_reload_successful 0")
+    })
+    .await;
+    assert!(
+        body.lines().any(|l| l == "mailauth_domains 7"),
+        "the old config keeps running"
+    );
+
+    let mut text = demo::demo_config_text(zones.addr(), &listen);
+    text = text.replace("[[domain]]\nname = \"dnsfail.demo.test\"\n", "");
+    std::fs::write(&path, text).unwrap();
+    kill("HUP");
+    scrape_until("good reload", |b| {
+        b.lines()
+            .any(|l| l == "mailauth_config_last_reload_successful 1")
+            && b.lines().any(|l| l == "mailauth_domains 6")
+    })
+    .await;
+
+    kill("TERM");
+    let status = tokio::task::spawn_blocking(move || child.wait().unwrap())
+        .await
+        .unwrap();
+    assert_eq!(status.code(), Some(0), "clean shutdown exits 0");
+}
