@@ -1,11 +1,200 @@
-//! `inspect FILE|-`: what receivers and verifiers said about one saved message.
+//! `inspect FILE|-`: what receivers and verifiers said about one saved message, and the
+//! message's DKIM signatures verified afresh, so that a user can paste a bounced or
+//! received mail and see why it failed.
 
+use std::fmt::Write as _;
+use std::io::Read;
 use std::process::ExitCode;
+use std::sync::Arc;
+use std::time::Duration;
 
-use crate::cli::InspectArgs;
+use serde::Serialize;
+
+use crate::cli::{Format, InspectArgs};
+use crate::dns::{HickoryDns, QueryCounters, ResolverSettings};
+use crate::mail::auth_results::{self, AuthResultsField};
+use crate::mail::dkim_verify::{self, DkimVerification};
+use crate::mail::received_spf::{self, ReceivedSpf};
+use crate::mail::verifier_report::{self, VerifierReport};
+
+/// Larger input is refused rather than read into memory.
+const MAX_INPUT_BYTES: u64 = 64 * 1024 * 1024;
+
+#[derive(Debug, Serialize)]
+pub struct Inspection {
+    pub authentication_results: Vec<AuthResultsField>,
+    pub received_spf: Vec<ReceivedSpf>,
+    pub verifier_report: Option<VerifierReport>,
+    pub dkim_verification: Vec<DkimVerification>,
+}
+
+/// The text of the message body (decoded when MIME says so), for the verifier report.
+fn body_text(raw: &[u8]) -> String {
+    if let Some(message) = mail_parser::MessageParser::default().parse(raw) {
+        if let Some(text) = message.body_text(0) {
+            return text.into_owned();
+        }
+    }
+    String::from_utf8_lossy(crate::mail::header::split_message(raw).1).into_owned()
+}
+
+/// Everything but DKIM verification (no network).
+pub fn inspect_offline(raw: &[u8], trusted_ids: &[String]) -> Inspection {
+    let mut fields = auth_results::parse_message(raw);
+    for f in &mut fields {
+        f.trusted = f
+            .authserv_id
+            .as_ref()
+            .is_some_and(|id| trusted_ids.iter().any(|t| t.eq_ignore_ascii_case(id)));
+    }
+    Inspection {
+        authentication_results: fields,
+        received_spf: received_spf::parse_message(raw),
+        verifier_report: verifier_report::parse(&body_text(raw)),
+        dkim_verification: Vec::new(),
+    }
+}
+
+pub async fn inspect(
+    raw: &[u8],
+    trusted_ids: &[String],
+    settings: &ResolverSettings,
+) -> Inspection {
+    let mut inspection = inspect_offline(raw, trusted_ids);
+    match HickoryDns::new(settings, Arc::new(QueryCounters::default())) {
+        Ok(dns) => {
+            inspection.dkim_verification = dkim_verify::verify(raw, dns.resolver())
+                .await
+                .unwrap_or_default();
+        }
+        Err(e) => {
+            inspection.dkim_verification = vec![DkimVerification {
+                domain: None,
+                selector: None,
+                result: "temperror".into(),
+                reason: Some(format!("no resolver: {e}")),
+            }];
+        }
+    }
+    inspection
+}
+
+fn read_input(args: &InspectArgs) -> Result<Vec<u8>, String> {
+    let mut raw = Vec::new();
+    let result = if args.file.as_os_str() == "-" {
+        std::io::stdin()
+            .take(MAX_INPUT_BYTES + 1)
+            .read_to_end(&mut raw)
+    } else {
+        std::fs::File::open(&args.file)
+            .and_then(|f| f.take(MAX_INPUT_BYTES + 1).read_to_end(&mut raw))
+            .map_err(|e| std::io::Error::new(e.kind(), format!("{}: {e}", args.file.display())))
+    };
+    result.map_err(|e| format!("cannot read the message: {e}"))?;
+    if raw.len() as u64 > MAX_INPUT_BYTES {
+        return Err(format!(
+            "the message is larger than {MAX_INPUT_BYTES} bytes"
+        ));
+    }
+    if raw.is_empty() {
+        return Err("the input is empty".into());
+    }
+    Ok(raw)
+}
 
 pub fn run(args: &InspectArgs) -> ExitCode {
-    let _ = args;
-    eprintln!("inspect: not available in this build yet");
-    ExitCode::from(2)
+    let raw = match read_input(args) {
+        Ok(r) => r,
+        Err(e) => {
+            eprintln!("{e}");
+            return ExitCode::from(2);
+        }
+    };
+    let settings = ResolverSettings {
+        nameservers: args.nameservers.clone(),
+        timeout: Duration::from_secs(3),
+        attempts: 1,
+    };
+    let runtime = match tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+    {
+        Ok(rt) => rt,
+        Err(e) => {
+            eprintln!("cannot start the async runtime: {e}");
+            return ExitCode::from(2);
+        }
+    };
+    let inspection = runtime.block_on(inspect(&raw, &args.trusted_authserv_ids, &settings));
+    match args.format {
+        Format::Json => println!("{}", serde_json::to_string(&inspection).unwrap_or_default()),
+        Format::Text => print!("{}", render_text(&inspection)),
+    }
+    ExitCode::SUCCESS
+}
+
+pub fn render_text(i: &Inspection) -> String {
+    let mut out = String::new();
+    if i.authentication_results.is_empty() {
+        out.push_str("No Authentication-Results fields.\n");
+    }
+    for f in &i.authentication_results {
+        let id = f.authserv_id.as_deref().unwrap_or("(no authserv-id)");
+        let trust = if f.trusted { "trusted" } else { "untrusted" };
+        let inst = f.instance.map(|n| format!(" i={n}")).unwrap_or_default();
+        let _ = writeln!(out, "{}{inst} from {id} ({trust})", f.field);
+        if f.none {
+            out.push_str("  none: no checks were made\n");
+        }
+        for r in &f.results {
+            let props: Vec<String> = r
+                .properties
+                .iter()
+                .map(|p| format!("{}.{}={}", p.ptype, p.property, p.value))
+                .collect();
+            let reason = r
+                .reason
+                .as_ref()
+                .map(|x| format!(" reason={x:?}"))
+                .unwrap_or_default();
+            let _ = writeln!(
+                out,
+                "  {:<8} {:<10}{reason} {}",
+                r.method,
+                r.result,
+                props.join(" ")
+            );
+        }
+        if let Some(e) = &f.error {
+            let _ = writeln!(out, "  ! does not follow RFC 8601: {e}");
+        }
+    }
+    for s in &i.received_spf {
+        let props: Vec<String> = s
+            .properties
+            .iter()
+            .map(|(k, v)| format!("{k}={v}"))
+            .collect();
+        let _ = writeln!(out, "Received-SPF: {} {}", s.result, props.join(" "));
+    }
+    if let Some(r) = &i.verifier_report {
+        out.push_str("Verifier report:\n");
+        for l in &r.summary {
+            let _ = writeln!(out, "  {:<14} {}", l.check, l.result);
+        }
+    }
+    for d in &i.dkim_verification {
+        let _ = writeln!(
+            out,
+            "DKIM signature d={} s={}: {}{}",
+            d.domain.as_deref().unwrap_or("?"),
+            d.selector.as_deref().unwrap_or("?"),
+            d.result,
+            d.reason
+                .as_ref()
+                .map(|r| format!(" ({r})"))
+                .unwrap_or_default()
+        );
+    }
+    out
 }

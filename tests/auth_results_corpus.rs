@@ -155,3 +155,39 @@ fn every_corpus_field() {
     assert!(failures.is_empty(), "{}", failures.join("\n"));
     assert_eq!(conformant + lenient, entries.len());
 }
+
+#[test]
+fn every_received_spf_field() {
+    use mailauth_exporter::mail::received_spf::parse_value as parse_spf;
+    let d = dir();
+    let expected: Value = serde_json::from_str(
+        &std::fs::read_to_string(d.join("received-spf/expected.json")).unwrap(),
+    )
+    .unwrap();
+    let entries = expected["entries"].as_array().unwrap();
+    for e in entries {
+        let file = e["file"].as_str().unwrap();
+        let raw = String::from_utf8_lossy(&std::fs::read(d.join(file)).unwrap()).into_owned();
+        let value = raw.split_once(':').unwrap().1;
+        let got = parse_spf(value).unwrap_or_else(|err| panic!("{file}: {err}"));
+        assert!(
+            got.result
+                .eq_ignore_ascii_case(e["result"].as_str().unwrap()),
+            "{file}"
+        );
+        assert_eq!(got.comment.as_deref(), e["comment"].as_str(), "{file}");
+        let pairs: Vec<(String, String)> = e["pairs"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|p| {
+                (
+                    p[0].as_str().unwrap().to_string(),
+                    p[1].as_str().unwrap().to_string(),
+                )
+            })
+            .collect();
+        assert_eq!(got.pairs, pairs, "{file}");
+    }
+    assert!(entries.len() >= 15);
+}

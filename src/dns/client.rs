@@ -131,6 +131,11 @@ impl HickoryDns {
         Ok(Self { resolver, counters })
     }
 
+    /// The underlying resolver, for libraries that take one (mail-auth's DKIM verifier).
+    pub fn resolver(&self) -> TokioResolver {
+        self.resolver.clone()
+    }
+
     pub fn counters(&self) -> &Arc<QueryCounters> {
         &self.counters
     }
