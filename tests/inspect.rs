@@ -11,6 +11,7 @@ use mail_auth::common::crypto::{RsaKey, Sha256};
 use mail_auth::common::headers::HeaderWriter;
 use mail_auth::dkim::DkimSigner;
 use mailauth_exporter::inspect::inspect_offline;
+use rustls::pki_types::PrivateKeyDer;
 
 fn openssl(args: &[&str], dir: &std::path::Path) -> Vec<u8> {
     let out = Command::new("openssl")
@@ -42,7 +43,7 @@ fn signed_message(dir: &std::path::Path) -> (Vec<u8>, String) {
         ],
         dir,
     );
-    let pem = std::fs::read_to_string(dir.join("key.pem")).unwrap();
+    let private = openssl(&["pkey", "-in", "key.pem", "-outform", "DER"], dir);
     let der = openssl(
         &["pkey", "-in", "key.pem", "-pubout", "-outform", "DER"],
         dir,
@@ -51,10 +52,12 @@ fn signed_message(dir: &std::path::Path) -> (Vec<u8>, String) {
     let message = format!(
         "From: probe@example.test\r\nTo: box@receiver.test\r\nSubject: inspect me\r\nMessage-ID: <1@example.test>\r\n\r\n{BODY}"
     );
-    let signer = DkimSigner::from_key(RsaKey::<Sha256>::from_pkcs8_pem(&pem).unwrap())
-        .domain("example.test")
-        .selector("s1")
-        .headers(["From", "To", "Subject", "Message-ID"]);
+    let signer = DkimSigner::from_key(
+        RsaKey::<Sha256>::from_key_der(PrivateKeyDer::Pkcs8(private.into())).unwrap(),
+    )
+    .domain("example.test")
+    .selector("s1")
+    .headers(["From", "To", "Subject", "Message-ID"]);
     let signature = signer.sign(message.as_bytes()).unwrap();
     let headers = "Authentication-Results: mx.receiver.test; dkim=pass header.d=example.test header.s=s1; spf=pass smtp.mailfrom=probe@example.test\r\n\
 Authentication-Results: forged.example; dkim=pass header.d=example.test\r\n\
