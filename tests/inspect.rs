@@ -43,7 +43,10 @@ fn signed_message(dir: &std::path::Path) -> (Vec<u8>, String) {
         ],
         dir,
     );
-    let private = openssl(&["pkey", "-in", "key.pem", "-outform", "DER"], dir);
+    let private = openssl(
+        &["rsa", "-in", "key.pem", "-traditional", "-outform", "DER"],
+        dir,
+    );
     let der = openssl(
         &["pkey", "-in", "key.pem", "-pubout", "-outform", "DER"],
         dir,
@@ -53,7 +56,7 @@ fn signed_message(dir: &std::path::Path) -> (Vec<u8>, String) {
         "From: probe@example.test\r\nTo: box@receiver.test\r\nSubject: inspect me\r\nMessage-ID: <1@example.test>\r\n\r\n{BODY}"
     );
     let signer = DkimSigner::from_key(
-        RsaKey::<Sha256>::from_key_der(PrivateKeyDer::Pkcs8(private.into())).unwrap(),
+        RsaKey::<Sha256>::from_key_der(PrivateKeyDer::Pkcs1(private.into())).unwrap(),
     )
     .domain("example.test")
     .selector("s1")
