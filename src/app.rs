@@ -17,6 +17,7 @@ struct Running {
     scheduler: Option<Scheduler>,
     dns: Option<Arc<dyn Dns>>,
     watcher: Option<tokio::task::JoinHandle<()>>,
+    probes: Option<crate::scheduler::ProbeScheduler>,
 }
 
 pub struct App {
@@ -61,6 +62,7 @@ impl App {
                 scheduler: None,
                 dns: None,
                 watcher: None,
+                probes: None,
             }),
             lifecycle: lifecycle || config.exporter.enable_lifecycle,
             probes: crate::server::probe::ProbeCache::new(config.exporter.concurrency),
@@ -103,6 +105,25 @@ impl App {
         if let Some(old) = running.watcher.take() {
             old.abort();
         }
+        if let Some(old) = running.probes.take() {
+            old.stop();
+        }
+        let config = Arc::new(config);
+        if !config.probes.is_empty() {
+            let settings = ResolverSettings {
+                nameservers: config.dns.nameservers.clone(),
+                timeout: config.dns.timeout,
+                attempts: config.dns.attempts,
+            };
+            let resolver =
+                HickoryDns::new(&settings, Arc::new(QueryCounters::default()))?.resolver();
+            running.probes = Some(crate::scheduler::ProbeScheduler::start(
+                config.clone(),
+                dns.clone(),
+                resolver,
+                self.metrics.clone(),
+            ));
+        }
         if let (Some(path), Some(app)) = (&config.exporter.domains_file, self.me.upgrade()) {
             running.watcher = Some(tokio::spawn(watch_domains_file(
                 app,
@@ -112,7 +133,7 @@ impl App {
         }
         running.scheduler = Some(scheduler);
         running.dns = Some(dns);
-        running.config = Arc::new(config);
+        running.config = config;
         self.metrics.reload_success.set(1);
         let now = SystemTime::now()
             .duration_since(SystemTime::UNIX_EPOCH)
@@ -177,6 +198,9 @@ impl App {
         }
         if let Some(w) = running.watcher.take() {
             w.abort();
+        }
+        if let Some(p) = running.probes.take() {
+            p.stop();
         }
     }
 }

@@ -29,7 +29,7 @@ pub struct Inspection {
 }
 
 /// The text of the message body (decoded when MIME says so), for the verifier report.
-fn body_text(raw: &[u8]) -> String {
+pub fn body_text(raw: &[u8]) -> String {
     if let Some(message) = mail_parser::MessageParser::default().parse(raw) {
         if let Some(text) = message.body_text(0) {
             return text.into_owned();

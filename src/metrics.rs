@@ -116,6 +116,10 @@ pub struct DomainEntry {
 
 pub struct Metrics {
     registry: Registry,
+    /// Label sets of the auth-result and disagreement series last written per probe, so
+    /// that a result that changed leaves no stale series behind.
+    probe_series: std::sync::Mutex<std::collections::HashMap<String, Vec<Vec<String>>>>,
+    disagreement_series: std::sync::Mutex<std::collections::HashMap<String, Vec<String>>>,
     domains: RwLock<BTreeMap<String, DomainEntry>>,
     dns_queries: IntCounterVec,
     query_counters: Arc<QueryCounters>,
@@ -264,6 +268,8 @@ impl Metrics {
         );
         Arc::new(Self {
             registry,
+            probe_series: Default::default(),
+            disagreement_series: Default::default(),
             domains: RwLock::new(BTreeMap::new()),
             dns_queries,
             query_counters,
@@ -379,6 +385,90 @@ impl Metrics {
             text.push_str(&fragments[i]);
         }
         text
+    }
+}
+
+impl Metrics {
+    /// Writes the outcome of one probe round of `domain`.
+    pub fn record_probe(&self, domain: &str, outcomes: &[crate::mail::probe::TargetOutcome]) {
+        use crate::mail::results;
+        let mut all_sources: Vec<&results::MethodResults> = Vec::new();
+        for o in outcomes {
+            let target = o.target.as_str();
+            if o.sent {
+                self.probe_sent.with_label_values(&[domain, target]).inc();
+            }
+            if let Some((stage, _)) = &o.failure {
+                self.probe_failures
+                    .with_label_values(&[domain, target, stage.as_str()])
+                    .inc();
+            }
+            if let Some(d) = o.delivery {
+                self.probe_delivery
+                    .with_label_values(&[domain, target])
+                    .observe(d.as_secs_f64());
+            }
+            let success = o.success();
+            self.probe_success
+                .with_label_values(&[domain, target])
+                .set(f64::from(u8::from(success)));
+            if success {
+                self.probe_last_success
+                    .with_label_values(&[domain, target])
+                    .set(now_seconds());
+            }
+            // Replace this target's auth-result series.
+            let key = format!("{domain}\u{0}{target}");
+            let mut written = self.probe_series.lock().expect("probe series lock");
+            for labels in written.remove(&key).unwrap_or_default() {
+                let refs: Vec<&str> = labels.iter().map(String::as_str).collect();
+                let _ = self.auth_result.remove_label_values(&refs);
+            }
+            let mut now_written = Vec::new();
+            for (source, methods) in &o.sources {
+                for (method, result) in methods {
+                    let labels = vec![
+                        domain.to_string(),
+                        target.to_string(),
+                        source.as_str().to_string(),
+                        method.clone(),
+                        result.clone(),
+                    ];
+                    let refs: Vec<&str> = labels.iter().map(String::as_str).collect();
+                    self.auth_result.with_label_values(&refs).set(1.0);
+                    now_written.push(labels);
+                }
+                all_sources.push(methods);
+            }
+            if o.failure.is_none() || !now_written.is_empty() {
+                written.insert(key, now_written);
+            }
+        }
+        if all_sources.len() < 2 {
+            return;
+        }
+        let disagreeing = results::disagreements(&all_sources);
+        let mut written = self.disagreement_series.lock().expect("disagreement lock");
+        for method in written.remove(domain).unwrap_or_default() {
+            let _ = self
+                .auth_disagreement
+                .remove_label_values(&[domain, &method]);
+        }
+        let mut now_written = Vec::new();
+        for method in results::METHODS {
+            let sources_with = all_sources
+                .iter()
+                .filter(|s| s.contains_key(method))
+                .count();
+            if sources_with >= 2 {
+                let v = f64::from(u8::from(disagreeing.iter().any(|m| m == method)));
+                self.auth_disagreement
+                    .with_label_values(&[domain, method])
+                    .set(v);
+                now_written.push(method.to_string());
+            }
+        }
+        written.insert(domain.to_string(), now_written);
     }
 }
 

@@ -136,3 +136,50 @@ mod tests {
         }
     }
 }
+
+/// The mail probe loops of one configuration: one per `[[probe]]`, each on its own
+/// interval, so that a slow mailbox delays only its own probe.
+pub struct ProbeScheduler {
+    tasks: JoinSet<()>,
+}
+
+impl ProbeScheduler {
+    pub fn start(
+        config: Arc<crate::config::Config>,
+        dns: Arc<dyn Dns>,
+        resolver: hickory_resolver::TokioResolver,
+        metrics: Arc<Metrics>,
+    ) -> Self {
+        let mut tasks = JoinSet::new();
+        for index in 0..config.probes.len() {
+            let (config, dns, resolver, metrics) = (
+                config.clone(),
+                dns.clone(),
+                resolver.clone(),
+                metrics.clone(),
+            );
+            tasks.spawn(async move {
+                let ledger = crate::mail::probe::TokenLedger::default();
+                let probe = &config.probes[index];
+                let domain = crate::dns::normalize_name(probe.domain.get_ref());
+                loop {
+                    let outcomes = crate::mail::probe::run_probe(
+                        &config,
+                        probe,
+                        dns.as_ref(),
+                        resolver.clone(),
+                        &ledger,
+                    )
+                    .await;
+                    metrics.record_probe(&domain, &outcomes);
+                    tokio::time::sleep(jittered(config.exporter.probe_interval)).await;
+                }
+            });
+        }
+        Self { tasks }
+    }
+
+    pub fn stop(mut self) {
+        self.tasks.abort_all();
+    }
+}

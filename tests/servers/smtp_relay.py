@@ -13,9 +13,12 @@ from aiosmtpd.smtp import AuthResult, LoginPassword
 
 
 class Relay:
-    def __init__(self, lmtp_socket, mode):
+    def __init__(self, lmtp_socket, mode, authres, verifier, verifier_results):
         self.lmtp_socket = lmtp_socket
         self.mode = mode
+        self.authres = authres
+        self.verifier = verifier
+        self.verifier_results = verifier_results
 
     async def handle_RCPT(self, server, session, envelope, address, rcpt_options):
         if self.mode == "reject-rcpt":
@@ -35,8 +38,41 @@ class Relay:
         return "250 2.0.0 Delivered"
 
     def deliver(self, envelope):
+        local = [r for r in envelope.rcpt_tos if r.lower() != self.verifier]
+        if local:
+            # Stamp what a receiving MTA would: its verdicts, as the test configured them.
+            stamp = b""
+            if self.authres:
+                stamp += f"Authentication-Results: {self.authres.replace('MAILFROM', envelope.mail_from)}\r\n".encode()
+                stamp += (
+                    f"Received-SPF: pass (receiver: test) client-ip=127.0.0.1; "
+                    f"envelope-from=\"{envelope.mail_from}\"; helo=submission.test;\r\n"
+                ).encode()
+            with smtplib.LMTP(self.lmtp_socket) as lmtp:
+                lmtp.sendmail(envelope.mail_from, local, stamp + envelope.original_content)
+        if self.verifier and self.verifier in [r.lower() for r in envelope.rcpt_tos]:
+            if self.mode == "silent-verifier" or not envelope.mail_from:
+                return
+            self.reply_as_verifier(envelope)
+
+    def reply_as_verifier(self, envelope):
+        """A port25-style report: summary, details, the original headers echoed."""
+        headers = envelope.original_content.split(b"\r\n\r\n", 1)[0].decode("utf-8", "replace")
+        summary = "".join(f"{name + ' check:':<20}{result}\r\n" for name, result in self.verifier_results)
+        rule = "=" * 58
+        dash = "-" * 58
+        body = (
+            f"This is an automatic response from the test verifier.\r\n\r\n{rule}\r\nSummary of Results\r\n{rule}\r\n"
+            f"{summary}\r\n{rule}\r\nDetails:\r\n{rule}\r\n\r\nSource IP:      127.0.0.1\r\n"
+            f"mail-from:      {envelope.mail_from}\r\n\r\n{dash}\r\nSPF check details:\r\n{dash}\r\n"
+            f"Result:         {self.verifier_results[0][1]}\r\n\r\n{rule}\r\nOriginal Email\r\n{rule}\r\n\r\n{headers}\r\n"
+        )
+        reply = (
+            f"From: auth-results@{self.verifier.split('@')[1]}\r\nTo: {envelope.mail_from}\r\n"
+            f"Subject: Authentication Report\r\n\r\n{body}"
+        ).encode()
         with smtplib.LMTP(self.lmtp_socket) as lmtp:
-            lmtp.sendmail(envelope.mail_from, envelope.rcpt_tos, envelope.original_content)
+            lmtp.sendmail(self.verifier, [envelope.mail_from], reply)
 
 
 def main():
@@ -47,7 +83,10 @@ def main():
     ap.add_argument("--user", required=True)
     ap.add_argument("--password-file", required=True)
     ap.add_argument("--lmtp-socket", required=True)
-    ap.add_argument("--mode", default="ok", choices=["ok", "reject-rcpt", "tempfail-data"])
+    ap.add_argument("--mode", default="ok", choices=["ok", "reject-rcpt", "tempfail-data", "silent-verifier"])
+    ap.add_argument("--authres", default="", help="Authentication-Results value stamped on delivered mail")
+    ap.add_argument("--verifier", default="check-auth@verifier.test", help="address that answers with a report")
+    ap.add_argument("--verifier-results", default="SPF=pass,DKIM=pass,DMARC=pass")
     args = ap.parse_args()
     with open(args.password_file) as f:
         password = f.read().strip()
@@ -64,7 +103,13 @@ def main():
     context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
     context.load_cert_chain(args.cert, args.key)
     controller = Controller(
-        Relay(args.lmtp_socket, args.mode),
+        Relay(
+            args.lmtp_socket,
+            args.mode,
+            args.authres,
+            args.verifier.lower(),
+            [tuple(p.split("=", 1)) for p in args.verifier_results.split(",") if "=" in p],
+        ),
         hostname="127.0.0.1",
         port=args.port,
         tls_context=context,

@@ -139,8 +139,13 @@ fn wait_for_banner(port: u16, prefix: &str, child: &mut Child, log: &Path) {
 }
 
 impl MailStack {
-    /// Dovecot and the submission relay (mode: ok | reject-rcpt | tempfail-data).
+    /// Dovecot and the submission relay (mode: ok | reject-rcpt | tempfail-data | silent-verifier).
     pub fn start(relay_mode: &str) -> MailStack {
+        Self::start_with(relay_mode, &[])
+    }
+
+    /// As `start`, with extra relay arguments (`--authres`, `--verifier-results`).
+    pub fn start_with(relay_mode: &str, relay_args: &[&str]) -> MailStack {
         let dir = tempfile::tempdir().unwrap();
         let d = dir.path().to_path_buf();
         // Dovecot's mail user must traverse the directory.
@@ -227,17 +232,18 @@ protocol lmtp {{
             dovecot,
             relay: None,
         };
-        stack.start_relay(relay_mode);
+        stack.start_relay(relay_mode, relay_args);
         stack
     }
 
-    fn start_relay(&mut self, mode: &str) {
+    fn start_relay(&mut self, mode: &str, extra: &[&str]) {
         let d = self.dir.path();
         let port = free_port();
         let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/servers/smtp_relay.py");
         let mut child = Command::new("python3")
             .arg(script)
             .args(["--port", &port.to_string(), "--user", USER, "--mode", mode])
+            .args(extra)
             .arg("--cert")
             .arg(&self.pki.cert)
             .arg("--key")
