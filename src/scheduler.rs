@@ -124,19 +124,6 @@ fn jittered(interval: Duration) -> Duration {
     Duration::from_secs_f64((interval.as_secs_f64() + offset).max(0.001))
 }
 
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn jitter_stays_within_five_percent() {
-        for _ in 0..1000 {
-            let d = jittered(Duration::from_secs(100)).as_secs_f64();
-            assert!((95.0..=105.0).contains(&d), "{d}");
-        }
-    }
-}
-
 /// The mail probe loops of one configuration: one per `[[probe]]`, each on its own
 /// interval, so that a slow mailbox delays only its own probe.
 pub struct ProbeScheduler {
@@ -181,5 +168,18 @@ impl ProbeScheduler {
 
     pub fn stop(mut self) {
         self.tasks.abort_all();
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn jitter_stays_within_five_percent() {
+        for _ in 0..1000 {
+            let d = jittered(Duration::from_secs(100)).as_secs_f64();
+            assert!((95.0..=105.0).contains(&d), "{d}");
+        }
     }
 }

@@ -16,7 +16,7 @@ pub type MethodResults = BTreeMap<String, String>;
 /// Several results for one method (several DKIM signatures): pass if any passed, else the
 /// first. A message passes DKIM for DMARC's purposes when one signature verifies.
 fn combine(results: &[&str]) -> Option<String> {
-    if results.iter().any(|r| *r == "pass") {
+    if results.contains(&"pass") {
         return Some("pass".into());
     }
     results.first().map(|r| r.to_string())
