@@ -1,0 +1,14 @@
+#!/usr/bin/env bash
+# promtool on the shipped alert rules: syntax (check rules) and behaviour (test rules).
+set -euo pipefail
+cd "$(dirname "$0")/.."
+passed=0
+failed=0
+for rules in alerts/*.rules.yml; do
+  if promtool check rules "$rules"; then passed=$((passed + 1)); else failed=$((failed + 1)); fi
+done
+for t in alerts/tests/*.yml; do
+  if promtool test rules "$t"; then passed=$((passed + 1)); else failed=$((failed + 1)); fi
+done
+echo "promtool: ${passed} passed, ${failed} failed"
+[ "$failed" -eq 0 ]
