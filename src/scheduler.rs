@@ -138,6 +138,20 @@ impl ProbeScheduler {
         metrics: Arc<Metrics>,
     ) -> Self {
         let mut tasks = JoinSet::new();
+        // Counters start at 0 for every stage, so that the first failure is an increase
+        // that rate() and increase() can see (a series born at 1 shows none).
+        for probe in &config.probes {
+            let domain = crate::dns::normalize_name(probe.domain.get_ref());
+            for target in &probe.targets {
+                let t = target.kind.as_str();
+                metrics.probe_sent.with_label_values(&[domain.as_str(), t]);
+                for stage in ["send", "receive_timeout", "mailbox", "parse"] {
+                    metrics
+                        .probe_failures
+                        .with_label_values(&[domain.as_str(), t, stage]);
+                }
+            }
+        }
         for index in 0..config.probes.len() {
             let (config, dns, resolver, metrics) = (
                 config.clone(),

@@ -194,7 +194,20 @@ async fn a_probe_round_updates_every_probe_metric_and_cleans_up() {
     assert!(!body.contains(
         r#"mailauth_probe_last_success_timestamp_seconds{domain="example.test",target="mailbox"}"#
     ));
-    assert!(!body.contains("mailauth_probe_failures_total{"), "{body}");
+    // Failure counters exist from the start (at 0) and none moved.
+    assert!(
+        has(
+            &body,
+            r#"mailauth_probe_failures_total{domain="example.test",stage="send",target="mailbox"} 0"#
+        ),
+        "{body}"
+    );
+    assert!(
+        body.lines()
+            .filter(|l| l.starts_with("mailauth_probe_failures_total{"))
+            .all(|l| l.ends_with(" 0")),
+        "{body}"
+    );
 
     // Our probe and the verifier's report are gone; everything else is byte-for-byte there.
     let after = tokio::task::block_in_place(|| mailbox_uids(&stack));
@@ -222,7 +235,7 @@ async fn silent_verifier_and_dead_submission_are_failure_stages() {
     .unwrap();
     let (base, app) = serve(config.clone()).await;
     let body = metrics_until(&base, "the verifier timeout", |b| {
-        b.contains("stage=\"receive_timeout\"")
+        has(b, r#"mailauth_probe_failures_total{domain="example.test",stage="receive_timeout",target="verifier"} 1"#)
     })
     .await;
     app.stop();
@@ -234,7 +247,10 @@ async fn silent_verifier_and_dead_submission_are_failure_stages() {
         "{body}"
     );
     assert!(
-        !body.contains(r#"stage="receive_timeout",target="mailbox""#),
+        has(
+            &body,
+            r#"mailauth_probe_failures_total{domain="example.test",stage="receive_timeout",target="mailbox"} 0"#
+        ),
         "the mailbox target arrived: {body}"
     );
     assert!(has(
@@ -245,7 +261,7 @@ async fn silent_verifier_and_dead_submission_are_failure_stages() {
     stack.stop_relay();
     let (base, app) = serve(config).await;
     let body = metrics_until(&base, "send failures", |b| {
-        b.contains(r#"stage="send",target="verifier""#)
+        has(b, r#"mailauth_probe_failures_total{domain="example.test",stage="send",target="verifier"} 1"#)
     })
     .await;
     app.stop();
@@ -256,5 +272,11 @@ async fn silent_verifier_and_dead_submission_are_failure_stages() {
         ),
         "{body}"
     );
-    assert!(!body.contains("mailauth_probe_sent_total{"), "{body}");
+    assert!(
+        has(
+            &body,
+            r#"mailauth_probe_sent_total{domain="example.test",target="mailbox"} 0"#
+        ),
+        "{body}"
+    );
 }

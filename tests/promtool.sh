@@ -10,5 +10,6 @@ done
 for t in alerts/tests/*.yml; do
   if promtool test rules "$t"; then passed=$((passed + 1)); else failed=$((failed + 1)); fi
 done
+if (cd examples && promtool check config prometheus.yml); then passed=$((passed + 1)); else failed=$((failed + 1)); fi
 echo "promtool: ${passed} passed, ${failed} failed"
 [ "$failed" -eq 0 ]
