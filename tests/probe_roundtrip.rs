@@ -280,3 +280,110 @@ async fn silent_verifier_and_dead_submission_are_failure_stages() {
         "{body}"
     );
 }
+
+/// Mailbox login refused → stage `mailbox`; no trusted Authentication-Results → `parse`.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn mailbox_and_parse_failure_stages() {
+    mailauth_exporter::mail::tls::install_crypto_provider();
+    // No --authres: the receiver writes no verdict the exporter trusts.
+    let stack = MailStack::start_with("ok", &[]);
+    let server = util::server().await;
+    server
+        .set_zone("example.test", &util::zone("example.test", 60, ZONE))
+        .unwrap();
+    let text = config_text(&stack, server.addr(), "20s");
+    let (base, app) = serve(Config::parse(&text, Path::new("t.toml")).unwrap()).await;
+    let body = metrics_until(&base, "the parse failure", |b| {
+        has(b, r#"mailauth_probe_failures_total{domain="example.test",stage="parse",target="mailbox"} 1"#)
+    })
+    .await;
+    app.stop();
+    assert!(
+        has(
+            &body,
+            r#"mailauth_probe_success{domain="example.test",target="mailbox"} 0"#
+        ),
+        "{body}"
+    );
+
+    let wrong = stack.dir.path().join("wrong-password");
+    std::fs::write(&wrong, "not-the-password\n").unwrap();
+    let text = text.replace(
+        &stack.password_file.display().to_string(),
+        &wrong.display().to_string(),
+    );
+    // The submission server refuses the wrong password too: that is `send`; point the
+    // mailbox alone at the wrong one.
+    let text = text.replacen(
+        &wrong.display().to_string(),
+        &stack.password_file.display().to_string(),
+        1,
+    );
+    let (base, app) = serve(Config::parse(&text, Path::new("t.toml")).unwrap()).await;
+    let body = metrics_until(&base, "the mailbox failure", |b| {
+        has(b, r#"mailauth_probe_failures_total{domain="example.test",stage="mailbox",target="mailbox"} 1"#)
+    })
+    .await;
+    app.stop();
+    assert!(!body.contains(PASSWORD), "no secret in the metrics");
+    assert!(!body.contains("not-the-password"));
+}
+
+/// A server without IDLE (polled instead) and without UIDPLUS (nothing is expunged).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn server_without_idle_or_uidplus() {
+    mailauth_exporter::mail::tls::install_crypto_provider();
+    let stack = MailStack::start_full(
+        "ok",
+        &["--authres", "mx.receiver.test; spf=pass; dkim=pass; dmarc=pass"],
+        "protocol imap {\n  imap_capability = IMAP4rev1 LITERAL+ SASL-IR LOGIN-REFERRALS ID ENABLE SORT\n}\n",
+    );
+    let caps = tokio::task::block_in_place(|| {
+        let text = format!("[mailbox.m]\n{}", stack.mailbox_toml("tls"));
+        let config = Config::parse(&text, Path::new("m.toml")).unwrap();
+        let mb = Mailbox::connect(&config.mailbox["m"], PASSWORD).unwrap();
+        let caps = (mb.has_idle, mb.has_uidplus);
+        mb.logout();
+        caps
+    });
+    assert_eq!(
+        caps,
+        (false, false),
+        "the server plays one without IDLE and UIDPLUS"
+    );
+    let server = util::server().await;
+    server
+        .set_zone("example.test", &util::zone("example.test", 60, ZONE))
+        .unwrap();
+    let (base, app) = serve(
+        Config::parse(
+            &config_text(&stack, server.addr(), "30s"),
+            Path::new("t.toml"),
+        )
+        .unwrap(),
+    )
+    .await;
+    let body = metrics_until(&base, "both targets", |b| {
+        b.contains(r#"mailauth_probe_success{domain="example.test",target="mailbox"}"#)
+            && b.contains(r#"mailauth_probe_success{domain="example.test",target="verifier"}"#)
+    })
+    .await;
+    app.stop();
+    assert!(
+        has(
+            &body,
+            r#"mailauth_probe_success{domain="example.test",target="verifier"} 1"#
+        ),
+        "{body}"
+    );
+    assert!(
+        has(
+            &body,
+            r#"mailauth_probe_delivery_seconds_count{domain="example.test",target="mailbox"} 1"#
+        ),
+        "{body}"
+    );
+    // Without UIDPLUS the probe and the report stay: nothing was expunged.
+    let left = tokio::task::block_in_place(|| mailbox_uids(&stack));
+    assert_eq!(left.len(), 2, "the probe and the verifier report remain");
+}

@@ -146,6 +146,12 @@ impl MailStack {
 
     /// As `start`, with extra relay arguments (`--authres`, `--verifier-results`).
     pub fn start_with(relay_mode: &str, relay_args: &[&str]) -> MailStack {
+        Self::start_full(relay_mode, relay_args, "")
+    }
+
+    /// As `start_with`, with extra lines for dovecot.conf (e.g. a reduced
+    /// `imap_capability` to play a server without IDLE or UIDPLUS).
+    pub fn start_full(relay_mode: &str, relay_args: &[&str], dovecot_extra: &str) -> MailStack {
         let dir = tempfile::tempdir().unwrap();
         let d = dir.path().to_path_buf();
         // Dovecot's mail user must traverse the directory.
@@ -205,6 +211,7 @@ service lmtp {{
 protocol lmtp {{
   postmaster_address = postmaster@imap.test
 }}
+{dovecot_extra}
 "#,
             d = d.display(),
             cert = pki.cert.display(),

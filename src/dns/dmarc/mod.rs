@@ -7,6 +7,23 @@ use serde::{Deserialize, Serialize};
 
 pub mod parse;
 
+impl Default for DmarcReport {
+    fn default() -> Self {
+        DmarcReport {
+            record: None,
+            found_at: None,
+            p: None,
+            sp: None,
+            pct: None,
+            adkim: 'r',
+            aspf: 'r',
+            effective_policy: None,
+            findings: Vec::new(),
+            answered: false,
+        }
+    }
+}
+
 use crate::dns::{normalize_name, Dns, DnsError, RecordType};
 use crate::findings::{Check, Code, Finding};
 
@@ -38,7 +55,7 @@ impl Policy {
     }
 }
 
-#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize)]
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
 pub struct DmarcReport {
     pub record: Option<String>,
     /// The name the record was found at (`_dmarc.<domain>` or `_dmarc.<org domain>`).
@@ -46,6 +63,9 @@ pub struct DmarcReport {
     pub p: Option<Policy>,
     pub sp: Option<Policy>,
     pub pct: Option<u8>,
+    /// DKIM and SPF identifier alignment: `s` strict, `r` relaxed (the default).
+    pub adkim: char,
+    pub aspf: char,
     /// The policy that applies to mail from the domain itself (`sp`/`np` when found at the
     /// organisational domain for a subdomain, else `p`).
     #[serde(skip)]
@@ -54,6 +74,17 @@ pub struct DmarcReport {
     pub findings: Vec<Finding>,
     #[serde(skip)]
     pub answered: bool,
+}
+
+/// RFC 7489 §3.1: an authenticated domain is aligned with the From domain when equal
+/// (strict, `s`) or sharing the organisational domain (relaxed, `r`).
+pub fn aligned(mode: char, authenticated: &str, from_domain: &str) -> bool {
+    let (a, f) = (normalize_name(authenticated), normalize_name(from_domain));
+    if mode == 's' {
+        a == f
+    } else {
+        organizational_domain(&a) == organizational_domain(&f)
+    }
 }
 
 /// The organisational domain (RFC 7489 §3.2) from the public suffix list.
@@ -154,6 +185,8 @@ pub async fn check(dns: &dyn Dns, domain: &str, expected: Option<Policy>) -> Dma
     }
     report.p = record.p;
     report.sp = record.sp;
+    report.adkim = record.adkim.unwrap_or('r');
+    report.aspf = record.aspf.unwrap_or('r');
     report.pct = Some(record.pct.unwrap_or(100));
     // RFC 7489 §6.6.3: a record whose p= is missing or invalid but that has a valid rua
     // is treated as p=none; without rua it is no policy at all.
@@ -255,4 +288,21 @@ async fn check_external_reports(
         }
     }
     answered
+}
+
+#[cfg(test)]
+mod alignment_tests {
+    use super::aligned;
+
+    #[test]
+    fn strict_and_relaxed() {
+        assert!(aligned('r', "mail.example.com", "example.com"));
+        assert!(!aligned('s', "mail.example.com", "example.com"));
+        assert!(aligned('s', "Example.COM.", "example.com"));
+        assert!(!aligned('r', "example.net", "example.com"));
+        assert!(
+            !aligned('r', "a.co.uk", "b.co.uk"),
+            "public suffixes are not organisations"
+        );
+    }
 }
