@@ -222,3 +222,45 @@ async fn imap_failures_are_typed_errors() {
         result.2
     );
 }
+
+/// Implicit TLS (port 465 style) with AUTH, and plain SMTP without TLS or AUTH.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn implicit_tls_and_plain_submission() {
+    mailauth_exporter::mail::tls::install_crypto_provider();
+    for (mode, tls, auth) in [("implicit", "tls", true), ("none", "none", false)] {
+        let stack = MailStack::start_full("ok", &["--tls-mode", mode], "");
+        let (mut smtp, mailbox) = configs(&stack, "tls");
+        smtp.tls = match tls {
+            "tls" => mailauth_exporter::config::TlsMode::Tls,
+            _ => mailauth_exporter::config::TlsMode::None,
+        };
+        let password = if auth {
+            Some(PASSWORD.to_string())
+        } else {
+            None
+        };
+        if !auth {
+            smtp.username = None;
+        }
+        let token = new_token();
+        send(&smtp, password, &probe(&token))
+            .await
+            .unwrap_or_else(|e| panic!("{mode}: {e}"));
+        let found = tokio::task::spawn_blocking(move || {
+            let mut mb = Mailbox::connect(&mailbox, PASSWORD).unwrap();
+            let deadline = Instant::now() + Duration::from_secs(20);
+            loop {
+                if !mb.search_token(&token).unwrap().is_empty() {
+                    return true;
+                }
+                if Instant::now() > deadline {
+                    return false;
+                }
+                mb.wait_for_change(Duration::from_secs(2)).unwrap();
+            }
+        })
+        .await
+        .unwrap();
+        assert!(found, "{mode}: the probe did not arrive");
+    }
+}

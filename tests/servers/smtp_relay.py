@@ -87,6 +87,7 @@ def main():
     ap.add_argument("--authres", default="", help="Authentication-Results value stamped on delivered mail")
     ap.add_argument("--verifier", default="check-auth@verifier.test", help="address that answers with a report")
     ap.add_argument("--verifier-results", default="SPF=pass,DKIM=pass,DMARC=pass")
+    ap.add_argument("--tls-mode", default="starttls", choices=["starttls", "implicit", "none"])
     args = ap.parse_args()
     with open(args.password_file) as f:
         password = f.read().strip()
@@ -102,6 +103,12 @@ def main():
 
     context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
     context.load_cert_chain(args.cert, args.key)
+    if args.tls_mode == "implicit":
+        tls_kwargs = dict(ssl_context=context, auth_required=True, auth_require_tls=False)
+    elif args.tls_mode == "none":
+        tls_kwargs = dict(auth_required=False, auth_require_tls=False)
+    else:
+        tls_kwargs = dict(tls_context=context, require_starttls=True, auth_required=True, auth_require_tls=True)
     controller = Controller(
         Relay(
             args.lmtp_socket,
@@ -112,11 +119,8 @@ def main():
         ),
         hostname="127.0.0.1",
         port=args.port,
-        tls_context=context,
-        require_starttls=True,
-        auth_required=True,
-        auth_require_tls=True,
         authenticator=authenticator,
+        **tls_kwargs,
         server_hostname="submission.test",
     )
     controller.start()
