@@ -18,6 +18,23 @@ pub fn zone(origin: &str, ttl: u32, body: &str) -> String {
     )
 }
 
+/// A free TCP port on 127.0.0.1 (bound, then released for the server under test).
+pub fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+}
+
+/// A loopback DNS server holding one zone, and a caching client of it.
+pub async fn serve_zone(origin: &str, body: &str) -> (ZoneServer, Arc<CachingDns>) {
+    let server = server().await;
+    server.set_zone(origin, &zone(origin, 60, body)).unwrap();
+    let (dns, _) = client(&server);
+    (server, dns)
+}
+
 pub async fn server() -> ZoneServer {
     ZoneServer::start("127.0.0.1".parse().unwrap())
         .await

@@ -328,24 +328,8 @@ impl<'a> Walk<'a> {
                     domain: spec,
                     cidr4,
                     cidr6,
-                } => {
-                    if !self.count(&directive.text) {
-                        return SpfResult::PermError;
-                    }
-                    let target = match spec {
-                        Some(s) => match self.target(s, &domain).await {
-                            Some(t) => t,
-                            None => continue,
-                        },
-                        None => domain.clone(),
-                    };
-                    match self.match_addresses(&target, *cidr4, *cidr6).await {
-                        Ok(Some(m)) => m,
-                        Ok(None) => return SpfResult::PermError,
-                        Err(r) => return r,
-                    }
                 }
-                Mechanism::Mx {
+                | Mechanism::Mx {
                     domain: spec,
                     cidr4,
                     cidr6,
@@ -360,7 +344,12 @@ impl<'a> Walk<'a> {
                         },
                         None => domain.clone(),
                     };
-                    match self.match_mx(&target, *cidr4, *cidr6).await {
+                    let matched = if matches!(directive.mechanism, Mechanism::A { .. }) {
+                        self.match_addresses(&target, *cidr4, *cidr6).await
+                    } else {
+                        self.match_mx(&target, *cidr4, *cidr6).await
+                    };
+                    match matched {
                         Ok(Some(m)) => m,
                         Ok(None) => return SpfResult::PermError,
                         Err(r) => return r,
