@@ -31,11 +31,17 @@ fn free_port() -> u16 {
 impl Prometheus {
     /// Scrapes `target` (host:port) every second and evaluates `rules` (file contents) every second.
     pub async fn start(target: &str, rules: &str) -> Prometheus {
+        let scrape =
+            format!("  - job_name: mailauth\n    static_configs:\n      - targets: ['{target}']\n");
+        Self::start_with(&scrape, rules).await
+    }
+
+    /// Runs with the given `scrape_configs` entries (YAML, indented two spaces).
+    pub async fn start_with(scrape_configs: &str, rules: &str) -> Prometheus {
         let dir = tempfile::tempdir().unwrap();
         std::fs::write(dir.path().join("rules.yml"), rules).unwrap();
         let config = format!(
-            "global:\n  scrape_interval: 1s\n  evaluation_interval: 1s\nrule_files: [rules.yml]\n\
-             scrape_configs:\n  - job_name: mailauth\n    static_configs:\n      - targets: ['{target}']\n"
+            "global:\n  scrape_interval: 1s\n  evaluation_interval: 1s\nrule_files: [rules.yml]\nscrape_configs:\n{scrape_configs}"
         );
         std::fs::write(dir.path().join("prometheus.yml"), config).unwrap();
         let port = free_port();
