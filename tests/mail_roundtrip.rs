@@ -48,7 +48,7 @@ fn unrelated_messages() -> Vec<String> {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn probe_round_trip_deletes_only_its_own_message() {
     mailauth_exporter::mail::tls::install_crypto_provider();
-    let stack = MailStack::start("ok");
+    let stack = std::sync::Arc::new(MailStack::start("ok"));
     for m in unrelated_messages() {
         stack.deliver(m.as_bytes());
     }
@@ -80,6 +80,7 @@ async fn probe_round_trip_deletes_only_its_own_message() {
 
     let mb_cfg = mailbox.clone();
     let tokens2 = tokens.clone();
+    let stack2 = stack.clone();
     let after = tokio::task::spawn_blocking(move || {
         let mut mb = Mailbox::connect(&mb_cfg, PASSWORD).unwrap();
         let deadline = Instant::now() + Duration::from_secs(20);
@@ -100,8 +101,23 @@ async fn probe_round_trip_deletes_only_its_own_message() {
         // A forged token and the unrelated messages are never deleted.
         let deleted = mb.delete_probes(&[1, 2, 3], &tokens2).unwrap();
         assert_eq!(deleted, 0, "no unrelated message may be deleted");
-        let deleted = mb.delete_probes(&found, &tokens2).unwrap();
-        assert_eq!(deleted, 3);
+        // A duplicate arrival of a probe (delivered twice) is found and deleted with it.
+        let duplicate = mb.fetch(found[0]).unwrap().unwrap().raw;
+        stack2.deliver(&duplicate);
+        let deadline = Instant::now() + Duration::from_secs(20);
+        let mut all = Vec::new();
+        while all.len() < 4 {
+            all = tokens2
+                .iter()
+                .flat_map(|t| mb.search_token(t).unwrap())
+                .collect();
+            assert!(Instant::now() < deadline, "the duplicate never arrived");
+            if all.len() < 4 {
+                mb.wait_for_change(Duration::from_secs(2)).unwrap();
+            }
+        }
+        let deleted = mb.delete_probes(&all, &tokens2).unwrap();
+        assert_eq!(deleted, 4);
         for token in &tokens2 {
             assert!(mb.search_token(token).unwrap().is_empty());
         }
