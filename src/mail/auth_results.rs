@@ -108,8 +108,9 @@ impl<'a> Cursor<'a> {
     }
 
     fn near(&self) -> String {
-        let end = (self.pos + 25).min(self.s.len());
-        String::from_utf8_lossy(&self.s[self.pos..end]).into_owned()
+        let start = self.pos.min(self.s.len());
+        let end = (start + 25).min(self.s.len());
+        String::from_utf8_lossy(&self.s[start..end]).into_owned()
     }
 
     fn fail<T>(&self, what: &str) -> PResult<T> {
@@ -169,10 +170,10 @@ impl<'a> Cursor<'a> {
                         return Ok(());
                     }
                 }
-                Some(b'\\') => self.pos += 1,
+                Some(b'\\') => self.pos = (self.pos + 1).min(self.s.len()),
                 _ => {}
             }
-            self.pos += 1;
+            self.pos = (self.pos + 1).min(self.s.len());
         }
     }
 

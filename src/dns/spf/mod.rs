@@ -111,10 +111,10 @@ pub async fn check(
         }
     };
     let texts = answer.txt_strings();
-    if texts
-        .iter()
-        .any(|t| t.len() >= 7 && t[..7].eq_ignore_ascii_case("spf2.0/"))
-    {
+    if texts.iter().any(|t| {
+        t.get(..7)
+            .is_some_and(|p| p.eq_ignore_ascii_case("spf2.0/"))
+    }) {
         report.findings.push(Finding::new(
             Code::SpfDeprecatedSenderId,
             format!("{domain} publishes a Sender ID (spf2.0) record"),

@@ -1,0 +1,213 @@
+//! Every parser of outside text, fed arbitrary input and token soup built from its own
+//! grammar's pieces: none may panic (a malformed record or header is an error value,
+//! never a crash of the exporter). Bounded case counts keep this quick in CI; the
+//! `PROPTEST_CASES` environment variable runs it longer.
+
+use proptest::prelude::*;
+
+use mailauth_exporter::config::{domains_file, Config};
+use mailauth_exporter::dns::dkim::key;
+use mailauth_exporter::dns::dmarc::parse as dmarc;
+use mailauth_exporter::dns::spf::parse as spf;
+use mailauth_exporter::mail::{auth_results, header, received_spf, verifier_report};
+
+fn soup(pieces: &'static [&'static str]) -> impl Strategy<Value = String> {
+    prop::collection::vec(prop::sample::select(pieces), 0..40).prop_map(|v| v.concat())
+}
+
+const SPF: &[&str] = &[
+    "v=spf1",
+    " ",
+    "  ",
+    "include:",
+    "a",
+    "mx",
+    "ptr",
+    "exists:",
+    "ip4:",
+    "ip6:",
+    "redirect=",
+    "exp=",
+    "all",
+    "-",
+    "~",
+    "?",
+    "+",
+    "/",
+    "//",
+    "24",
+    "128",
+    "0",
+    "%{",
+    "}",
+    "i",
+    "d",
+    "r",
+    "2",
+    ".",
+    "-",
+    "example.com",
+    "192.0.2.1",
+    "::1",
+    ":",
+    "=",
+    "%%",
+    "%_",
+    "%-",
+    "é",
+    "\u{0}",
+    "\t",
+];
+const DMARC: &[&str] = &[
+    "v=DMARC1",
+    ";",
+    " ",
+    "p=",
+    "sp=",
+    "np=",
+    "pct=",
+    "rua=",
+    "ruf=",
+    "mailto:",
+    "a@example.com",
+    "!",
+    "10m",
+    ",",
+    "adkim=",
+    "aspf=",
+    "s",
+    "r",
+    "fo=",
+    "1:d",
+    "ri=",
+    "86400",
+    "reject",
+    "none",
+    "quarantine",
+    "=",
+    "%",
+    "%2",
+    "é",
+];
+const DKIM: &[&str] = &[
+    "v=DKIM1",
+    ";",
+    " ",
+    "k=",
+    "rsa",
+    "ed25519",
+    "p=",
+    "MIGfMA0GCSqGSIb3DQEBAQUAA4GNADCBiQKBgQ",
+    "AAAA",
+    "=",
+    "t=",
+    "y",
+    "s",
+    ":",
+    "h=",
+    "sha1",
+    "sha256",
+    "n=",
+    "\u{1F600}",
+];
+const AR: &[&str] = &[
+    "mx.example.com",
+    ";",
+    " ",
+    "\r\n ",
+    "\n",
+    "(",
+    ")",
+    "\"",
+    "\\",
+    "dkim",
+    "spf",
+    "=",
+    "pass",
+    "fail",
+    "/",
+    "1",
+    "header",
+    ".",
+    "d",
+    "example.com",
+    "@",
+    "reason",
+    "none",
+    "i=",
+    "smtp.mailfrom",
+    "a+b=c@x.test",
+    "<",
+    ">",
+    "é",
+];
+const REPORT: &[&str] = &[
+    "Summary of Results\n",
+    "SPF check:   pass\n",
+    "\"iprev\" check: pass\n",
+    "DKIM check: fail\n",
+    "====================\n",
+    "--------------------\n",
+    "SPF check details:\n",
+    "Result: pass\n",
+    "DNS record(s):\n",
+    "    rr\n",
+    "\n",
+    "\r\n",
+    "Original Email\n",
+    "X-Mailauth-Probe: abc\n",
+    ":",
+    " check:",
+    "é",
+];
+
+proptest! {
+    #![proptest_config(ProptestConfig {
+        cases: std::env::var("PROPTEST_CASES").ok().and_then(|v| v.parse().ok()).unwrap_or(2000),
+        .. ProptestConfig::default()
+    })]
+
+    #[test]
+    fn spf_records(s in soup(SPF), raw in any::<String>()) {
+        let _ = spf::parse(&s);
+        let _ = spf::parse(&format!("v=spf1 {raw}"));
+        let _ = spf::check_macro_string(&s, true);
+    }
+
+    #[test]
+    fn dmarc_records(s in soup(DMARC), raw in any::<String>()) {
+        let _ = dmarc::parse(&s);
+        let _ = dmarc::parse(&raw);
+        let _ = dmarc::is_dmarc(&raw);
+        let _ = dmarc::parse_uri(&s);
+    }
+
+    #[test]
+    fn dkim_records(s in soup(DKIM), raw in any::<String>()) {
+        let _ = key::parse(&s);
+        let _ = key::parse(&raw);
+    }
+
+    #[test]
+    fn authentication_results(s in soup(AR), raw in any::<String>(), bytes in any::<Vec<u8>>()) {
+        let _ = auth_results::parse_value("Authentication-Results", &s);
+        let _ = auth_results::parse_value("ARC-Authentication-Results", &s);
+        let _ = auth_results::parse_value("Authentication-Results", &raw);
+        let _ = auth_results::parse_message(&bytes);
+        let _ = received_spf::parse_value(&s);
+        let _ = received_spf::parse_value(&raw);
+        let _ = header::fields(&bytes);
+    }
+
+    #[test]
+    fn verifier_reports(s in soup(REPORT), raw in any::<String>()) {
+        let _ = verifier_report::parse(&s);
+        let _ = verifier_report::parse(&raw);
+    }
+
+    #[test]
+    fn config_and_domain_lists(raw in any::<String>()) {
+        let _ = Config::parse(&raw, std::path::Path::new("fuzz.toml"));
+        let _ = domains_file::parse(&raw);
+    }
+}
