@@ -208,6 +208,9 @@ impl App {
 /// The config's `[[domain]]` entries plus the file's domains with default checks.
 fn merge_domains(config: &Config, file_domains: &[String]) -> Vec<DomainSpec> {
     let mut specs: Vec<DomainSpec> = config.domains.iter().map(DomainSpec::from).collect();
+    for spec in &mut specs {
+        spec.blocklists = config.dns.blocklists.clone();
+    }
     let known: std::collections::HashSet<String> = specs.iter().map(|s| s.name.clone()).collect();
     for name in file_domains {
         if !known.contains(name) {

@@ -7,10 +7,12 @@ use std::time::{Duration, Instant, SystemTime};
 
 use crate::dns::dkim::DkimReport;
 use crate::dns::dmarc::{DmarcReport, Policy};
+use crate::dns::dnsbl::DnsblReport;
 use crate::dns::mx::MxReport;
+use crate::dns::newer_records::NewerRecords;
 use crate::dns::ptr::PtrReport;
 use crate::dns::spf::SpfReport;
-use crate::dns::{dkim, dmarc, mx, normalize_name, ptr, spf, Dns};
+use crate::dns::{dkim, dmarc, dnsbl, mx, newer_records, normalize_name, ptr, spf, Dns};
 use crate::findings::{Check, Code, Finding, Severity};
 
 /// What to check for one domain (from the config or the `check` command line).
@@ -22,6 +24,8 @@ pub struct DomainSpec {
     pub helo: Option<String>,
     pub expect_dmarc_policy: Option<Policy>,
     pub parked: bool,
+    /// DNS blocklists to look the sending IPs up in (`[dns] blocklists`).
+    pub blocklists: Vec<String>,
 }
 
 impl From<&crate::config::DomainConfig> for DomainSpec {
@@ -33,6 +37,7 @@ impl From<&crate::config::DomainConfig> for DomainSpec {
             helo: d.helo.clone(),
             expect_dmarc_policy: d.expect_dmarc_policy,
             parked: d.parked,
+            blocklists: Vec::new(),
         }
     }
 }
@@ -68,6 +73,8 @@ pub struct DomainReport {
     pub dmarc: DmarcReport,
     pub mx: MxReport,
     pub ptr: PtrReport,
+    pub newer: NewerRecords,
+    pub dnsbl: DnsblReport,
 }
 
 impl DomainReport {
@@ -104,6 +111,8 @@ impl DomainReport {
             dmarc: DmarcReport::default(),
             mx: MxReport::default(),
             ptr: PtrReport::default(),
+            newer: NewerRecords::default(),
+            dnsbl: DnsblReport::default(),
         }
     }
 
@@ -140,6 +149,15 @@ impl DomainReport {
                     format!("dkim:{}", key.selector),
                     key.record.clone().unwrap_or_default(),
                 ));
+            }
+        }
+        for (name, text) in [
+            ("mta_sts", &self.newer.mta_sts),
+            ("tls_rpt", &self.newer.tls_rpt),
+            ("bimi", &self.newer.bimi),
+        ] {
+            if let Some(t) = text {
+                out.push((name.to_string(), t.clone()));
             }
         }
         if self.outcome(Check::Mx).is_some_and(|o| o.answered) {
@@ -194,6 +212,20 @@ pub async fn check_domain(dns: &dyn Dns, spec: &DomainSpec) -> DomainReport {
         }),
     );
 
+    let run_dnsbl = !spec.blocklists.is_empty() && !spec.sending_ips.is_empty();
+    let ((newer, newer_t), (dnsbl, dnsbl_t)) = tokio::join!(
+        timed(newer_records::check(dns, &domain, &dmarc)),
+        timed(async {
+            if run_dnsbl {
+                dnsbl::check(dns, &spec.sending_ips, &spec.blocklists).await
+            } else {
+                DnsblReport {
+                    answered: true,
+                    ..Default::default()
+                }
+            }
+        }),
+    );
     let mut outcomes = vec![
         CheckOutcome {
             check: Check::Spf,
@@ -234,6 +266,22 @@ pub async fn check_domain(dns: &dyn Dns, spec: &DomainSpec) -> DomainReport {
     findings.extend(dmarc.findings.iter().cloned());
     findings.extend(mx.findings.iter().cloned());
     findings.extend(ptr.findings.iter().cloned());
+    findings.extend(newer.findings.iter().cloned());
+    findings.extend(dnsbl.findings.iter().cloned());
+    for (check, answered) in &newer.answered {
+        outcomes.push(CheckOutcome {
+            check: *check,
+            answered: *answered,
+            duration: newer_t,
+        });
+    }
+    if run_dnsbl {
+        outcomes.push(CheckOutcome {
+            check: Check::Dnsbl,
+            answered: dnsbl.answered,
+            duration: dnsbl_t,
+        });
+    }
     if spec.parked {
         let parked = parked_findings(&spf, &dmarc, &mx);
         let answered = spf.answered && dmarc.answered && mx.answered;
@@ -256,6 +304,8 @@ pub async fn check_domain(dns: &dyn Dns, spec: &DomainSpec) -> DomainReport {
         dmarc,
         mx,
         ptr,
+        newer,
+        dnsbl,
     }
 }
 

@@ -98,6 +98,9 @@ pub struct CheckArgs {
     /// Check the domains against the parked-domain profile.
     #[arg(long)]
     pub parked: bool,
+    /// DNS blocklist zone to look the sending IPs up in (repeatable).
+    #[arg(long = "blocklist")]
+    pub blocklists: Vec<String>,
     /// Per-query timeout.
     #[arg(long, default_value = "3s", value_parser = humantime::parse_duration)]
     pub timeout: std::time::Duration,

@@ -28,6 +28,9 @@ healthy                IN MX  10 mx1.healthy.demo.test.
 mx1.healthy            IN A   127.0.0.1
 mail.healthy           IN A   192.0.2.10
 mail.healthy           IN TXT "v=spf1 a -all"
+_mta-sts.healthy       IN TXT "v=STSv1; id=20261124;"
+_smtp._tls.healthy     IN TXT "v=TLSRPTv1; rua=mailto:tlsrpt@healthy.demo.test"
+default._bimi.healthy  IN TXT "v=BIMI1; l=https://healthy.demo.test/logo.svg; a=https://healthy.demo.test/vmc.pem"
 
 ; lookups: an SPF tree of 12 DNS-querying terms (2 of them void), and ~all.
 lookups                IN TXT "v=spf1 include:a.lookups.demo.test include:b.lookups.demo.test include:g.lookups.demo.test ~all"
@@ -42,7 +45,9 @@ x.lookups              IN A   127.0.0.2
 lookups                IN MX  10 mx1.healthy.demo.test.
 _dmarc.lookups         IN TXT "v=DMARC1; p=reject; rua=mailto:dmarc@lookups.demo.test"
 
-; weak: a 1024-bit key in test mode, DMARC p=none without reports, SPF that does not list the sender.
+; weak: a 1024-bit key in test mode, DMARC p=none without reports, SPF that does not list
+; the sender, a sending IP on the demo blocklist, and a BIMI record that DMARC cannot carry.
+default._bimi.weak     IN TXT "v=BIMI1; l=https://weak.demo.test/logo.svg"
 weak                   IN TXT "v=spf1 ip4:192.0.2.30 ?all"
 s1._domainkey.weak     IN TXT "v=DKIM1; k=rsa; t=y; p=MIGfMA0GCSqGSIb3DQEBAQUAA4GNADCBiQKBgQDoK35svDpaaUUzrBLCwLJY+XalAUBg0Mpv4sMXeSJ14a21J5l1eSYriza37eZKG/2bHEki5zSLxNo5lZEP2EJi65nUx8R9yvPFMYYKOEjwvakcUSC64H76dE5AhsOvcPoSGx4AAwQJ7ZjHjoCkiiud2mgLJwshqsItKT8/c2jPlQIDAQAB"
 _dmarc.weak            IN TXT "v=DMARC1; p=none"
@@ -69,6 +74,15 @@ sloppy-parked          IN MX  10 mx1.healthy.demo.test.
 dnsfail                IN MX  10 mx1.healthy.demo.test.
 "#;
 
+/// A DNS blocklist listing weak.demo.test's sending IP.
+pub const DEMO_BLOCKLIST_ZONE: &str = r#"$ORIGIN bl.demo.test.
+$TTL 60
+@             IN SOA ns.demo.test. hostmaster.demo.test. ( 1 3600 600 86400 60 )
+@             IN NS  ns.demo.test.
+31.2.0.192    IN A   127.0.0.2
+31.2.0.192    IN TXT "demo listing: mail from a compromised account"
+"#;
+
 pub const DEMO_REVERSE_ZONE: &str = r#"$ORIGIN 2.0.192.in-addr.arpa.
 $TTL 60
 @   IN SOA ns.demo.test. hostmaster.demo.test. ( 1 3600 600 86400 60 )
@@ -89,6 +103,7 @@ nameservers = ["{nameserver}"]
 timeout = "1s"
 attempts = 1
 cache_max_ttl = "10s"
+blocklists = ["bl.demo.test"]
 
 [[domain]]
 name = "healthy.demo.test"
@@ -130,6 +145,7 @@ pub async fn start_zone_server() -> Result<ZoneServer, String> {
         .map_err(|e| format!("cannot start the demo DNS server on 127.0.0.1: {e}"))?;
     server.set_zone("demo.test", DEMO_ZONE)?;
     server.set_zone("2.0.192.in-addr.arpa", DEMO_REVERSE_ZONE)?;
+    server.set_zone("bl.demo.test", DEMO_BLOCKLIST_ZONE)?;
     server.set_fault("dnsfail.demo.test", Some(Fault::ServFail))?;
     Ok(server)
 }

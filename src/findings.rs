@@ -43,10 +43,11 @@ pub enum Check {
     MtaSts,
     TlsRpt,
     Bimi,
+    Dnsbl,
 }
 
 impl Check {
-    pub const ALL: [Check; 9] = [
+    pub const ALL: [Check; 10] = [
         Check::Spf,
         Check::Dkim,
         Check::Dmarc,
@@ -56,6 +57,7 @@ impl Check {
         Check::MtaSts,
         Check::TlsRpt,
         Check::Bimi,
+        Check::Dnsbl,
     ];
 
     pub fn as_str(self) -> &'static str {
@@ -69,6 +71,7 @@ impl Check {
             Check::MtaSts => "mta_sts",
             Check::TlsRpt => "tls_rpt",
             Check::Bimi => "bimi",
+            Check::Dnsbl => "dnsbl",
         }
     }
 }
@@ -257,6 +260,12 @@ codes! {
     BimiDmarcNotEnforced => "bimi.dmarc_not_enforced", Bimi, Warning,
         "BIMI needs DMARC at quarantine or reject with pct=100; logos will not show.",
         "Enforce DMARC (p=quarantine or reject, pct=100).";
+    BimiNoCertificate => "bimi.no_certificate", Bimi, Info,
+        "The BIMI record names no mark certificate (a=): most mailbox providers show the logo only with a VMC or CMC.",
+        "Obtain a Verified Mark Certificate and publish its URL in a=.";
+    DnsblListed => "dnsbl.listed", Dnsbl, Error,
+        "A sending IP is listed on a DNS blocklist: receivers that use the list reject or junk its mail.",
+        "Find and stop the cause (compromised account, open relay, bad list hygiene), then request delisting from the list.";
     DnsError => "dns.error", Spf, Error,
         "The check could not be answered: DNS timed out, failed or refused. The result is unknown, not absent.",
         "Check the authoritative servers of the name in the message and the resolver in [dns].";

@@ -39,9 +39,13 @@ fn main() -> ExitCode {
 }
 
 fn init_logging(log: &LogArgs) {
-    let filter =
-        tracing_subscriber::EnvFilter::try_new(format!("mailauth_exporter={0},{0}", log.level))
-            .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
+    // The exporter's own messages at the chosen level; libraries (DNS server and client,
+    // HTTP) only when they warn, unless RUST_LOG says otherwise.
+    let filter = tracing_subscriber::EnvFilter::try_from_default_env()
+        .or_else(|_| {
+            tracing_subscriber::EnvFilter::try_new(format!("mailauth_exporter={},warn", log.level))
+        })
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
     let _ = tracing_subscriber::fmt()
         .with_env_filter(filter)
         .with_ansi(std::io::stderr().is_terminal())
@@ -155,6 +159,7 @@ async fn check(args: CheckArgs) -> ExitCode {
             helo: args.helo.clone(),
             expect_dmarc_policy: args.expect_dmarc_policy,
             parked: args.parked,
+            blocklists: args.blocklists.clone(),
         });
     }
     let reports = futures::future::join_all(specs.iter().map(|s| check_domain(&dns, s))).await;

@@ -88,6 +88,11 @@ const FAMILIES: &[(&str, &str, &str)] = &[
         "gauge",
         "Number of MX hosts (0 for none or null MX).",
     ),
+    (
+        "mailauth_dnsbl_listed",
+        "gauge",
+        "1 when the sending IP is listed on the DNS blocklist.",
+    ),
 ];
 
 const F_SUCCESS: usize = 0;
@@ -104,6 +109,7 @@ const F_DMARC_POLICY: usize = 10;
 const F_DMARC_PCT: usize = 11;
 const F_RECORD_CHANGE: usize = 12;
 const F_MX_HOSTS: usize = 13;
+const F_DNSBL: usize = 14;
 
 /// The latest state of one domain.
 #[derive(Clone)]
@@ -292,8 +298,11 @@ impl Metrics {
     /// Stores a domain's new report, replacing all its series at once.
     pub fn record_domain(&self, report: DomainReport) {
         let now = now_seconds();
-        let mut domains = self.domains.write().expect("metrics lock");
-        let mut changes = domains
+        // Render outside the lock: a scrape never waits for it.
+        let mut changes = self
+            .domains
+            .read()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
             .get(&report.domain)
             .map(|e| e.changes.clone())
             .unwrap_or_default();
@@ -307,28 +316,29 @@ impl Metrics {
         }
         let fragments = Arc::new(render_domain(&report, &changes));
         let domain = report.domain.clone();
-        domains.insert(
-            domain,
-            DomainEntry {
-                report: Arc::new(report),
-                changes,
-                fragments,
-            },
-        );
+        let entry = DomainEntry {
+            report: Arc::new(report),
+            changes,
+            fragments,
+        };
+        self.domains
+            .write()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .insert(domain, entry);
     }
 
     /// Drops domains no longer configured (their series disappear).
     pub fn retain_domains(&self, keep: &std::collections::HashSet<String>) {
         self.domains
             .write()
-            .expect("metrics lock")
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
             .retain(|d, _| keep.contains(d));
     }
 
     pub fn domain_entries(&self) -> Vec<DomainEntry> {
         self.domains
             .read()
-            .expect("metrics lock")
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
             .values()
             .cloned()
             .collect()
@@ -337,7 +347,7 @@ impl Metrics {
     pub fn domain_entry(&self, domain: &str) -> Option<DomainEntry> {
         self.domains
             .read()
-            .expect("metrics lock")
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
             .get(domain)
             .cloned()
     }
@@ -360,7 +370,7 @@ impl Metrics {
         let fragments: Vec<Arc<Vec<String>>> = self
             .domains
             .read()
-            .expect("metrics lock")
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
             .values()
             .map(|e| e.fragments.clone())
             .collect();
@@ -419,7 +429,10 @@ impl Metrics {
             }
             // Replace this target's auth-result series.
             let key = format!("{domain}\u{0}{target}");
-            let mut written = self.probe_series.lock().expect("probe series lock");
+            let mut written = self
+                .probe_series
+                .lock()
+                .unwrap_or_else(std::sync::PoisonError::into_inner);
             for labels in written.remove(&key).unwrap_or_default() {
                 let refs: Vec<&str> = labels.iter().map(String::as_str).collect();
                 let _ = self.auth_result.remove_label_values(&refs);
@@ -448,7 +461,10 @@ impl Metrics {
             return;
         }
         let disagreeing = results::disagreements(&all_sources);
-        let mut written = self.disagreement_series.lock().expect("disagreement lock");
+        let mut written = self
+            .disagreement_series
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
         for method in written.remove(domain).unwrap_or_default() {
             let _ = self
                 .auth_disagreement
@@ -622,6 +638,20 @@ fn render_domain(report: &DomainReport, changes: &BTreeMap<String, (String, f64)
             *when,
         );
     }
+    for l in &report.dnsbl.results {
+        let ip = l.ip.to_string();
+        let labels = [
+            ("domain", d),
+            ("ip", ip.as_str()),
+            ("list", l.list.as_str()),
+        ];
+        line(
+            &mut f[F_DNSBL],
+            FAMILIES[F_DNSBL].0,
+            &labels,
+            f64::from(u8::from(l.code.is_some())),
+        );
+    }
     if report.outcome(Check::Mx).is_some_and(|o| o.answered) {
         line(
             &mut f[F_MX_HOSTS],
@@ -636,6 +666,13 @@ fn render_domain(report: &DomainReport, changes: &BTreeMap<String, (String, f64)
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn every_family_index_has_a_family() {
+        assert_eq!(FAMILIES.len(), F_DNSBL + 1);
+        let names: std::collections::HashSet<&str> = FAMILIES.iter().map(|f| f.0).collect();
+        assert_eq!(names.len(), FAMILIES.len());
+    }
 
     #[test]
     fn label_values_are_escaped() {

@@ -188,16 +188,18 @@ async fn serve_reloads_on_sighup_and_stops_on_sigterm() {
         .port();
     let listen = format!("127.0.0.1:{port}");
     std::fs::write(&path, demo::demo_config_text(zones.addr(), &listen)).unwrap();
+    let log = dir.path().join("stderr.log");
     let mut child = bin()
         .arg("--config")
         .arg(&path)
         .stdout(std::process::Stdio::null())
-        .stderr(std::process::Stdio::null())
+        .stderr(std::fs::File::create(&log).unwrap())
         .spawn()
         .unwrap();
     let base = format!("http://{listen}");
     let scrape_until = |what: &'static str, pred: fn(&str) -> bool| {
         let base = base.clone();
+        let log = log.clone();
         async move {
             let deadline = std::time::Instant::now() + std::time::Duration::from_secs(20);
             loop {
@@ -212,7 +214,8 @@ async fn serve_reloads_on_sighup_and_stops_on_sigterm() {
                 }
                 assert!(
                     std::time::Instant::now() < deadline,
-                    "timed out waiting for {what}"
+                    "timed out waiting for {what}: {}",
+                    std::fs::read_to_string(&log).unwrap_or_default()
                 );
                 tokio::time::sleep(std::time::Duration::from_millis(50)).await;
             }

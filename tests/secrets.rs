@@ -43,8 +43,7 @@ async fn no_password_in_logs_metrics_or_pages() {
             &util::zone("example.test", 60, "@ IN TXT \"v=spf1 ip4:127.0.0.1 -all\""),
         )
         .unwrap();
-    let port = util::free_port();
-    let listen = format!("127.0.0.1:{port}");
+    let listen = util::free_addr(62).to_string();
     let dir = tempfile::tempdir().unwrap();
     let wrong = dir.path().join("wrong");
     std::fs::write(&wrong, format!("{ENV_SECRET}\n")).unwrap();

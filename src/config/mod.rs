@@ -89,6 +89,9 @@ pub struct DnsConfig {
     /// Longest time an answer is reused, even when its TTL is longer.
     #[serde(default = "default_cache_max_ttl", deserialize_with = "duration")]
     pub cache_max_ttl: Duration,
+    /// DNS blocklist zones in which every domain's sending IPs are looked up.
+    #[serde(default)]
+    pub blocklists: Vec<String>,
 }
 
 impl Default for DnsConfig {
@@ -98,6 +101,7 @@ impl Default for DnsConfig {
             timeout: default_dns_timeout(),
             attempts: default_attempts(),
             cache_max_ttl: default_cache_max_ttl(),
+            blocklists: Vec::new(),
         }
     }
 }
@@ -388,6 +392,14 @@ impl Config {
                 return Err(ConfigError::plain(
                     path,
                     &format!("[mailbox.{name}]: give exactly one of password_file or password_env"),
+                ));
+            }
+        }
+        for list in &self.dns.blocklists {
+            if !is_domain_name(list) {
+                return Err(ConfigError::plain(
+                    path,
+                    &format!("[dns] blocklists: {list:?} is not a DNS zone name"),
                 ));
             }
         }

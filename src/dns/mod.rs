@@ -9,9 +9,12 @@ pub mod cache;
 pub mod client;
 pub mod dkim;
 pub mod dmarc;
+pub mod dnsbl;
 pub mod mx;
+pub mod newer_records;
 pub mod ptr;
 pub mod spf;
+pub mod taglist;
 
 use std::fmt;
 use std::future::Future;

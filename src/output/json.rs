@@ -46,6 +46,10 @@ pub fn domain_json(r: &DomainReport) -> Value {
         "mx": r.mx.hosts,
         "null_mx": r.mx.null_mx,
         "ptr": r.ptr.ips,
+        "mta_sts": r.newer.mta_sts.as_ref().map(|rec| json!({"record": rec, "id": r.newer.mta_sts_id})),
+        "tls_rpt": r.newer.tls_rpt.as_ref().map(|rec| json!({"record": rec, "rua": r.newer.tls_rpt_rua})),
+        "bimi": r.newer.bimi.as_ref().map(|rec| json!({"record": rec, "logo": r.newer.bimi_logo, "authority": r.newer.bimi_authority})),
+        "dnsbl": r.dnsbl.results,
         "checks": checks,
     })
 }

@@ -108,6 +108,22 @@ pub fn render(r: &DomainReport, style: &Style) -> String {
             format!("{name} ({confirmed})"),
         ));
     }
+    for (label, check, text) in [
+        ("MTA-STS", Check::MtaSts, &r.newer.mta_sts),
+        ("TLS-RPT", Check::TlsRpt, &r.newer.tls_rpt),
+        ("BIMI", Check::Bimi, &r.newer.bimi),
+    ] {
+        if let Some(t) = text {
+            rows.push((label.into(), status(r, check), t.clone()));
+        }
+    }
+    for l in &r.dnsbl.results {
+        let detail = match l.code {
+            Some(code) => format!("{} LISTED ({code})", l.list),
+            None => format!("{} not listed", l.list),
+        };
+        rows.push((format!("DNSBL {}", l.ip), status(r, Check::Dnsbl), detail));
+    }
     if r.outcome(Check::Parked).is_some() {
         rows.push((
             "Parked".into(),

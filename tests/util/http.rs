@@ -9,13 +9,27 @@ pub async fn http(url: &str, method: &str) -> (u16, String) {
     let rest = url.strip_prefix("http://").unwrap();
     let (host, path) = rest.split_at(rest.find('/').unwrap_or(rest.len()));
     let path = if path.is_empty() { "/" } else { path };
-    let mut stream = tokio::net::TcpStream::connect(host).await.unwrap();
+    // A connection that fails or closes without an answer is status 0, so that polling
+    // loops simply try again.
+    let Ok(mut stream) = tokio::net::TcpStream::connect(host).await else {
+        return (0, String::new());
+    };
     let req = format!("{method} {path} HTTP/1.1\r\nHost: {host}\r\nConnection: close\r\nContent-Length: 0\r\n\r\n");
-    stream.write_all(req.as_bytes()).await.unwrap();
+    if stream.write_all(req.as_bytes()).await.is_err() {
+        return (0, String::new());
+    }
     let mut buf = Vec::new();
-    stream.read_to_end(&mut buf).await.unwrap();
+    if stream.read_to_end(&mut buf).await.is_err() {
+        return (0, String::new());
+    }
     let text = String::from_utf8_lossy(&buf).into_owned();
-    let status: u16 = text.split_whitespace().nth(1).unwrap().parse().unwrap();
+    let Some(status) = text
+        .split_whitespace()
+        .nth(1)
+        .and_then(|s| s.parse::<u16>().ok())
+    else {
+        return (0, String::new());
+    };
     let body_start = text.find("\r\n\r\n").map_or(text.len(), |i| i + 4);
     let head = &text[..body_start];
     let mut body = text[body_start..].to_string();

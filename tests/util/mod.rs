@@ -18,6 +18,20 @@ pub fn zone(origin: &str, ttl: u32, body: &str) -> String {
     )
 }
 
+/// A free address on a loopback IP of its own (127.0.0.N), for a process under test that
+/// binds it itself: other tests bind 127.0.0.1 only, so nothing takes the port meanwhile.
+pub fn free_addr(n: u8) -> std::net::SocketAddr {
+    std::net::TcpListener::bind(
+        ("127.0.0.".to_string() + &n.to_string())
+            .as_str()
+            .to_owned()
+            + ":0",
+    )
+    .unwrap()
+    .local_addr()
+    .unwrap()
+}
+
 /// A free TCP port on 127.0.0.1 (bound, then released for the server under test).
 pub fn free_port() -> u16 {
     std::net::TcpListener::bind("127.0.0.1:0")

@@ -1,0 +1,261 @@
+//! The records around SPF/DKIM/DMARC that receivers now also read: MTA-STS's TXT record
+//! (RFC 8461 §3.1), TLS-RPT (RFC 8460 §3) and BIMI (`default._bimi`). Each is optional:
+//! absent is no finding; present and broken is.
+
+use serde::Serialize;
+
+use super::dmarc::{DmarcReport, Policy};
+use super::taglist;
+use crate::dns::{normalize_name, Dns, RecordType};
+use crate::findings::{Check, Code, Finding};
+
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize)]
+pub struct NewerRecords {
+    pub mta_sts: Option<String>,
+    pub mta_sts_id: Option<String>,
+    pub tls_rpt: Option<String>,
+    pub tls_rpt_rua: Vec<String>,
+    pub bimi: Option<String>,
+    pub bimi_logo: Option<String>,
+    pub bimi_authority: Option<String>,
+    #[serde(skip)]
+    pub findings: Vec<Finding>,
+    /// Per check: answered (false when DNS left it unknown); `None` when the record is absent.
+    #[serde(skip)]
+    pub answered: Vec<(Check, bool)>,
+}
+
+enum Lookup {
+    Absent,
+    One(String),
+    Many(usize),
+}
+
+async fn txt(
+    dns: &dyn Dns,
+    name: &str,
+    prefix: &str,
+    check: Check,
+    out: &mut NewerRecords,
+) -> Option<Lookup> {
+    match dns.lookup(name, RecordType::Txt).await {
+        Ok(answer) => {
+            let recs = taglist::records_starting(&answer.txt_strings(), prefix);
+            Some(match recs.len() {
+                0 => Lookup::Absent,
+                1 => Lookup::One(recs.into_iter().next().unwrap_or_default()),
+                n => Lookup::Many(n),
+            })
+        }
+        Err(e) => {
+            out.findings.push(Finding::dns_error(
+                check,
+                format!("TXT lookup of {name}: {e}"),
+            ));
+            out.answered.push((check, false));
+            None
+        }
+    }
+}
+
+/// RFC 8461 §3.1: `v=STSv1; id=<1-32 alphanumerics>;`.
+pub fn lint_mta_sts(text: &str) -> Result<String, String> {
+    let tags = taglist::parse(text)?;
+    if tags.first().map(|(n, v)| (n.as_str(), v.as_str())) != Some(("v", "STSv1")) {
+        return Err("the record must start with v=STSv1".into());
+    }
+    let id = taglist::get(&tags, "id").ok_or("the required id= tag is missing")?;
+    if id.is_empty() || id.len() > 32 || !id.bytes().all(|b| b.is_ascii_alphanumeric()) {
+        return Err(format!("id={id:?} must be 1 to 32 letters and digits"));
+    }
+    Ok(id.to_string())
+}
+
+/// RFC 8460 §3: `v=TLSRPTv1; rua=<mailto: or https: URIs, comma-separated>`.
+pub fn lint_tls_rpt(text: &str) -> Result<Vec<String>, String> {
+    let tags = taglist::parse(text)?;
+    if tags.first().map(|(n, v)| (n.as_str(), v.as_str())) != Some(("v", "TLSRPTv1")) {
+        return Err("the record must start with v=TLSRPTv1".into());
+    }
+    let rua = taglist::get(&tags, "rua").ok_or("the required rua= tag is missing")?;
+    let uris: Vec<String> = rua.split(',').map(|u| u.trim().to_string()).collect();
+    for uri in &uris {
+        let ok = match uri.split_once(':') {
+            Some(("mailto", addr)) => {
+                addr.contains('@') && !addr.starts_with('@') && !addr.ends_with('@')
+            }
+            Some(("https", rest)) => rest.starts_with("//") && rest.len() > 2,
+            _ => false,
+        };
+        if !ok {
+            return Err(format!("rua entry {uri:?} is neither mailto: nor https:"));
+        }
+    }
+    Ok(uris)
+}
+
+/// BIMI: `v=BIMI1; l=<https URL of an SVG, or empty>; a=<https URL of the mark certificate>`.
+pub fn lint_bimi(text: &str) -> Result<(Option<String>, Option<String>), String> {
+    let tags = taglist::parse(text)?;
+    if tags.first().map(|(n, v)| (n.as_str(), v.as_str())) != Some(("v", "BIMI1")) {
+        return Err("the record must start with v=BIMI1".into());
+    }
+    let https = |tag: &str, v: &str| -> Result<Option<String>, String> {
+        if v.is_empty() {
+            return Ok(None);
+        }
+        if !v.starts_with("https://")
+            || v.len() <= "https://".len()
+            || v.contains(char::is_whitespace)
+        {
+            return Err(format!("{tag}={v:?} is not an https:// URL"));
+        }
+        Ok(Some(v.to_string()))
+    };
+    let logo = https("l", taglist::get(&tags, "l").unwrap_or(""))?;
+    let authority = https("a", taglist::get(&tags, "a").unwrap_or(""))?;
+    Ok((logo, authority))
+}
+
+pub async fn check(dns: &dyn Dns, domain: &str, dmarc: &DmarcReport) -> NewerRecords {
+    let domain = normalize_name(domain);
+    let mut out = NewerRecords::default();
+
+    let name = format!("_mta-sts.{domain}");
+    match txt(dns, &name, "v=STSv1", Check::MtaSts, &mut out).await {
+        Some(Lookup::One(t)) => {
+            match lint_mta_sts(&t) {
+                Ok(id) => out.mta_sts_id = Some(id),
+                Err(e) => out
+                    .findings
+                    .push(Finding::new(Code::MtaStsSyntax, format!("{name}: {e}"))),
+            }
+            out.mta_sts = Some(t);
+            out.answered.push((Check::MtaSts, true));
+        }
+        Some(Lookup::Many(n)) => {
+            out.findings.push(Finding::new(
+                Code::MtaStsSyntax,
+                format!("{n} v=STSv1 records at {name} (RFC 8461 §3.1: senders ignore them)"),
+            ));
+            out.answered.push((Check::MtaSts, true));
+        }
+        _ => {}
+    }
+
+    let name = format!("_smtp._tls.{domain}");
+    match txt(dns, &name, "v=TLSRPTv1", Check::TlsRpt, &mut out).await {
+        Some(Lookup::One(t)) => {
+            match lint_tls_rpt(&t) {
+                Ok(rua) => out.tls_rpt_rua = rua,
+                Err(e) => out
+                    .findings
+                    .push(Finding::new(Code::TlsRptSyntax, format!("{name}: {e}"))),
+            }
+            out.tls_rpt = Some(t);
+            out.answered.push((Check::TlsRpt, true));
+        }
+        Some(Lookup::Many(n)) => {
+            out.findings.push(Finding::new(
+                Code::TlsRptSyntax,
+                format!("{n} v=TLSRPTv1 records at {name}"),
+            ));
+            out.answered.push((Check::TlsRpt, true));
+        }
+        _ => {}
+    }
+
+    let name = format!("default._bimi.{domain}");
+    match txt(dns, &name, "v=BIMI1", Check::Bimi, &mut out).await {
+        Some(Lookup::One(t)) => {
+            match lint_bimi(&t) {
+                Ok((logo, authority)) => {
+                    if authority.is_none() {
+                        out.findings.push(Finding::new(
+                            Code::BimiNoCertificate,
+                            format!("{name} has no a= certificate"),
+                        ));
+                    }
+                    out.bimi_logo = logo;
+                    out.bimi_authority = authority;
+                }
+                Err(e) => out
+                    .findings
+                    .push(Finding::new(Code::BimiSyntax, format!("{name}: {e}"))),
+            }
+            // BIMI is shown only for mail under an enforced DMARC policy at pct=100.
+            let enforced = matches!(
+                dmarc.effective_policy,
+                Some(Policy::Quarantine | Policy::Reject)
+            ) && dmarc.pct.unwrap_or(100) == 100;
+            if dmarc.answered && !enforced {
+                let policy = dmarc.effective_policy.map_or("no policy", Policy::as_str);
+                out.findings.push(Finding::new(
+                    Code::BimiDmarcNotEnforced,
+                    format!(
+                        "DMARC is {policy} at pct={}; BIMI needs quarantine or reject at pct=100",
+                        dmarc.pct.unwrap_or(100)
+                    ),
+                ));
+            }
+            out.bimi = Some(t);
+            out.answered.push((Check::Bimi, true));
+        }
+        Some(Lookup::Many(n)) => {
+            out.findings.push(Finding::new(
+                Code::BimiSyntax,
+                format!("{n} v=BIMI1 records at {name}"),
+            ));
+            out.answered.push((Check::Bimi, true));
+        }
+        _ => {}
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn mta_sts_records() {
+        assert_eq!(
+            lint_mta_sts("v=STSv1; id=20240101T000000;").unwrap(),
+            "20240101T000000"
+        );
+        assert!(lint_mta_sts("v=STSv1;").unwrap_err().contains("id="));
+        assert!(lint_mta_sts("v=STSv1; id=a-b").is_err());
+        assert!(lint_mta_sts(&format!("v=STSv1; id={}", "a".repeat(33))).is_err());
+        assert!(lint_mta_sts("id=1; v=STSv1").is_err());
+    }
+
+    #[test]
+    fn tls_rpt_records() {
+        assert_eq!(
+            lint_tls_rpt("v=TLSRPTv1; rua=mailto:tls@example.com,https://r.example.com/tls")
+                .unwrap()
+                .len(),
+            2
+        );
+        assert!(lint_tls_rpt("v=TLSRPTv1;").unwrap_err().contains("rua="));
+        assert!(lint_tls_rpt("v=TLSRPTv1; rua=tls@example.com").is_err());
+        assert!(lint_tls_rpt("v=TLSRPTv1; rua=http://example.com/x").is_err());
+    }
+
+    #[test]
+    fn bimi_records() {
+        let (l, a) =
+            lint_bimi("v=BIMI1; l=https://example.com/logo.svg; a=https://example.com/vmc.pem")
+                .unwrap();
+        assert_eq!(
+            (l.as_deref(), a.as_deref()),
+            (
+                Some("https://example.com/logo.svg"),
+                Some("https://example.com/vmc.pem")
+            )
+        );
+        assert_eq!(lint_bimi("v=BIMI1; l=; a=;").unwrap(), (None, None));
+        assert!(lint_bimi("v=BIMI1; l=http://example.com/logo.svg").is_err());
+        assert!(lint_bimi("v=BIMI2; l=https://x.example/l.svg").is_err());
+    }
+}
