@@ -55,6 +55,13 @@ pub fn render(r: &DomainReport, style: &Style) -> String {
             "{rec}  [{} of 10 lookups, {} void]",
             r.spf.dns_lookups, r.spf.void_lookups
         ),
+        None if r
+            .findings
+            .iter()
+            .any(|f| f.code == crate::findings::Code::SpfMultipleRecords) =>
+        {
+            "(several v=spf1 records)".into()
+        }
         None => "(no record)".into(),
     };
     rows.push(("SPF".into(), status(r, Check::Spf), spf_detail));
