@@ -18,6 +18,7 @@ struct Running {
     dns: Option<Arc<dyn Dns>>,
     watcher: Option<tokio::task::JoinHandle<()>>,
     probes: Option<crate::scheduler::ProbeScheduler>,
+    https: Option<crate::dns::newer_records::Https>,
 }
 
 pub struct App {
@@ -63,6 +64,7 @@ impl App {
                 dns: None,
                 watcher: None,
                 probes: None,
+                https: None,
             }),
             lifecycle: lifecycle || config.exporter.enable_lifecycle,
             probes: crate::server::probe::ProbeCache::new(config.exporter.concurrency),
@@ -88,11 +90,16 @@ impl App {
             None => Vec::new(),
         };
         let domains = merge_domains(&config, &file_domains);
+        let https = crate::dns::newer_records::Https {
+            tls: crate::mail::tls::client_config(config.mta_sts.ca_file.as_deref(), false)?,
+            timeout: config.mta_sts.timeout,
+        };
         self.metrics
             .probe_interval
             .set(config.exporter.probe_interval.as_secs_f64());
         let scheduler = Scheduler::start(
             dns.clone(),
+            https.clone(),
             self.metrics.clone(),
             domains,
             config.exporter.dns_interval,
@@ -133,6 +140,7 @@ impl App {
         }
         running.scheduler = Some(scheduler);
         running.dns = Some(dns);
+        running.https = Some(https);
         running.config = config;
         self.metrics.reload_success.set(1);
         let now = SystemTime::now()
@@ -149,6 +157,15 @@ impl App {
             .dns
             .clone()
             .expect("dns is set once the app has started")
+    }
+
+    /// The HTTPS settings of the running config (MTA-STS policy fetches).
+    pub fn https(&self) -> crate::dns::newer_records::Https {
+        let running = self.running.lock().expect("app lock");
+        running
+            .https
+            .clone()
+            .unwrap_or_else(crate::dns::newer_records::Https::system)
     }
 
     pub fn config(&self) -> Arc<Config> {

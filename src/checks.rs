@@ -9,7 +9,7 @@ use crate::dns::dkim::DkimReport;
 use crate::dns::dmarc::{DmarcReport, Policy};
 use crate::dns::dnsbl::DnsblReport;
 use crate::dns::mx::MxReport;
-use crate::dns::newer_records::NewerRecords;
+use crate::dns::newer_records::{Https, NewerRecords};
 use crate::dns::ptr::PtrReport;
 use crate::dns::spf::SpfReport;
 use crate::dns::{dkim, dmarc, dnsbl, mx, newer_records, normalize_name, ptr, spf, Dns};
@@ -180,8 +180,14 @@ async fn timed<T>(fut: impl std::future::Future<Output = T>) -> (T, Duration) {
     (value, start.elapsed())
 }
 
-/// Runs every check that applies to `spec`, concurrently (they share the DNS cache).
+/// Runs every check that applies to `spec`, concurrently (they share the DNS cache),
+/// fetching over HTTPS with the system's roots.
 pub async fn check_domain(dns: &dyn Dns, spec: &DomainSpec) -> DomainReport {
+    check_domain_with(dns, spec, &Https::system()).await
+}
+
+/// As [`check_domain`], with the HTTPS settings of the config.
+pub async fn check_domain_with(dns: &dyn Dns, spec: &DomainSpec, https: &Https) -> DomainReport {
     let domain = normalize_name(&spec.name);
     let helo = spec.helo.as_deref();
     let run_ptr = !spec.sending_ips.is_empty() || helo.is_some();
@@ -214,7 +220,7 @@ pub async fn check_domain(dns: &dyn Dns, spec: &DomainSpec) -> DomainReport {
 
     let run_dnsbl = !spec.blocklists.is_empty() && !spec.sending_ips.is_empty();
     let ((newer, newer_t), (dnsbl, dnsbl_t)) = tokio::join!(
-        timed(newer_records::check(dns, &domain, &dmarc)),
+        timed(newer_records::check(dns, &domain, &dmarc, &mx, https)),
         timed(async {
             if run_dnsbl {
                 dnsbl::check(dns, &spec.sending_ips, &spec.blocklists).await

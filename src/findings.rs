@@ -251,6 +251,9 @@ codes! {
     MtaStsMxNotCovered => "mta_sts.mx_not_covered", MtaSts, Error,
         "An MX host matches no mx: line of the MTA-STS policy: senders enforcing it refuse delivery.",
         "Add the MX host (or a wildcard) to the policy and change its id.";
+    MtaStsTesting => "mta_sts.testing", MtaSts, Warning,
+        "The MTA-STS policy is in mode testing: senders report TLS failures but still deliver without TLS.",
+        "Switch the policy to mode: enforce (and change its id) once TLS reports are clean.";
     TlsRptSyntax => "tls_rpt.syntax", TlsRpt, Warning,
         "The TLS-RPT record does not parse (RFC 8460).",
         "Publish \"v=TLSRPTv1; rua=mailto:...\" at _smtp._tls.";

@@ -89,6 +89,16 @@ const FAMILIES: &[(&str, &str, &str)] = &[
         "Number of MX hosts (0 for none or null MX).",
     ),
     (
+        "mailauth_mta_sts_mode",
+        "gauge",
+        "1 for the mode of the domain's MTA-STS policy.",
+    ),
+    (
+        "mailauth_mta_sts_max_age_seconds",
+        "gauge",
+        "max_age of the domain's MTA-STS policy.",
+    ),
+    (
         "mailauth_dnsbl_listed",
         "gauge",
         "1 when the sending IP is listed on the DNS blocklist.",
@@ -109,7 +119,9 @@ const F_DMARC_POLICY: usize = 10;
 const F_DMARC_PCT: usize = 11;
 const F_RECORD_CHANGE: usize = 12;
 const F_MX_HOSTS: usize = 13;
-const F_DNSBL: usize = 14;
+const F_MTA_STS_MODE: usize = 14;
+const F_MTA_STS_MAX_AGE: usize = 15;
+const F_DNSBL: usize = 16;
 
 /// The latest state of one domain.
 #[derive(Clone)]
@@ -636,6 +648,20 @@ fn render_domain(report: &DomainReport, changes: &BTreeMap<String, (String, f64)
             FAMILIES[F_RECORD_CHANGE].0,
             &[("domain", d), ("record", record)],
             *when,
+        );
+    }
+    if let Some(p) = &report.newer.mta_sts_policy {
+        line(
+            &mut f[F_MTA_STS_MODE],
+            FAMILIES[F_MTA_STS_MODE].0,
+            &[("domain", d), ("mode", p.mode.as_str())],
+            1.0,
+        );
+        line(
+            &mut f[F_MTA_STS_MAX_AGE],
+            FAMILIES[F_MTA_STS_MAX_AGE].0,
+            &[("domain", d)],
+            p.max_age.into(),
         );
     }
     for l in &report.dnsbl.results {

@@ -14,13 +14,15 @@ use rand::Rng;
 use tokio::sync::Semaphore;
 use tokio::task::{AbortHandle, JoinSet};
 
-use crate::checks::{check_domain, DomainReport, DomainSpec};
+use crate::checks::{check_domain_with, DomainReport, DomainSpec};
+use crate::dns::newer_records::Https;
 use crate::dns::Dns;
 use crate::metrics::Metrics;
 
 /// The running DNS check loops of one configuration.
 pub struct Scheduler {
     dns: Arc<dyn Dns>,
+    https: Https,
     metrics: Arc<Metrics>,
     interval: Duration,
     permits: Arc<Semaphore>,
@@ -37,6 +39,7 @@ fn run_deadline(interval: Duration) -> Duration {
 impl Scheduler {
     pub fn start(
         dns: Arc<dyn Dns>,
+        https: Https,
         metrics: Arc<Metrics>,
         domains: Vec<DomainSpec>,
         interval: Duration,
@@ -45,6 +48,7 @@ impl Scheduler {
         metrics.dns_interval.set(interval.as_secs_f64());
         let mut scheduler = Self {
             dns,
+            https,
             metrics,
             interval,
             permits: Arc::new(Semaphore::new(concurrency.max(1))),
@@ -82,6 +86,7 @@ impl Scheduler {
     }
 
     fn spawn_loop(&mut self, spec: DomainSpec) -> AbortHandle {
+        let https = self.https.clone();
         let (dns, metrics, permits, interval) = (
             self.dns.clone(),
             self.metrics.clone(),
@@ -93,7 +98,7 @@ impl Scheduler {
                 {
                     let Ok(_permit) = permits.acquire().await else { return };
                     let deadline = run_deadline(interval);
-                    let report = match tokio::time::timeout(deadline, check_domain(dns.as_ref(), &spec)).await {
+                    let report = match tokio::time::timeout(deadline, check_domain_with(dns.as_ref(), &spec, &https)).await {
                         Ok(report) => report,
                         Err(_) => {
                             tracing::warn!(domain = %spec.name, "DNS checks did not finish in time");

@@ -37,6 +37,32 @@ pub struct Config {
     pub mailbox: BTreeMap<String, MailboxConfig>,
     #[serde(default, rename = "probe")]
     pub probes: Vec<ProbeConfig>,
+    #[serde(default)]
+    pub mta_sts: MtaStsConfig,
+}
+
+/// How MTA-STS policies are fetched.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct MtaStsConfig {
+    /// A PEM file of extra CA certificates to trust (besides the system's) for policy hosts.
+    #[serde(default)]
+    pub ca_file: Option<PathBuf>,
+    #[serde(default = "default_mta_sts_timeout", deserialize_with = "duration")]
+    pub timeout: Duration,
+}
+
+impl Default for MtaStsConfig {
+    fn default() -> Self {
+        Self {
+            ca_file: None,
+            timeout: default_mta_sts_timeout(),
+        }
+    }
+}
+
+fn default_mta_sts_timeout() -> Duration {
+    Duration::from_secs(10)
 }
 
 #[derive(Debug, Clone, Deserialize)]

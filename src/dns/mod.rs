@@ -10,6 +10,7 @@ pub mod client;
 pub mod dkim;
 pub mod dmarc;
 pub mod dnsbl;
+pub mod mta_sts;
 pub mod mx;
 pub mod newer_records;
 pub mod ptr;

@@ -4,7 +4,12 @@
 
 use serde::Serialize;
 
+use std::sync::{Arc, OnceLock};
+use std::time::Duration;
+
 use super::dmarc::{DmarcReport, Policy};
+use super::mta_sts;
+use super::mx::MxReport;
 use super::taglist;
 use crate::dns::{normalize_name, Dns, RecordType};
 use crate::findings::{Check, Code, Finding};
@@ -13,6 +18,7 @@ use crate::findings::{Check, Code, Finding};
 pub struct NewerRecords {
     pub mta_sts: Option<String>,
     pub mta_sts_id: Option<String>,
+    pub mta_sts_policy: Option<mta_sts::Policy>,
     pub tls_rpt: Option<String>,
     pub tls_rpt_rua: Vec<String>,
     pub bimi: Option<String>,
@@ -117,7 +123,89 @@ pub fn lint_bimi(text: &str) -> Result<(Option<String>, Option<String>), String>
     Ok((logo, authority))
 }
 
-pub async fn check(dns: &dyn Dns, domain: &str, dmarc: &DmarcReport) -> NewerRecords {
+/// How HTTPS fetches (the MTA-STS policy) are made: which certificates are trusted, and
+/// how long a fetch may take.
+#[derive(Clone)]
+pub struct Https {
+    pub tls: Arc<rustls::ClientConfig>,
+    pub timeout: Duration,
+}
+
+impl Https {
+    /// The system's roots, 10 s.
+    pub fn system() -> Https {
+        static SYSTEM: OnceLock<Https> = OnceLock::new();
+        SYSTEM
+            .get_or_init(|| Https {
+                tls: crate::mail::tls::client_config(None, false).unwrap_or_else(|_| {
+                    Arc::new(
+                        rustls::ClientConfig::builder()
+                            .with_root_certificates(rustls::RootCertStore::empty())
+                            .with_no_client_auth(),
+                    )
+                }),
+                timeout: Duration::from_secs(10),
+            })
+            .clone()
+    }
+}
+
+/// Fetches and checks the MTA-STS policy against the MX hosts (RFC 8461 §3.3, §4.1).
+async fn check_policy(
+    dns: &dyn Dns,
+    domain: &str,
+    mx: &MxReport,
+    https: &Https,
+    out: &mut NewerRecords,
+) {
+    let text = match mta_sts::fetch(dns, domain, https.tls.clone(), https.timeout).await {
+        Ok(t) => t,
+        Err(e) => {
+            out.findings
+                .push(Finding::new(Code::MtaStsPolicyUnreachable, e));
+            return;
+        }
+    };
+    let policy = match mta_sts::parse_policy(&text) {
+        Ok(p) => p,
+        Err(e) => {
+            out.findings.push(Finding::new(
+                Code::MtaStsSyntax,
+                format!("policy of {domain}: {e}"),
+            ));
+            return;
+        }
+    };
+    if policy.mode == mta_sts::Mode::Testing {
+        out.findings.push(Finding::new(
+            Code::MtaStsTesting,
+            format!("the MTA-STS policy of {domain} is in mode testing"),
+        ));
+    }
+    if policy.mode != mta_sts::Mode::None {
+        for host in &mx.hosts {
+            if !policy.mx.iter().any(|p| mta_sts::mx_matches(p, &host.host)) {
+                out.findings.push(Finding::new(
+                    Code::MtaStsMxNotCovered,
+                    format!(
+                        "MX host {} matches no mx: line of the policy ({})",
+                        host.host,
+                        policy.mx.join(", ")
+                    ),
+                ));
+            }
+        }
+    }
+    out.mta_sts_policy = Some(policy);
+}
+
+pub async fn check(
+    dns: &dyn Dns,
+    domain: &str,
+    dmarc: &DmarcReport,
+    mx: &MxReport,
+    https: &Https,
+) -> NewerRecords {
     let domain = normalize_name(domain);
     let mut out = NewerRecords::default();
 
@@ -125,7 +213,10 @@ pub async fn check(dns: &dyn Dns, domain: &str, dmarc: &DmarcReport) -> NewerRec
     match txt(dns, &name, "v=STSv1", Check::MtaSts, &mut out).await {
         Some(Lookup::One(t)) => {
             match lint_mta_sts(&t) {
-                Ok(id) => out.mta_sts_id = Some(id),
+                Ok(id) => {
+                    out.mta_sts_id = Some(id);
+                    check_policy(dns, &domain, mx, https, &mut out).await;
+                }
                 Err(e) => out
                     .findings
                     .push(Finding::new(Code::MtaStsSyntax, format!("{name}: {e}"))),

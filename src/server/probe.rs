@@ -11,7 +11,7 @@ use std::time::{Duration, Instant};
 use tokio::sync::Semaphore;
 
 use crate::app::App;
-use crate::checks::{check_domain, DomainSpec};
+use crate::checks::{check_domain_with, DomainSpec};
 use crate::metrics::Metrics;
 
 /// How long an on-demand result is reused.
@@ -62,7 +62,7 @@ impl ProbeCache {
             });
         let dns = app.dns();
         let started = Instant::now();
-        let report = check_domain(dns.as_ref(), &spec).await;
+        let report = check_domain_with(dns.as_ref(), &spec, &app.https()).await;
         let mut text = Metrics::render_report(&report);
         text.push_str(&format!(
             "# HELP mailauth_probe_duration_seconds Time the on-demand check took.\n\

@@ -1,0 +1,305 @@
+//! MTA-STS (RFC 8461): the policy behind the `_mta-sts` TXT record, fetched over HTTPS
+//! from `https://mta-sts.<domain>/.well-known/mta-sts.txt` with the certificate verified,
+//! redirects refused (§3.3), size and time bounded, then checked against the MX hosts.
+//!
+//! The HTTP exchange is a single GET written here rather than a full client: the host is
+//! resolved through the exporter's own DNS (the test zones and the answer cache), and
+//! nothing of HTTP beyond one response is needed.
+
+use std::net::{IpAddr, SocketAddr};
+use std::sync::Arc;
+use std::time::Duration;
+
+use rustls::pki_types::ServerName;
+use serde::Serialize;
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+
+use crate::dns::{Dns, RData, RecordType};
+
+/// RFC 8461 §3.2 leaves the size to senders; 64 KiB is what they commonly accept.
+pub const MAX_POLICY_BYTES: usize = 64 * 1024;
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Mode {
+    Enforce,
+    Testing,
+    None,
+}
+
+impl Mode {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Mode::Enforce => "enforce",
+            Mode::Testing => "testing",
+            Mode::None => "none",
+        }
+    }
+}
+
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+pub struct Policy {
+    pub mode: Mode,
+    pub mx: Vec<String>,
+    pub max_age: u32,
+}
+
+/// RFC 8461 §3.2: `key: value` lines (CRLF or LF); version STSv1, mode, one or more mx
+/// patterns (unless mode none), max_age up to 31557600.
+pub fn parse_policy(text: &str) -> Result<Policy, String> {
+    let mut version = None;
+    let mut mode = None;
+    let mut max_age = None;
+    let mut mx = Vec::new();
+    for line in text
+        .lines()
+        .map(|l| l.trim_end_matches('\r'))
+        .filter(|l| !l.trim().is_empty())
+    {
+        let (key, value) = line
+            .split_once(':')
+            .ok_or_else(|| format!("line {line:?} is not key: value"))?;
+        let value = value.trim();
+        match key.trim() {
+            "version" => version = Some(value.to_string()),
+            "mode" => {
+                mode = Some(match value {
+                    "enforce" => Mode::Enforce,
+                    "testing" => Mode::Testing,
+                    "none" => Mode::None,
+                    other => return Err(format!("mode {other:?} is not enforce, testing or none")),
+                })
+            }
+            "max_age" => {
+                let n: u32 = value
+                    .parse()
+                    .map_err(|_| format!("max_age {value:?} is not a number"))?;
+                if n > 31_557_600 {
+                    return Err(format!("max_age {n} is over 31557600 (one year)"));
+                }
+                max_age = Some(n);
+            }
+            "mx" => {
+                let host = value.trim_end_matches('.').to_ascii_lowercase();
+                let bare = host.strip_prefix("*.").unwrap_or(&host);
+                if !crate::config::is_domain_name(bare) || bare.contains('*') {
+                    return Err(format!("mx {value:?} is not a host name or *.wildcard"));
+                }
+                mx.push(host);
+            }
+            _ => {} // §3.2: unknown fields are ignored
+        }
+    }
+    if version.as_deref() != Some("STSv1") {
+        return Err("the policy must say version: STSv1".into());
+    }
+    let mode = mode.ok_or("the policy has no mode")?;
+    let max_age = max_age.ok_or("the policy has no max_age")?;
+    if mx.is_empty() && mode != Mode::None {
+        return Err("the policy lists no mx".into());
+    }
+    Ok(Policy { mode, mx, max_age })
+}
+
+/// §4.1: an mx pattern matches the host exactly, or `*.example.com` matches exactly one
+/// label in place of the `*`.
+pub fn mx_matches(pattern: &str, host: &str) -> bool {
+    let host = host.trim_end_matches('.').to_ascii_lowercase();
+    match pattern.strip_prefix("*.") {
+        Some(suffix) => host
+            .split_once('.')
+            .is_some_and(|(first, rest)| !first.is_empty() && rest == suffix),
+        None => host == pattern,
+    }
+}
+
+/// Fetches the policy text of `domain`.
+pub async fn fetch(
+    dns: &dyn Dns,
+    domain: &str,
+    tls: Arc<rustls::ClientConfig>,
+    timeout: Duration,
+) -> Result<String, String> {
+    let host = format!("mta-sts.{}", domain.trim_end_matches('.'));
+    tokio::time::timeout(timeout, fetch_inner(dns, &host, tls))
+        .await
+        .unwrap_or_else(|_| {
+            Err(format!(
+                "https://{host}/: no answer within {}s",
+                timeout.as_secs()
+            ))
+        })
+}
+
+async fn fetch_inner(
+    dns: &dyn Dns,
+    host: &str,
+    tls: Arc<rustls::ClientConfig>,
+) -> Result<String, String> {
+    let mut addrs: Vec<IpAddr> = Vec::new();
+    for rtype in [RecordType::A, RecordType::Aaaa] {
+        match dns.lookup(host, rtype).await {
+            Ok(a) => addrs.extend(a.records().iter().filter_map(|r| match r {
+                RData::A(v4) => Some(IpAddr::V4(*v4)),
+                RData::Aaaa(v6) => Some(IpAddr::V6(*v6)),
+                _ => None,
+            })),
+            Err(e) => return Err(format!("{host}: {e}")),
+        }
+    }
+    let ip = addrs
+        .first()
+        .ok_or_else(|| format!("{host} has no address"))?;
+    let tcp = tokio::net::TcpStream::connect(SocketAddr::new(*ip, 443))
+        .await
+        .map_err(|e| format!("{host} ({ip}) port 443: {e}"))?;
+    let name = ServerName::try_from(host.to_string()).map_err(|e| format!("{host}: {e}"))?;
+    let mut stream = tokio_rustls::TlsConnector::from(tls)
+        .connect(name, tcp)
+        .await
+        .map_err(|e| format!("TLS with {host}: {e}"))?;
+    let request = format!(
+        "GET /.well-known/mta-sts.txt HTTP/1.1\r\nHost: {host}\r\nUser-Agent: mailauth-exporter\r\nConnection: close\r\n\r\n"
+    );
+    stream
+        .write_all(request.as_bytes())
+        .await
+        .map_err(|e| format!("{host}: {e}"))?;
+    let mut buf = Vec::new();
+    let mut chunk = [0u8; 8192];
+    loop {
+        let n = match stream.read(&mut chunk).await {
+            Ok(n) => n,
+            // Servers that close without close_notify are common; what was read counts.
+            Err(e) if e.kind() == std::io::ErrorKind::UnexpectedEof => 0,
+            Err(e) => return Err(format!("{host}: {e}")),
+        };
+        if n == 0 {
+            break;
+        }
+        buf.extend_from_slice(&chunk[..n]);
+        if buf.len() > MAX_POLICY_BYTES + 16 * 1024 {
+            return Err(format!(
+                "https://{host}/.well-known/mta-sts.txt is larger than {MAX_POLICY_BYTES} bytes"
+            ));
+        }
+    }
+    parse_response(host, &buf)
+}
+
+/// The body of a 200 response, or why there is none (redirects are refused, §3.3).
+fn parse_response(host: &str, raw: &[u8]) -> Result<String, String> {
+    let text = String::from_utf8_lossy(raw);
+    let (head, body) = text
+        .split_once("\r\n\r\n")
+        .ok_or_else(|| format!("{host}: no complete HTTP response"))?;
+    let status = head.split_whitespace().nth(1).unwrap_or("");
+    if status != "200" {
+        let what = if status.starts_with('3') {
+            " (redirects are not followed, RFC 8461 §3.3)"
+        } else {
+            ""
+        };
+        return Err(format!(
+            "https://{host}/.well-known/mta-sts.txt answered HTTP {status}{what}"
+        ));
+    }
+    let chunked = head.lines().any(|l| {
+        let l = l.to_ascii_lowercase();
+        l.starts_with("transfer-encoding:") && l.contains("chunked")
+    });
+    let body = if chunked {
+        dechunk(body)
+    } else {
+        body.to_string()
+    };
+    if body.len() > MAX_POLICY_BYTES {
+        return Err(format!(
+            "https://{host}/.well-known/mta-sts.txt is larger than {MAX_POLICY_BYTES} bytes"
+        ));
+    }
+    Ok(body)
+}
+
+fn dechunk(mut s: &str) -> String {
+    let mut out = String::new();
+    while let Some(i) = s.find("\r\n") {
+        let Ok(size) = usize::from_str_radix(s[..i].trim(), 16) else {
+            break;
+        };
+        if size == 0 || s.len() < i + 2 + size {
+            break;
+        }
+        out.push_str(s.get(i + 2..i + 2 + size).unwrap_or(""));
+        s = s.get(i + 2 + size + 2..).unwrap_or("");
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn policies() {
+        let p = parse_policy("version: STSv1\r\nmode: enforce\r\nmx: mail.example.com\r\nmx: *.example.net\r\nmax_age: 604800\r\n").unwrap();
+        assert_eq!((p.mode, p.max_age, p.mx.len()), (Mode::Enforce, 604800, 2));
+        assert_eq!(
+            parse_policy("version: STSv1\nmode: none\nmax_age: 86400\n")
+                .unwrap()
+                .mode,
+            Mode::None
+        );
+        assert!(parse_policy("version: STSv2\nmode: enforce\nmx: a.example\nmax_age: 1").is_err());
+        assert!(parse_policy("version: STSv1\nmode: strict\nmx: a.example\nmax_age: 1").is_err());
+        assert!(parse_policy("version: STSv1\nmode: enforce\nmax_age: 1")
+            .unwrap_err()
+            .contains("no mx"));
+        assert!(
+            parse_policy("version: STSv1\nmode: enforce\nmx: a.example\nmax_age: 99999999")
+                .is_err()
+        );
+        assert!(
+            parse_policy("version: STSv1\nmode: enforce\nmx: a.*.example\nmax_age: 1").is_err()
+        );
+        assert!(parse_policy("garbage").is_err());
+    }
+
+    #[test]
+    fn wildcards_match_one_label() {
+        assert!(mx_matches("mail.example.com", "MAIL.example.com."));
+        assert!(mx_matches("*.example.com", "mx1.example.com"));
+        assert!(!mx_matches("*.example.com", "example.com"));
+        assert!(!mx_matches("*.example.com", "a.b.example.com"));
+        assert!(!mx_matches("mail.example.com", "mail2.example.com"));
+    }
+
+    #[test]
+    fn responses() {
+        assert_eq!(
+            parse_response(
+                "h",
+                b"HTTP/1.1 200 OK\r\nContent-Type: text/plain\r\n\r\nversion: STSv1\r\n"
+            )
+            .unwrap(),
+            "version: STSv1\r\n"
+        );
+        assert!(
+            parse_response("h", b"HTTP/1.1 301 Moved\r\nLocation: https://x/\r\n\r\n")
+                .unwrap_err()
+                .contains("redirects")
+        );
+        assert!(parse_response("h", b"HTTP/1.1 404 Not Found\r\n\r\n")
+            .unwrap_err()
+            .contains("404"));
+        assert_eq!(
+            parse_response(
+                "h",
+                b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n5\r\nhello\r\n0\r\n\r\n"
+            )
+            .unwrap(),
+            "hello"
+        );
+        assert!(parse_response("h", b"garbage").is_err());
+    }
+}
