@@ -28,7 +28,6 @@ healthy                IN MX  10 mx1.healthy.demo.test.
 mx1.healthy            IN A   127.0.0.1
 mail.healthy           IN A   192.0.2.10
 mail.healthy           IN TXT "v=spf1 a -all"
-_mta-sts.healthy       IN TXT "v=STSv1; id=20261124;"
 _smtp._tls.healthy     IN TXT "v=TLSRPTv1; rua=mailto:tlsrpt@healthy.demo.test"
 default._bimi.healthy  IN TXT "v=BIMI1; l=https://healthy.demo.test/logo.svg; a=https://healthy.demo.test/vmc.pem"
 
