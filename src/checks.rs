@@ -31,7 +31,7 @@ pub struct DomainSpec {
 impl From<&crate::config::DomainConfig> for DomainSpec {
     fn from(d: &crate::config::DomainConfig) -> Self {
         DomainSpec {
-            name: normalize_name(d.name()),
+            name: crate::dns::to_ascii_name(d.name()).unwrap_or_else(|| normalize_name(d.name())),
             dkim_selectors: d.dkim_selectors.clone(),
             sending_ips: d.sending_ips.clone(),
             helo: d.helo.clone(),

@@ -147,13 +147,15 @@ async fn check(args: CheckArgs) -> ExitCode {
     };
     let dns = CachingDns::new(wire, std::time::Duration::from_secs(300));
     let mut specs = Vec::new();
-    for domain in &args.domains {
-        if !mailauth_exporter::config::is_domain_name(domain) {
-            eprintln!("invalid domain name {domain:?}");
+    for raw in &args.domains {
+        let Some(domain) = mailauth_exporter::dns::to_ascii_name(raw)
+            .filter(|d| mailauth_exporter::config::is_domain_name(d))
+        else {
+            eprintln!("invalid domain name {raw:?}");
             return ExitCode::from(2);
-        }
+        };
         specs.push(DomainSpec {
-            name: domain.clone(),
+            name: domain,
             dkim_selectors: args.dkim_selectors.clone(),
             sending_ips: args.sending_ips.clone(),
             helo: args.helo.clone(),

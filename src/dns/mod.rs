@@ -163,6 +163,17 @@ pub fn normalize_name(name: &str) -> String {
     name.trim_end_matches('.').to_ascii_lowercase()
 }
 
+/// An internationalised name in its ASCII (punycode) form, as DNS carries it
+/// (`bücher.example` → `xn--bcher-kva.example`); ASCII names pass through lower-cased.
+pub fn to_ascii_name(name: &str) -> Option<String> {
+    if name.is_ascii() {
+        return Some(normalize_name(name));
+    }
+    hickory_proto::rr::Name::from_utf8(name.trim_end_matches('.'))
+        .ok()
+        .map(|n| normalize_name(&n.to_ascii()))
+}
+
 /// The reverse-lookup name of an address (`4.3.2.1.in-addr.arpa`, nibble form for IPv6).
 pub fn reverse_name(ip: std::net::IpAddr) -> String {
     match ip {
@@ -184,6 +195,18 @@ pub fn reverse_name(ip: std::net::IpAddr) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn international_names() {
+        assert_eq!(
+            to_ascii_name("Bücher.Example.").as_deref(),
+            Some("xn--bcher-kva.example")
+        );
+        assert_eq!(
+            to_ascii_name("Example.COM.").as_deref(),
+            Some("example.com")
+        );
+    }
 
     #[test]
     fn reverse_names() {

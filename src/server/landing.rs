@@ -85,7 +85,8 @@ pub fn render_index(app: &App) -> String {
     }
     body.push_str("<th>Errors</th><th>Warnings</th><th>Last check</th></tr>");
     for domain in &config.domains {
-        let name = crate::dns::normalize_name(domain.name());
+        let name = crate::dns::to_ascii_name(domain.name())
+            .unwrap_or_else(|| crate::dns::normalize_name(domain.name()));
         let link = format!("<a href=\"/domain/{0}\">{0}</a>", escape(&name));
         match entries.iter().find(|e| e.report.domain == name) {
             None => {
