@@ -5,6 +5,7 @@
 use std::net::IpAddr;
 use std::time::{Duration, Instant, SystemTime};
 
+use crate::dns::dane::DaneReport;
 use crate::dns::dkim::DkimReport;
 use crate::dns::dmarc::{DmarcReport, Policy};
 use crate::dns::dnsbl::DnsblReport;
@@ -12,7 +13,7 @@ use crate::dns::mx::MxReport;
 use crate::dns::newer_records::{Https, NewerRecords};
 use crate::dns::ptr::PtrReport;
 use crate::dns::spf::SpfReport;
-use crate::dns::{dkim, dmarc, dnsbl, mx, newer_records, normalize_name, ptr, spf, Dns};
+use crate::dns::{dane, dkim, dmarc, dnsbl, mx, newer_records, normalize_name, ptr, spf, Dns};
 use crate::findings::{Check, Code, Finding, Severity};
 
 /// What to check for one domain (from the config or the `check` command line).
@@ -75,6 +76,7 @@ pub struct DomainReport {
     pub ptr: PtrReport,
     pub newer: NewerRecords,
     pub dnsbl: DnsblReport,
+    pub dane: DaneReport,
 }
 
 impl DomainReport {
@@ -113,6 +115,7 @@ impl DomainReport {
             ptr: PtrReport::default(),
             newer: NewerRecords::default(),
             dnsbl: DnsblReport::default(),
+            dane: DaneReport::default(),
         }
     }
 
@@ -219,8 +222,9 @@ pub async fn check_domain_with(dns: &dyn Dns, spec: &DomainSpec, https: &Https) 
     );
 
     let run_dnsbl = !spec.blocklists.is_empty() && !spec.sending_ips.is_empty();
-    let ((newer, newer_t), (dnsbl, dnsbl_t)) = tokio::join!(
+    let ((newer, newer_t), (dane, dane_t), (dnsbl, dnsbl_t)) = tokio::join!(
         timed(newer_records::check(dns, &domain, &dmarc, &mx, https)),
+        timed(dane::check(dns, &mx, 25, https.timeout)),
         timed(async {
             if run_dnsbl {
                 dnsbl::check(dns, &spec.sending_ips, &spec.blocklists).await
@@ -288,6 +292,14 @@ pub async fn check_domain_with(dns: &dyn Dns, spec: &DomainSpec, https: &Https) 
             duration: dnsbl_t,
         });
     }
+    findings.extend(dane.findings.iter().cloned());
+    if !dane.hosts.is_empty() || !dane.answered {
+        outcomes.push(CheckOutcome {
+            check: Check::Dane,
+            answered: dane.answered,
+            duration: dane_t,
+        });
+    }
     if spec.parked {
         let parked = parked_findings(&spf, &dmarc, &mx);
         let answered = spf.answered && dmarc.answered && mx.answered;
@@ -312,6 +324,7 @@ pub async fn check_domain_with(dns: &dyn Dns, spec: &DomainSpec, https: &Https) 
         ptr,
         newer,
         dnsbl,
+        dane,
     }
 }
 

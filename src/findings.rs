@@ -44,10 +44,11 @@ pub enum Check {
     TlsRpt,
     Bimi,
     Dnsbl,
+    Dane,
 }
 
 impl Check {
-    pub const ALL: [Check; 10] = [
+    pub const ALL: [Check; 11] = [
         Check::Spf,
         Check::Dkim,
         Check::Dmarc,
@@ -58,6 +59,7 @@ impl Check {
         Check::TlsRpt,
         Check::Bimi,
         Check::Dnsbl,
+        Check::Dane,
     ];
 
     pub fn as_str(self) -> &'static str {
@@ -72,6 +74,7 @@ impl Check {
             Check::TlsRpt => "tls_rpt",
             Check::Bimi => "bimi",
             Check::Dnsbl => "dnsbl",
+            Check::Dane => "dane",
         }
     }
 }
@@ -269,6 +272,15 @@ codes! {
     DnsblListed => "dnsbl.listed", Dnsbl, Error,
         "A sending IP is listed on a DNS blocklist: receivers that use the list reject or junk its mail.",
         "Find and stop the cause (compromised account, open relay, bad list hygiene), then request delisting from the list.";
+    DaneMismatch => "dane.mismatch", Dane, Error,
+        "No TLSA record matches the certificate the MX presents: DANE-validating senders will not deliver to it (RFC 7672).",
+        "Publish TLSA records for the current certificate (or key) before rotating it, then remove the old ones.";
+    DaneStarttlsFailed => "dane.starttls_failed", Dane, Error,
+        "The MX publishes TLSA records but its certificate could not be read over STARTTLS on port 25.",
+        "Check that the MX accepts connections on port 25 and offers STARTTLS.";
+    DaneUnusable => "dane.unusable", Dane, Warning,
+        "The TLSA records use only PKIX usages (0/1), which DANE for SMTP ignores (RFC 7672 §3.1.3).",
+        "Publish DANE-EE (3 1 1) or DANE-TA (2 1 1) records.";
     DnsError => "dns.error", Spf, Error,
         "The check could not be answered: DNS timed out, failed or refused. The result is unknown, not absent.",
         "Check the authoritative servers of the name in the message and the resolver in [dns].";

@@ -6,6 +6,7 @@ pub mod checks;
 pub mod cli;
 pub mod config;
 pub mod demo;
+pub mod der;
 pub mod dns;
 pub mod findings;
 pub mod inspect;

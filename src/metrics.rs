@@ -99,6 +99,16 @@ const FAMILIES: &[(&str, &str, &str)] = &[
         "max_age of the domain's MTA-STS policy.",
     ),
     (
+        "mailauth_dane_match",
+        "gauge",
+        "1 when a TLSA record matches the certificate the MX presents.",
+    ),
+    (
+        "mailauth_mx_certificate_expiry_seconds",
+        "gauge",
+        "Seconds until the certificate the MX presents on port 25 expires (checked when it publishes TLSA).",
+    ),
+    (
         "mailauth_dnsbl_listed",
         "gauge",
         "1 when the sending IP is listed on the DNS blocklist.",
@@ -121,7 +131,9 @@ const F_RECORD_CHANGE: usize = 12;
 const F_MX_HOSTS: usize = 13;
 const F_MTA_STS_MODE: usize = 14;
 const F_MTA_STS_MAX_AGE: usize = 15;
-const F_DNSBL: usize = 16;
+const F_DANE_MATCH: usize = 16;
+const F_MX_CERT_EXPIRY: usize = 17;
+const F_DNSBL: usize = 18;
 
 /// The latest state of one domain.
 #[derive(Clone)]
@@ -663,6 +675,25 @@ fn render_domain(report: &DomainReport, changes: &BTreeMap<String, (String, f64)
             &[("domain", d)],
             p.max_age.into(),
         );
+    }
+    for h in &report.dane.hosts {
+        let labels = [("domain", d), ("mx", h.host.as_str())];
+        if let Some(m) = h.dane_match {
+            line(
+                &mut f[F_DANE_MATCH],
+                FAMILIES[F_DANE_MATCH].0,
+                &labels,
+                f64::from(u8::from(m)),
+            );
+        }
+        if let Some(t) = h.not_after {
+            line(
+                &mut f[F_MX_CERT_EXPIRY],
+                FAMILIES[F_MX_CERT_EXPIRY].0,
+                &labels,
+                t as f64 - unix(report.checked_at),
+            );
+        }
     }
     for l in &report.dnsbl.results {
         let ip = l.ip.to_string();

@@ -7,6 +7,7 @@
 
 pub mod cache;
 pub mod client;
+pub mod dane;
 pub mod dkim;
 pub mod dmarc;
 pub mod dnsbl;

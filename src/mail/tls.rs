@@ -56,6 +56,21 @@ pub fn client_config(ca_file: Option<&Path>, insecure: bool) -> Result<Arc<Clien
     ))
 }
 
+/// A config that completes the handshake with any certificate, for reading the chain a
+/// server presents (DANE checks it against TLSA records itself, RFC 7672 §3).
+pub fn capture_config() -> Arc<ClientConfig> {
+    install_crypto_provider();
+    let verifier = Arc::new(AcceptAnyCertificate(
+        rustls::crypto::ring::default_provider(),
+    ));
+    Arc::new(
+        ClientConfig::builder()
+            .dangerous()
+            .with_custom_certificate_verifier(verifier)
+            .with_no_client_auth(),
+    )
+}
+
 /// Accepts any certificate (signatures are still checked for the handshake itself).
 #[derive(Debug)]
 struct AcceptAnyCertificate(rustls::crypto::CryptoProvider);

@@ -50,6 +50,7 @@ pub fn domain_json(r: &DomainReport) -> Value {
         "tls_rpt": r.newer.tls_rpt.as_ref().map(|rec| json!({"record": rec, "rua": r.newer.tls_rpt_rua})),
         "bimi": r.newer.bimi.as_ref().map(|rec| json!({"record": rec, "logo": r.newer.bimi_logo, "authority": r.newer.bimi_authority})),
         "dnsbl": r.dnsbl.results,
+        "dane": r.dane.hosts,
         "checks": checks,
     })
 }

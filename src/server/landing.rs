@@ -92,7 +92,7 @@ pub fn render_index(app: &App) -> String {
             None => {
                 let _ = write!(
                     body,
-                    "<tr><td>{link}</td><td colspan=\"13\">not checked yet</td></tr>"
+                    "<tr><td>{link}</td><td colspan=\"14\">not checked yet</td></tr>"
                 );
             }
             Some(entry) => {

@@ -1,0 +1,260 @@
+//! DANE for SMTP (RFC 7672): the TLSA records at `_25._tcp.<mx>` checked against the
+//! certificate the MX really presents after STARTTLS on port 25, and that certificate's
+//! expiry (an expired MX certificate also breaks MTA-STS in enforce mode).
+//!
+//! Usages 3 (DANE-EE) and 2 (DANE-TA) are the ones SMTP uses (§3.1.3); PKIX usages 0 and
+//! 1 are reported as unusable. Selector 0 is the whole certificate, 1 its public key;
+//! matching 0 is exact, 1 SHA-256, 2 SHA-512.
+
+use std::net::{IpAddr, SocketAddr};
+use std::time::Duration;
+
+use rustls::pki_types::ServerName;
+use serde::Serialize;
+use tokio::io::{AsyncBufReadExt, AsyncWriteExt, BufReader};
+
+use crate::dns::mx::MxReport;
+use crate::dns::{Dns, RData, RecordType};
+use crate::findings::{Check, Code, Finding};
+
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+pub struct Tlsa {
+    pub usage: u8,
+    pub selector: u8,
+    pub matching: u8,
+    pub data: String,
+}
+
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize)]
+pub struct MxTls {
+    pub host: String,
+    pub tlsa: Vec<Tlsa>,
+    /// A TLSA record matched the presented chain.
+    pub dane_match: Option<bool>,
+    /// notAfter of the presented certificate (Unix seconds).
+    pub not_after: Option<i64>,
+}
+
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize)]
+pub struct DaneReport {
+    pub hosts: Vec<MxTls>,
+    #[serde(skip)]
+    pub findings: Vec<Finding>,
+    #[serde(skip)]
+    pub answered: bool,
+}
+
+fn digest(matching: u8, data: &[u8]) -> Option<Vec<u8>> {
+    match matching {
+        0 => Some(data.to_vec()),
+        1 => Some(
+            ring::digest::digest(&ring::digest::SHA256, data)
+                .as_ref()
+                .to_vec(),
+        ),
+        2 => Some(
+            ring::digest::digest(&ring::digest::SHA512, data)
+                .as_ref()
+                .to_vec(),
+        ),
+        _ => None,
+    }
+}
+
+/// Whether `record` matches the certificate `cert` (DER).
+pub fn matches(usage_selector_matching: (u8, u8, u8), association: &[u8], cert: &[u8]) -> bool {
+    let (_, selector, matching) = usage_selector_matching;
+    let selected = match selector {
+        0 => Some(cert),
+        1 => crate::der::spki(cert),
+        _ => None,
+    };
+    selected
+        .and_then(|s| digest(matching, s))
+        .is_some_and(|d| d == association)
+}
+
+/// The chain the MX presents after STARTTLS (end entity first).
+pub async fn fetch_chain(
+    host: &str,
+    ip: IpAddr,
+    port: u16,
+    timeout: Duration,
+) -> Result<Vec<Vec<u8>>, String> {
+    tokio::time::timeout(timeout, fetch_chain_inner(host, ip, port))
+        .await
+        .unwrap_or_else(|_| {
+            Err(format!(
+                "{host} ({ip}) port {port}: no answer within {}s",
+                timeout.as_secs()
+            ))
+        })
+}
+
+async fn read_reply(
+    reader: &mut BufReader<tokio::net::TcpStream>,
+    host: &str,
+) -> Result<(String, Vec<String>), String> {
+    let mut lines = Vec::new();
+    loop {
+        let mut line = String::new();
+        let n = reader
+            .read_line(&mut line)
+            .await
+            .map_err(|e| format!("{host}: {e}"))?;
+        if n == 0 {
+            return Err(format!("{host} closed the connection"));
+        }
+        let code = line.get(..3).unwrap_or("").to_string();
+        let last = line.as_bytes().get(3) != Some(&b'-');
+        lines.push(line.trim_end().to_string());
+        if last || lines.len() > 100 {
+            return Ok((code, lines));
+        }
+    }
+}
+
+async fn fetch_chain_inner(host: &str, ip: IpAddr, port: u16) -> Result<Vec<Vec<u8>>, String> {
+    let tcp = tokio::net::TcpStream::connect(SocketAddr::new(ip, port))
+        .await
+        .map_err(|e| format!("{host} ({ip}) port {port}: {e}"))?;
+    let mut reader = BufReader::new(tcp);
+    let (code, _) = read_reply(&mut reader, host).await?;
+    if code != "220" {
+        return Err(format!("{host} greeted with {code}"));
+    }
+    reader
+        .get_mut()
+        .write_all(b"EHLO mailauth-exporter.invalid\r\n")
+        .await
+        .map_err(|e| format!("{host}: {e}"))?;
+    let (code, lines) = read_reply(&mut reader, host).await?;
+    if code != "250"
+        || !lines.iter().any(|l| {
+            l.get(4..)
+                .is_some_and(|k| k.eq_ignore_ascii_case("STARTTLS"))
+        })
+    {
+        return Err(format!("{host} does not offer STARTTLS"));
+    }
+    reader
+        .get_mut()
+        .write_all(b"STARTTLS\r\n")
+        .await
+        .map_err(|e| format!("{host}: {e}"))?;
+    let (code, _) = read_reply(&mut reader, host).await?;
+    if code != "220" {
+        return Err(format!("{host} refused STARTTLS with {code}"));
+    }
+    if !reader.buffer().is_empty() {
+        return Err(format!(
+            "{host} sent data after STARTTLS before the handshake"
+        ));
+    }
+    let tcp = reader.into_inner();
+    let name = ServerName::try_from(host.to_string()).map_err(|e| format!("{host}: {e}"))?;
+    let tls = tokio_rustls::TlsConnector::from(crate::mail::tls::capture_config())
+        .connect(name, tcp)
+        .await
+        .map_err(|e| format!("TLS with {host}: {e}"))?;
+    let (_, conn) = tls.get_ref();
+    let chain = conn
+        .peer_certificates()
+        .unwrap_or_default()
+        .iter()
+        .map(|c| c.as_ref().to_vec())
+        .collect::<Vec<_>>();
+    if chain.is_empty() {
+        return Err(format!("{host} presented no certificate"));
+    }
+    Ok(chain)
+}
+
+/// Checks every MX host that publishes TLSA records.
+pub async fn check(dns: &dyn Dns, mx: &MxReport, port: u16, timeout: Duration) -> DaneReport {
+    let mut report = DaneReport {
+        answered: true,
+        ..Default::default()
+    };
+    for host in &mx.hosts {
+        let name = format!("_25._tcp.{}", host.host);
+        let answer = match dns.lookup(&name, RecordType::Tlsa).await {
+            Ok(a) => a,
+            Err(e) => {
+                report.answered = false;
+                report.findings.push(Finding::dns_error(
+                    Check::Dane,
+                    format!("TLSA lookup of {name}: {e}"),
+                ));
+                continue;
+            }
+        };
+        let tlsa: Vec<(u8, u8, u8, Vec<u8>)> = answer
+            .records()
+            .iter()
+            .filter_map(|r| match r {
+                RData::Tlsa {
+                    usage,
+                    selector,
+                    matching,
+                    data,
+                } => Some((*usage, *selector, *matching, data.clone())),
+                _ => None,
+            })
+            .collect();
+        if tlsa.is_empty() {
+            continue;
+        }
+        let mut entry = MxTls {
+            host: host.host.clone(),
+            tlsa: tlsa
+                .iter()
+                .map(|(u, s, m, d)| Tlsa {
+                    usage: *u,
+                    selector: *s,
+                    matching: *m,
+                    data: d.iter().map(|b| format!("{b:02x}")).collect(),
+                })
+                .collect(),
+            ..Default::default()
+        };
+        let usable: Vec<&(u8, u8, u8, Vec<u8>)> =
+            tlsa.iter().filter(|t| t.0 == 2 || t.0 == 3).collect();
+        if usable.is_empty() {
+            report.findings.push(Finding::new(
+                Code::DaneUnusable,
+                format!("{name} has only PKIX-TA/PKIX-EE (usage 0/1) records, which SMTP does not use (RFC 7672 §3.1.3)"),
+            ));
+            report.hosts.push(entry);
+            continue;
+        }
+        let Some(ip) = host.addresses.first().copied() else {
+            report.hosts.push(entry);
+            continue;
+        };
+        match fetch_chain(&host.host, ip, port, timeout).await {
+            Err(e) => report
+                .findings
+                .push(Finding::new(Code::DaneStarttlsFailed, e)),
+            Ok(chain) => {
+                entry.not_after = crate::der::not_after(&chain[0]);
+                let matched = usable.iter().any(|(u, s, m, d)| {
+                    let candidates: &[Vec<u8>] = if *u == 3 { &chain[..1] } else { &chain[1..] };
+                    candidates.iter().any(|c| matches((*u, *s, *m), d, c))
+                });
+                entry.dane_match = Some(matched);
+                if !matched {
+                    report.findings.push(Finding::new(
+                        Code::DaneMismatch,
+                        format!(
+                            "no TLSA record at {name} matches the certificate {} presents",
+                            host.host
+                        ),
+                    ));
+                }
+            }
+        }
+        report.hosts.push(entry);
+    }
+    report
+}
