@@ -14,17 +14,7 @@ use mailauth_exporter::inspect::inspect_offline;
 use rustls::pki_types::PrivateKeyDer;
 
 fn openssl(args: &[&str], dir: &std::path::Path) -> Vec<u8> {
-    let out = Command::new("openssl")
-        .args(args)
-        .current_dir(dir)
-        .output()
-        .unwrap();
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    out.stdout
+    util::openssl(dir, args)
 }
 
 const BODY: &str = "Hello.\r\n\r\nSummary of Results\r\n==========================\r\nSPF check:          pass\r\nDKIM check:         fail\r\nDMARC check:        fail\r\n";

@@ -49,6 +49,78 @@ pub async fn serve_zone(origin: &str, body: &str) -> (ZoneServer, Arc<CachingDns
     (server, dns)
 }
 
+/// Runs openssl in `dir`; its standard output.
+pub fn openssl(dir: &std::path::Path, args: &[&str]) -> Vec<u8> {
+    let out = std::process::Command::new("openssl")
+        .args(args)
+        .current_dir(dir)
+        .output()
+        .expect("openssl");
+    assert!(
+        out.status.success(),
+        "openssl {args:?}: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    out.stdout
+}
+
+/// A test CA (`<name>-ca.pem`) and a certificate (`<name>.pem`, key `<name>.key`) for the
+/// subjectAltNames `sans` (e.g. `DNS:localhost,IP:127.0.0.1`) signed by it, in `dir`.
+pub fn ca_and_leaf(dir: &std::path::Path, name: &str, sans: &str) {
+    let (ca_key, ca, key, csr, ext, cert) = (
+        format!("{name}-ca.key"),
+        format!("{name}-ca.pem"),
+        format!("{name}.key"),
+        format!("{name}.csr"),
+        format!("{name}.ext"),
+        format!("{name}.pem"),
+    );
+    let subj = format!("/CN={name} test CA");
+    openssl(
+        dir,
+        &[
+            "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "2", "-subj", &subj,
+            "-keyout", &ca_key, "-out", &ca,
+        ],
+    );
+    openssl(
+        dir,
+        &[
+            "req",
+            "-newkey",
+            "rsa:2048",
+            "-nodes",
+            "-subj",
+            "/CN=test server",
+            "-keyout",
+            &key,
+            "-out",
+            &csr,
+        ],
+    );
+    std::fs::write(dir.join(&ext), format!("subjectAltName={sans}\n")).unwrap();
+    openssl(
+        dir,
+        &[
+            "x509",
+            "-req",
+            "-days",
+            "2",
+            "-CAcreateserial",
+            "-in",
+            &csr,
+            "-CA",
+            &ca,
+            "-CAkey",
+            &ca_key,
+            "-extfile",
+            &ext,
+            "-out",
+            &cert,
+        ],
+    );
+}
+
 pub async fn server() -> ZoneServer {
     ZoneServer::start("127.0.0.1".parse().unwrap())
         .await
