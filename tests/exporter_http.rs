@@ -276,6 +276,16 @@ async fn domains_file_is_reread_when_it_changes() {
     .await;
     assert!(has(&body, "mailauth_domains 3"));
     assert!(has(&body, "mailauth_domains_file_last_read_successful 1"));
+    // Domains of the file are on the landing page and have their own page.
+    let (_, page) = get(&format!("{}/", r.base)).await;
+    assert!(
+        page.contains("<a href=\"/domain/weak.demo.test\">weak.demo.test</a>"),
+        "{page}"
+    );
+    assert_eq!(
+        get(&format!("{}/domain/weak.demo.test", r.base)).await.0,
+        200
+    );
 
     std::fs::write(
         &list,

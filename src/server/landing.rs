@@ -73,10 +73,24 @@ pub fn render_index(app: &App) -> String {
          <a href=\"/metrics\">Metrics</a> · <a href=\"/-/healthy\">Health</a></p>",
         env!("CARGO_PKG_VERSION")
     );
+    // Configured domains first, then those of the domains file (known once checked).
+    let mut names: Vec<String> = config
+        .domains
+        .iter()
+        .map(|d| {
+            crate::dns::to_ascii_name(d.name())
+                .unwrap_or_else(|| crate::dns::normalize_name(d.name()))
+        })
+        .collect();
+    for e in &entries {
+        if !names.contains(&e.report.domain) {
+            names.push(e.report.domain.clone());
+        }
+    }
     let _ = write!(
         body,
-        "<p>{} domain(s) configured, {} checked so far.</p>",
-        config.domains.len(),
+        "<p>{} domain(s) watched, {} checked so far.</p>",
+        app.metrics.domains_configured.get().max(names.len() as i64),
         entries.len()
     );
     body.push_str("<table><tr><th>Domain</th>");
@@ -84,11 +98,9 @@ pub fn render_index(app: &App) -> String {
         let _ = write!(body, "<th>{}</th>", c.as_str());
     }
     body.push_str("<th>Errors</th><th>Warnings</th><th>Last check</th></tr>");
-    for domain in &config.domains {
-        let name = crate::dns::to_ascii_name(domain.name())
-            .unwrap_or_else(|| crate::dns::normalize_name(domain.name()));
-        let link = format!("<a href=\"/domain/{0}\">{0}</a>", escape(&name));
-        match entries.iter().find(|e| e.report.domain == name) {
+    for name in &names {
+        let link = format!("<a href=\"/domain/{0}\">{0}</a>", escape(name));
+        match entries.iter().find(|e| e.report.domain == *name) {
             None => {
                 let _ = write!(
                     body,
@@ -119,7 +131,10 @@ pub fn render_index(app: &App) -> String {
 pub fn render_domain(app: &App, name: &str) -> Option<String> {
     let name = crate::dns::normalize_name(name);
     let config = app.config();
-    config.domain(&name)?;
+    let known = config.domain(&name).is_some() || app.metrics.domain_entry(&name).is_some();
+    if !known {
+        return None;
+    }
     let mut body = String::from("<p><a href=\"/\">← all domains</a></p>");
     let Some(entry) = app.metrics.domain_entry(&name) else {
         body.push_str("<p>Not checked yet.</p>");
