@@ -28,11 +28,16 @@ fn sh(dir: &std::path::Path, cmd: &str) -> String {
 }
 
 /// A minimal SMTP server: greeting, EHLO (with or without STARTTLS), STARTTLS, TLS.
-async fn smtp_server(listener: tokio::net::TcpListener, tls: Option<Arc<rustls::ServerConfig>>) {
+async fn smtp_server(
+    listener: tokio::net::TcpListener,
+    tls: Option<Arc<rustls::ServerConfig>>,
+    connections: Arc<std::sync::atomic::AtomicUsize>,
+) {
     loop {
         let Ok((tcp, _)) = listener.accept().await else {
             return;
         };
+        connections.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
         let tls = tls.clone();
         tokio::spawn(async move {
             let mut r = BufReader::new(tcp);
@@ -116,8 +121,9 @@ async fn tlsa_records_against_the_presented_certificate() {
     let without_tls = tokio::net::TcpListener::bind("127.0.0.73:25")
         .await
         .expect("bind 127.0.0.73:25");
-    tokio::spawn(smtp_server(with_tls, Some(config)));
-    tokio::spawn(smtp_server(without_tls, None));
+    let connections = Arc::new(std::sync::atomic::AtomicUsize::new(0));
+    tokio::spawn(smtp_server(with_tls, Some(config), connections.clone()));
+    tokio::spawn(smtp_server(without_tls, None, Arc::new(Default::default())));
 
     // TLSA sets belong to MX host names, so each case has its own host on the server.
     let zone = format!(
@@ -171,6 +177,14 @@ async fn tlsa_records_against_the_presented_certificate() {
         "the certificate expires in 30 days: {expiry}"
     );
     assert!(ee.outcome(Check::Dane).unwrap().success(&ee.findings));
+    // The next run reuses the chain read an instant ago: no new connection to the MX.
+    let before = connections.load(std::sync::atomic::Ordering::SeqCst);
+    let again = check("ee").await;
+    assert_eq!(again.dane.hosts[0].dane_match, Some(true));
+    assert_eq!(
+        connections.load(std::sync::atomic::Ordering::SeqCst),
+        before
+    );
 
     assert_eq!(
         dane_codes(&check("ta").await),

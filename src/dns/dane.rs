@@ -6,8 +6,10 @@
 //! 1 are reported as unusable. Selector 0 is the whole certificate, 1 its public key;
 //! matching 0 is exact, 1 SHA-256, 2 SHA-512.
 
+use std::collections::HashMap;
 use std::net::{IpAddr, SocketAddr};
-use std::time::Duration;
+use std::sync::Mutex;
+use std::time::{Duration, Instant};
 
 use rustls::pki_types::ServerName;
 use serde::Serialize;
@@ -74,21 +76,50 @@ pub fn matches(usage_selector_matching: (u8, u8, u8), association: &[u8], cert: 
         .is_some_and(|d| d == association)
 }
 
+type ChainResult = Result<Vec<Vec<u8>>, String>;
+type ChainCache = Mutex<HashMap<(String, IpAddr, u16), (Instant, ChainResult)>>;
+
+/// Chains read recently, by (host, address, port): an MX is not connected to on every DNS
+/// run of every domain that uses it; once an hour is enough to follow certificate changes
+/// (a failure is retried after five minutes).
+static CHAINS: std::sync::OnceLock<ChainCache> = std::sync::OnceLock::new();
+const CHAIN_TTL: Duration = Duration::from_secs(3600);
+const FAILURE_TTL: Duration = Duration::from_secs(300);
+
 /// The chain the MX presents after STARTTLS (end entity first).
-pub async fn fetch_chain(
-    host: &str,
-    ip: IpAddr,
-    port: u16,
-    timeout: Duration,
-) -> Result<Vec<Vec<u8>>, String> {
-    tokio::time::timeout(timeout, fetch_chain_inner(host, ip, port))
+pub async fn fetch_chain(host: &str, ip: IpAddr, port: u16, timeout: Duration) -> ChainResult {
+    let key = (host.to_ascii_lowercase(), ip, port);
+    let cache = CHAINS.get_or_init(Default::default);
+    if let Some((at, result)) = cache
+        .lock()
+        .unwrap_or_else(std::sync::PoisonError::into_inner)
+        .get(&key)
+    {
+        let ttl = if result.is_ok() {
+            CHAIN_TTL
+        } else {
+            FAILURE_TTL
+        };
+        if at.elapsed() < ttl {
+            return result.clone();
+        }
+    }
+    let result = tokio::time::timeout(timeout, fetch_chain_inner(host, ip, port))
         .await
         .unwrap_or_else(|_| {
             Err(format!(
                 "{host} ({ip}) port {port}: no answer within {}s",
                 timeout.as_secs()
             ))
-        })
+        });
+    let mut map = cache
+        .lock()
+        .unwrap_or_else(std::sync::PoisonError::into_inner);
+    if map.len() > 10_000 {
+        map.retain(|_, (at, _)| at.elapsed() < CHAIN_TTL);
+    }
+    map.insert(key, (Instant::now(), result.clone()));
+    result
 }
 
 async fn read_reply(
