@@ -73,6 +73,7 @@ pub async fn inspect(
                 selector: None,
                 result: "temperror".into(),
                 reason: Some(format!("no resolver: {e}")),
+                reason_code: Some("dns_error"),
             }];
         }
     }

@@ -166,6 +166,7 @@ pub struct Metrics {
     pub probe_failures: IntCounterVec,
     pub auth_result: GaugeVec,
     pub auth_disagreement: GaugeVec,
+    pub probe_dkim_failure: GaugeVec,
 }
 
 fn now_seconds() -> f64 {
@@ -296,6 +297,11 @@ impl Metrics {
             "1 when the sources disagree on the latest probe.",
             &["domain", "method"],
         );
+        let probe_dkim_failure = gauge_vec(
+            "mailauth_probe_dkim_failure_reason",
+            "1 for why the exporter's own DKIM verification of the latest probe failed (body_hash_mismatch, signature_mismatch, key_not_found, key_revoked, ...).",
+            &["domain", "target", "reason"],
+        );
         Arc::new(Self {
             registry,
             probe_series: Default::default(),
@@ -316,6 +322,7 @@ impl Metrics {
             probe_failures,
             auth_result,
             auth_disagreement,
+            probe_dkim_failure,
         })
     }
 
@@ -450,6 +457,18 @@ impl Metrics {
                 self.probe_last_success
                     .with_label_values(&[domain, target])
                     .set(now_seconds());
+            }
+            if !o.sources.is_empty() {
+                for reason in crate::mail::dkim_verify::REASON_CODES {
+                    let _ = self
+                        .probe_dkim_failure
+                        .remove_label_values(&[domain, target, reason]);
+                }
+                if let Some(reason) = o.dkim_failure {
+                    self.probe_dkim_failure
+                        .with_label_values(&[domain, target, reason])
+                        .set(1.0);
+                }
             }
             // Replace this target's auth-result series.
             let key = format!("{domain}\u{0}{target}");

@@ -5,6 +5,7 @@ pub mod dkim_verify;
 pub mod header;
 pub mod mailbox;
 pub mod probe;
+pub mod received;
 pub mod received_spf;
 pub mod results;
 pub mod send;

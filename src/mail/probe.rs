@@ -15,7 +15,7 @@ use crate::dns::{dmarc, normalize_name, spf, Dns};
 use crate::mail::mailbox::{remaining, Fetched, Mailbox};
 use crate::mail::results::{self, MethodResults};
 use crate::mail::send::{new_token, send, ProbeMessage};
-use crate::mail::{auth_results, dkim_verify, received_spf, verifier_report};
+use crate::mail::{auth_results, dkim_verify, received, received_spf, verifier_report};
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Stage {
@@ -61,6 +61,8 @@ pub struct TargetOutcome {
     pub failure: Option<(Stage, String)>,
     pub delivery: Option<Duration>,
     pub sources: Vec<(Source, MethodResults)>,
+    /// Why the exporter's own DKIM verification failed (a `dkim_verify::REASON_CODES` code).
+    pub dkim_failure: Option<&'static str>,
 }
 
 impl TargetOutcome {
@@ -71,6 +73,7 @@ impl TargetOutcome {
             failure: None,
             delivery: None,
             sources: Vec::new(),
+            dkim_failure: None,
         }
     }
 
@@ -197,14 +200,78 @@ fn cleanup(mb: &mut Mailbox, tokens: &[String]) {
     }
 }
 
+/// The client of the receiving hop: from `Received-SPF` when the receiver wrote one, else
+/// from the receiver's own `Received` line, with the envelope sender from its
+/// `Authentication-Results` (`smtp.mailfrom`) or `Return-Path`.
+struct SpfInputs {
+    ip: std::net::IpAddr,
+    mailfrom: String,
+    helo: Option<String>,
+}
+
+fn spf_inputs(
+    raw: &[u8],
+    fields: &[auth_results::AuthResultsField],
+    trusted: &[String],
+) -> Option<SpfInputs> {
+    if let Some(rs) = received_spf::parse_message(raw).first() {
+        if let Some(ip) = rs.properties.get("client-ip").and_then(|i| i.parse().ok()) {
+            return Some(SpfInputs {
+                ip,
+                mailfrom: rs
+                    .properties
+                    .get("envelope-from")
+                    .map(|m| m.trim_matches(['<', '>']).to_string())
+                    .unwrap_or_default(),
+                helo: rs.properties.get("helo").cloned(),
+            });
+        }
+    }
+    let hop = received::trusted_hop(raw, trusted)?;
+    let from_ar = fields
+        .iter()
+        .filter(|f| {
+            f.authserv_id
+                .as_deref()
+                .is_some_and(|id| trusted.iter().any(|t| t.eq_ignore_ascii_case(id)))
+        })
+        .flat_map(|f| f.results.iter())
+        .find(|r| r.method == "spf")
+        .and_then(|r| r.property("smtp", "mailfrom"))
+        .map(str::to_string);
+    let (head, _) = crate::mail::header::split_message(raw);
+    let header_fields = crate::mail::header::fields(head);
+    let return_path = crate::mail::header::values(&header_fields, "Return-Path")
+        .next()
+        .map(|v| v.trim().trim_matches(['<', '>']).to_string());
+    Some(SpfInputs {
+        ip: hop.ip?,
+        mailfrom: from_ar.or(return_path).unwrap_or_default(),
+        helo: hop.helo,
+    })
+}
+
+/// DMARC identifier alignment (RFC 7489 §3.1): strict is the same name, relaxed the same
+/// organisational domain.
+fn aligned(mode: char, id_domain: &str, from_domain: &str) -> bool {
+    if mode == 's' {
+        id_domain == from_domain
+    } else {
+        dmarc::organizational_domain(id_domain) == dmarc::organizational_domain(from_domain)
+    }
+}
+
 /// The exporter's own verdicts from DNS and the received message: DKIM verified afresh,
-/// SPF evaluated for the client IP the receiver recorded, DMARC alignment of both.
+/// SPF evaluated for the client the receiver saw, DMARC from both with the record's
+/// alignment modes. Also the reason code of a DKIM failure, so that metrics say why.
 async fn own_evaluation(
     dns: &dyn Dns,
     resolver: hickory_resolver::TokioResolver,
     raw: &[u8],
+    fields: &[auth_results::AuthResultsField],
+    trusted: &[String],
     from_domain: &str,
-) -> MethodResults {
+) -> (MethodResults, Option<&'static str>) {
     let mut out = MethodResults::new();
     let dkim = dkim_verify::verify(raw, resolver).await.unwrap_or_default();
     let dkim_pass_domains: Vec<String> = dkim
@@ -213,53 +280,43 @@ async fn own_evaluation(
         .filter_map(|d| d.domain.clone())
         .map(|d| normalize_name(&d))
         .collect();
+    let mut dkim_reason = None;
     if let Some(first) = dkim.first() {
-        out.insert(
-            "dkim".into(),
-            if dkim_pass_domains.is_empty() {
-                first.result.clone()
-            } else {
-                "pass".into()
-            },
-        );
+        if dkim_pass_domains.is_empty() {
+            out.insert("dkim".into(), first.result.clone());
+            dkim_reason = first.reason_code;
+        } else {
+            out.insert("dkim".into(), "pass".into());
+        }
     } else {
         out.insert("dkim".into(), "none".into());
     }
     let mut spf_pass_domain = None;
-    if let Some(rs) = received_spf::parse_message(raw).first() {
-        let ip = rs.properties.get("client-ip").and_then(|i| i.parse().ok());
-        let mailfrom = rs
-            .properties
-            .get("envelope-from")
-            .map(|m| m.trim_matches(['<', '>']).to_string())
-            .unwrap_or_default();
-        if let Some(ip) = ip {
-            let domain = mailfrom
-                .rsplit_once('@')
-                .map_or(from_domain.to_string(), |(_, d)| d.to_string());
-            let helo = rs
-                .properties
-                .get("helo")
-                .cloned()
-                .unwrap_or_else(|| domain.clone());
-            let result = spf::check_host(dns, ip, &domain, &mailfrom, &helo).await;
-            if result == spf::SpfResult::Pass {
-                spf_pass_domain = Some(normalize_name(&domain));
-            }
-            out.insert("spf".into(), result.as_str().into());
+    if let Some(inputs) = spf_inputs(raw, fields, trusted) {
+        let domain = inputs
+            .mailfrom
+            .rsplit_once('@')
+            .map_or(from_domain.to_string(), |(_, d)| normalize_name(d));
+        let helo = inputs.helo.unwrap_or_else(|| domain.clone());
+        let result = spf::check_host(dns, inputs.ip, &domain, &inputs.mailfrom, &helo).await;
+        if result == spf::SpfResult::Pass {
+            spf_pass_domain = Some(domain);
         }
+        out.insert("spf".into(), result.as_str().into());
     }
     let report = dmarc::check(dns, from_domain, None).await;
     if report.record.is_some() {
-        let org = dmarc::organizational_domain(from_domain);
-        let aligned = |d: &str| dmarc::organizational_domain(d) == org;
-        let pass = dkim_pass_domains.iter().any(|d| aligned(d))
-            || spf_pass_domain.as_deref().is_some_and(aligned);
+        let pass = dkim_pass_domains
+            .iter()
+            .any(|d| aligned(report.adkim, d, from_domain))
+            || spf_pass_domain
+                .as_deref()
+                .is_some_and(|d| aligned(report.aspf, d, from_domain));
         out.insert("dmarc".into(), if pass { "pass" } else { "fail" }.into());
     } else if report.answered {
         out.insert("dmarc".into(), "none".into());
     }
-    out
+    (out, dkim_reason)
 }
 
 /// Runs one round of `probe`.
@@ -357,10 +414,17 @@ pub async fn run_probe(
                     .from
                     .rsplit_once('@')
                     .map_or(domain.clone(), |(_, d)| normalize_name(d));
-                outcome.sources.push((
-                    Source::Dns,
-                    own_evaluation(dns, resolver.clone(), raw, &from_domain).await,
-                ));
+                let (own, dkim_reason) = own_evaluation(
+                    dns,
+                    resolver.clone(),
+                    raw,
+                    &fields,
+                    &mailbox.trusted_authserv_ids,
+                    &from_domain,
+                )
+                .await;
+                outcome.sources.push((Source::Dns, own));
+                outcome.dkim_failure = dkim_reason;
             }
             TargetKind::Verifier => {
                 outcome.delivery = Some(arrival.seen_at.saturating_duration_since(accepted));

@@ -1,0 +1,1030 @@
+//! End-to-end scenarios on the mail test bed (`tests/e2e/bed.sh`: knot, Postfix with
+//! submission and rspamd DKIM signing, a receiving Postfix whose rspamd verifies SPF, DKIM
+//! and DMARC, Dovecot over IMAPS, and the echo verifier `tests/e2e/verifier.py`).
+//!
+//! The real exporter binary runs with a real config file against the bed, and a real
+//! Prometheus scrapes it with the shipped alert rules (every `for:` shortened). Each
+//! scenario breaks the domain's authentication the way operators do, by rewriting the zone
+//! file or stopping a daemon, and asserts only on what `/metrics` and Prometheus show; then
+//! it repairs the break and watches the metrics (and alerts) recover. Every wait is on a
+//! condition with a deadline.
+//!
+//! The scenarios share the bed, one exporter and one Prometheus, so they run one at a time
+//! and each starts from the healthy state.
+
+mod util;
+
+use std::collections::{BTreeMap, HashMap};
+use std::io::{Read, Write};
+use std::net::TcpStream;
+use std::path::{Path, PathBuf};
+use std::process::{Child, ChildStdin, Command, Stdio};
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Mutex, MutexGuard, OnceLock};
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+
+use util::prometheus::{repo_file, urlencode, with_short_for};
+
+const EXPORTER: &str = "127.0.5.60:9744";
+const PROMETHEUS: &str = "127.0.5.61:9090";
+const DOMAIN: &str = "example.test";
+/// The probes' return-path domain: the SPF that receivers evaluate is this one's.
+const BOUNCE: &str = "bounce.example.test";
+const WAIT: Duration = Duration::from_secs(90);
+
+struct Bed {
+    dir: PathBuf,
+    env: HashMap<String, String>,
+    /// Pipes to the tethered exporter and Prometheus: they stop when these close.
+    _tethers: Vec<(Child, ChildStdin)>,
+}
+
+static BED: OnceLock<Bed> = OnceLock::new();
+static SERIAL: AtomicU64 = AtomicU64::new(0);
+static ONE_AT_A_TIME: Mutex<()> = Mutex::new(());
+
+fn repo() -> &'static Path {
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+}
+
+fn now() -> f64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .unwrap()
+        .as_secs_f64()
+}
+
+fn bed_sh(args: &[&str]) -> String {
+    let out = Command::new("bash")
+        .arg(repo().join("tests/e2e/bed.sh"))
+        .args(args)
+        .output()
+        .expect("bash");
+    assert!(
+        out.status.success(),
+        "tests/e2e/bed.sh {args:?}: {}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8_lossy(&out.stdout).into_owned()
+}
+
+fn tethered(args: &[&str], log: &Path) -> (Child, ChildStdin) {
+    let mut child = Command::new("sh")
+        .arg(repo().join("tests/e2e/tether.sh"))
+        .args(args)
+        .stdin(Stdio::piped())
+        .stdout(std::fs::File::create(log).unwrap())
+        .stderr(Stdio::from(std::fs::File::create(log.with_extension("err")).unwrap()))
+        .spawn()
+        .unwrap();
+    let stdin = child.stdin.take().unwrap();
+    (child, stdin)
+}
+
+fn exporter_config(env: &HashMap<String, String>) -> String {
+    let (pw, ca) = (&env["PASSWORD_FILE"], &env["CA"]);
+    let mailbox = |name: &str, user: &str| {
+        format!(
+            "[mailbox.{name}]\nhost = \"127.0.5.40\"\nport = 993\ntls = \"tls\"\nusername = \"{user}\"\n\
+             password_file = \"{pw}\"\nca_file = \"{ca}\"\nfolder = \"INBOX\"\n\
+             trusted_authserv_ids = [\"mx.receiver.test\"]\ntimeout = \"10s\"\n\n"
+        )
+    };
+    format!(
+        "[exporter]\nlisten_address = \"{EXPORTER}\"\ndns_interval = \"1s\"\nprobe_interval = \"1s\"\n\n\
+         [dns]\nnameservers = [\"{dns}\"]\ntimeout = \"2s\"\nattempts = 2\ncache_max_ttl = \"1s\"\n\n\
+         [[domain]]\nname = \"{DOMAIN}\"\ndkim_selectors = [\"e2e\"]\nsending_ips = [\"127.0.5.10\"]\n\
+         helo = \"mail.example.test\"\nexpect_dmarc_policy = \"reject\"\n\n\
+         [[domain]]\nname = \"{BOUNCE}\"\nsending_ips = [\"127.0.5.10\"]\nhelo = \"mail.example.test\"\n\n\
+         [smtp.bed]\nhost = \"127.0.5.10\"\nport = 587\ntls = \"starttls\"\nusername = \"monitor@example.test\"\n\
+         password_file = \"{pw}\"\nca_file = \"{ca}\"\ntimeout = \"10s\"\n\n{}{}\
+         [[probe]]\ndomain = \"{DOMAIN}\"\nfrom = \"monitor@example.test\"\nsmtp = \"bed\"\ntimeout = \"12s\"\n\
+         [[probe.target]]\nkind = \"mailbox\"\nto = \"probe@receiver.test\"\nmailbox = \"inbox\"\n\
+         [[probe.target]]\nkind = \"verifier\"\nto = \"check-auth@verifier.test\"\nmailbox = \"reports\"\n",
+        mailbox("inbox", "probe@receiver.test"),
+        mailbox("reports", "reports@receiver.test"),
+        dns = env["DNS"],
+    )
+}
+
+/// Starts the bed (idempotent), the exporter and Prometheus, once per test process.
+fn bed() -> &'static Bed {
+    BED.get_or_init(|| {
+        let env_file = bed_sh(&["start"]).lines().last().unwrap_or("").trim().to_string();
+        let env: HashMap<String, String> = std::fs::read_to_string(&env_file)
+            .unwrap_or_else(|e| panic!("{env_file}: {e}"))
+            .lines()
+            .filter_map(|l| l.split_once('='))
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect();
+        let dir = PathBuf::from(&env["BED"]);
+        let work = dir.join("under-test");
+        let _ = std::fs::remove_dir_all(&work);
+        std::fs::create_dir_all(&work).unwrap();
+        let config = work.join("mailauth-exporter.toml");
+        std::fs::write(&config, exporter_config(&env)).unwrap();
+        let exporter = tethered(
+            &[
+                env!("CARGO_BIN_EXE_mailauth-exporter"),
+                "--config",
+                config.to_str().unwrap(),
+                "--log.level",
+                "info",
+            ],
+            &work.join("exporter.log"),
+        );
+        std::fs::write(
+            work.join("rules.yml"),
+            with_short_for(&repo_file("alerts/mailauth.rules.yml")),
+        )
+        .unwrap();
+        std::fs::write(
+            work.join("prometheus.yml"),
+            format!(
+                "global:\n  scrape_interval: 1s\n  evaluation_interval: 1s\nrule_files: [rules.yml]\n\
+                 scrape_configs:\n  - job_name: mailauth\n    static_configs:\n      - targets: ['{EXPORTER}']\n"
+            ),
+        )
+        .unwrap();
+        let prometheus = tethered(
+            &[
+                "prometheus",
+                &format!("--config.file={}", work.join("prometheus.yml").display()),
+                &format!("--storage.tsdb.path={}", work.join("tsdb").display()),
+                &format!("--web.listen-address={PROMETHEUS}"),
+            ],
+            &work.join("prometheus.log"),
+        );
+        let bed = Bed {
+            dir,
+            env,
+            _tethers: vec![exporter, prometheus],
+        };
+        wait_for("the exporter to serve /metrics", WAIT, || {
+            get(EXPORTER, "/-/ready").filter(|(s, _)| *s == 200)
+        });
+        wait_for("Prometheus to be ready", WAIT, || {
+            get(PROMETHEUS, "/-/ready").filter(|(s, _)| *s == 200)
+        });
+        bed
+    })
+}
+
+/// One scenario at a time, each from the healthy state.
+fn scenario() -> (MutexGuard<'static, ()>, &'static Bed) {
+    let guard = ONE_AT_A_TIME
+        .lock()
+        .unwrap_or_else(std::sync::PoisonError::into_inner);
+    let bed = bed();
+    bed.restore();
+    (guard, bed)
+}
+
+// ---- HTTP and the exposition format ------------------------------------------------------
+
+fn get(addr: &str, path: &str) -> Option<(u16, String)> {
+    let mut s = TcpStream::connect(addr).ok()?;
+    s.set_read_timeout(Some(Duration::from_secs(10))).ok()?;
+    write!(
+        s,
+        "GET {path} HTTP/1.0\r\nHost: {addr}\r\n\r\n"
+    )
+    .ok()?;
+    let mut buf = Vec::new();
+    s.read_to_end(&mut buf).ok()?;
+    let text = String::from_utf8_lossy(&buf).into_owned();
+    let status = text.split_whitespace().nth(1)?.parse().ok()?;
+    let body = text.split_once("\r\n\r\n").map_or("", |(_, b)| b).to_string();
+    Some((status, body))
+}
+
+#[derive(Debug)]
+struct Sample {
+    name: String,
+    labels: BTreeMap<String, String>,
+    value: f64,
+}
+
+fn parse_metrics(text: &str) -> Vec<Sample> {
+    let mut out = Vec::new();
+    for line in text.lines().filter(|l| !l.starts_with('#') && !l.is_empty()) {
+        let (series, value) = line.rsplit_once(' ').unwrap();
+        let (name, labels) = match series.split_once('{') {
+            Some((n, rest)) => (n, rest.strip_suffix('}').unwrap()),
+            None => (series, ""),
+        };
+        let mut map = BTreeMap::new();
+        let mut rest = labels;
+        while let Some((key, after)) = rest.split_once("=\"") {
+            let mut value = String::new();
+            let mut chars = after.char_indices();
+            let mut end = after.len();
+            while let Some((i, c)) = chars.next() {
+                match c {
+                    '\\' => match chars.next() {
+                        Some((_, 'n')) => value.push('\n'),
+                        Some((_, c)) => value.push(c),
+                        None => {}
+                    },
+                    '"' => {
+                        end = i + 1;
+                        break;
+                    }
+                    c => value.push(c),
+                }
+            }
+            map.insert(key.trim_start_matches(',').to_string(), value);
+            rest = &after[end..];
+        }
+        out.push(Sample {
+            name: name.to_string(),
+            labels: map,
+            value: value.parse().unwrap_or(f64::NAN),
+        });
+    }
+    out
+}
+
+fn scrape() -> Vec<Sample> {
+    match get(EXPORTER, "/metrics") {
+        Some((200, body)) => parse_metrics(&body),
+        other => panic!("/metrics: {other:?}"),
+    }
+}
+
+/// The value of the one series of `name` carrying all of `labels`, if there is one.
+fn value(samples: &[Sample], name: &str, labels: &[(&str, &str)]) -> Option<f64> {
+    samples
+        .iter()
+        .find(|s| {
+            s.name == name
+                && labels
+                    .iter()
+                    .all(|(k, v)| s.labels.get(*k).map(String::as_str) == Some(*v))
+        })
+        .map(|s| s.value)
+}
+
+fn series<'a>(samples: &'a [Sample], name: &str, labels: &[(&str, &str)]) -> Vec<&'a Sample> {
+    samples
+        .iter()
+        .filter(|s| {
+            s.name == name
+                && labels
+                    .iter()
+                    .all(|(k, v)| s.labels.get(*k).map(String::as_str) == Some(*v))
+        })
+        .collect()
+}
+
+/// Polls `probe` every 200 ms until it returns `Some`, or panics after `limit` with the
+/// exporter's latest metrics of interest.
+fn wait_for<T>(what: &str, limit: Duration, mut probe: impl FnMut() -> Option<T>) -> T {
+    let deadline = Instant::now() + limit;
+    loop {
+        if let Some(v) = probe() {
+            return v;
+        }
+        if Instant::now() > deadline {
+            let metrics = get(EXPORTER, "/metrics")
+                .map(|(_, b)| {
+                    b.lines()
+                        .filter(|l| {
+                            l.starts_with("mailauth_auth_result")
+                                || l.starts_with("mailauth_probe_")
+                                || l.starts_with("mailauth_finding")
+                                || l.starts_with("mailauth_dns_check_success")
+                        })
+                        .collect::<Vec<_>>()
+                        .join("\n")
+                })
+                .unwrap_or_default();
+            panic!("timed out after {limit:?} waiting for {what}\n{metrics}");
+        }
+        std::thread::sleep(Duration::from_millis(200));
+    }
+}
+
+/// Waits until the metric holds `want` (the series exists with that value).
+fn wait_value(what: &str, name: &str, labels: &[(&str, &str)], want: f64) {
+    wait_for(what, WAIT, || {
+        (value(&scrape(), name, labels) == Some(want)).then_some(())
+    });
+}
+
+fn auth(target: &str, source: &str, method: &str, result: &str) -> Vec<(&'static str, String)> {
+    vec![
+        ("domain", DOMAIN.to_string()),
+        ("target", target.to_string()),
+        ("source", source.to_string()),
+        ("method", method.to_string()),
+        ("result", result.to_string()),
+    ]
+}
+
+fn refs<'a>(labels: &'a [(&'static str, String)]) -> Vec<(&'a str, &'a str)> {
+    labels.iter().map(|(k, v)| (*k, v.as_str())).collect()
+}
+
+/// Waits until the latest probe of `target` has `result` for `method` from `source`.
+fn wait_auth(target: &str, source: &str, method: &str, result: &str) {
+    let labels = auth(target, source, method, result);
+    wait_value(
+        &format!("{source} to say {method}={result} for the {target} probe"),
+        "mailauth_auth_result",
+        &refs(&labels),
+        1.0,
+    );
+}
+
+/// The latest result of `method` from `source` for `target`.
+fn auth_now(samples: &[Sample], target: &str, source: &str, method: &str) -> Option<String> {
+    series(
+        samples,
+        "mailauth_auth_result",
+        &[
+            ("domain", DOMAIN),
+            ("target", target),
+            ("source", source),
+            ("method", method),
+        ],
+    )
+    .first()
+    .map(|s| s.labels["result"].clone())
+}
+
+/// Waits until the exporter ran the `check` of `domain` after `since` and its success is `ok`.
+fn wait_check(domain: &str, check: &str, since: f64, ok: bool) {
+    wait_for(
+        &format!("the {check} check of {domain} to run and be {ok}"),
+        WAIT,
+        || {
+            let m = scrape();
+            let labels = [("domain", domain), ("check", check)];
+            let ran = value(&m, "mailauth_dns_check_last_run_timestamp_seconds", &labels)?;
+            let success = value(&m, "mailauth_dns_check_success", &labels)?;
+            (ran > since && (success == 1.0) == ok).then_some(())
+        },
+    );
+}
+
+fn finding(samples: &[Sample], domain: &str, code: &str) -> bool {
+    value(
+        samples,
+        "mailauth_finding",
+        &[("domain", domain), ("code", code)],
+    ) == Some(1.0)
+}
+
+fn wait_finding(domain: &str, code: &str, present: bool) {
+    wait_for(
+        &format!("finding {code} on {domain} to be {present}"),
+        WAIT,
+        || (finding(&scrape(), domain, code) == present).then_some(()),
+    );
+}
+
+fn counter(samples: &[Sample], name: &str, labels: &[(&str, &str)]) -> f64 {
+    value(samples, name, labels).unwrap_or(0.0)
+}
+
+// ---- Prometheus ---------------------------------------------------------------------------
+
+/// Whether Prometheus has `alert` firing with all of `labels`.
+fn alert_firing(alert: &str, labels: &[(&str, &str)]) -> bool {
+    let Some((200, body)) = get(PROMETHEUS, "/api/v1/alerts") else {
+        return false;
+    };
+    let v: serde_json::Value = serde_json::from_str(&body).unwrap();
+    v["data"]["alerts"].as_array().is_some_and(|alerts| {
+        alerts.iter().any(|a| {
+            a["state"] == "firing"
+                && a["labels"]["alertname"] == alert
+                && labels.iter().all(|(k, val)| a["labels"][*k] == *val)
+        })
+    })
+}
+
+fn wait_alert(alert: &str, labels: &[(&str, &str)], firing: bool) {
+    wait_for(
+        &format!(
+            "alert {alert}{labels:?} to be {}",
+            if firing { "firing" } else { "resolved" }
+        ),
+        WAIT,
+        || (alert_firing(alert, labels) == firing).then_some(()),
+    );
+}
+
+/// A PromQL query's first value.
+fn promql(query: &str) -> Option<f64> {
+    let (_, body) = get(
+        PROMETHEUS,
+        &format!("/api/v1/query?query={}", urlencode(query)),
+    )?;
+    let v: serde_json::Value = serde_json::from_str(&body).ok()?;
+    v["data"]["result"][0]["value"][1].as_str()?.parse().ok()
+}
+
+/// `zone` with `from` replaced by `to`; `from` must be there.
+fn edit(zone: &str, from: &str, to: &str) -> String {
+    assert!(zone.contains(from), "{from:?} is not in the zone");
+    zone.replace(from, to)
+}
+
+// ---- The bed ------------------------------------------------------------------------------
+
+impl Bed {
+    fn zone_path(&self, zone: &str) -> PathBuf {
+        self.dir.join("zones").join(format!("{zone}.zone"))
+    }
+
+    /// Rewrites `zone` as its healthy text passed through `edit`, and reloads it.
+    fn set_zone(&self, zone: &str, edit: impl Fn(String) -> String) {
+        let healthy = std::fs::read_to_string(self.zone_path(zone).with_extension("zone.healthy"))
+            .unwrap();
+        let edited = edit(healthy);
+        let serial = SERIAL
+            .fetch_max(now() as u64, Ordering::SeqCst)
+            .max(now() as u64)
+            + 1;
+        SERIAL.store(serial, Ordering::SeqCst);
+        let text = edited.replace("SERIAL", &serial.to_string());
+        std::fs::write(self.zone_path(zone), text).unwrap();
+        bed_sh(&["reload", zone]);
+    }
+
+    fn verifier_mode(&self, mode: &str) {
+        std::fs::write(self.dir.join("verifier.mode"), format!("{mode}\n")).unwrap();
+    }
+
+    fn header_checks(&self, rules: &str) {
+        let path = self.dir.join("postfix/out/etc/header_checks");
+        if std::fs::read_to_string(&path).unwrap_or_default() != rules {
+            std::fs::write(&path, rules).unwrap();
+            bed_sh(&["postfix-reload", "out"]);
+        }
+    }
+
+    /// Back to the healthy state, and wait until the exporter has seen it: both domains'
+    /// checks green on a run after the restore and a passing probe round for each target.
+    fn restore(&self) {
+        let t0 = now();
+        self.set_zone(DOMAIN, |z| z);
+        self.verifier_mode("reply");
+        self.header_checks("");
+        if !bed_sh(&["status-one", "postfix-out"]).contains("running") {
+            bed_sh(&["start-one", "postfix-out"]);
+        }
+        for (domain, check) in [
+            (DOMAIN, "spf"),
+            (DOMAIN, "dkim"),
+            (DOMAIN, "dmarc"),
+            (BOUNCE, "spf"),
+        ] {
+            wait_check(domain, check, t0, true);
+        }
+        for target in ["mailbox", "verifier"] {
+            wait_for(
+                &format!("a passing {target} probe after the restore"),
+                WAIT,
+                || {
+                    let ts = value(
+                        &scrape(),
+                        "mailauth_probe_last_success_timestamp_seconds",
+                        &[("domain", DOMAIN), ("target", target)],
+                    )?;
+                    (ts > t0).then_some(())
+                },
+            );
+        }
+    }
+
+    /// Messages in a mailbox (`user` at receiver.test), as raw texts.
+    fn maildir(&self, user: &str) -> Vec<String> {
+        let mut out = Vec::new();
+        for sub in ["new", "cur"] {
+            let dir = self
+                .dir
+                .join("mail/receiver.test")
+                .join(user)
+                .join("Maildir")
+                .join(sub);
+            for entry in std::fs::read_dir(dir).into_iter().flatten().flatten() {
+                if let Ok(text) = std::fs::read_to_string(entry.path()) {
+                    out.push(text);
+                }
+            }
+        }
+        out
+    }
+
+    /// Delivers a message that is not ours into `user`'s mailbox, through the receiver.
+    fn deliver_foreign(&self, user: &str, marker: &str) {
+        let mut s = TcpStream::connect("127.0.5.20:25").unwrap();
+        s.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
+        let reply = |s: &mut TcpStream, line: Option<&str>| {
+            if let Some(l) = line {
+                s.write_all(l.as_bytes()).unwrap();
+            }
+            let mut buf = [0u8; 512];
+            let n = s.read(&mut buf).unwrap();
+            String::from_utf8_lossy(&buf[..n]).into_owned()
+        };
+        assert!(reply(&mut s, None).starts_with("220"));
+        for (cmd, code) in [
+            ("HELO other.test\r\n".to_string(), "250"),
+            ("MAIL FROM:<someone@receiver.test>\r\n".to_string(), "250"),
+            (format!("RCPT TO:<{user}@receiver.test>\r\n"), "250"),
+            ("DATA\r\n".to_string(), "354"),
+            (
+                format!(
+                    "From: someone@receiver.test\r\nTo: {user}@receiver.test\r\nSubject: not a probe\r\n\
+                     Message-ID: <{marker}@receiver.test>\r\n\r\nA letter the exporter must leave alone.\r\n.\r\n"
+                ),
+                "250",
+            ),
+        ] {
+            let r = reply(&mut s, Some(&cmd));
+            assert!(r.starts_with(code), "{cmd:?} -> {r}");
+        }
+        let _ = reply(&mut s, Some("QUIT\r\n"));
+    }
+}
+
+// ---- Scenarios -----------------------------------------------------------------------------
+
+/// 1. Healthy domain: every check green, pass from all three sources for spf, dkim and
+/// dmarc, delivery observed, and the mailboxes' other messages left alone.
+#[test]
+fn scenario_1_healthy_domain() {
+    let (_g, bed) = scenario();
+    let marker = format!("foreign-{}", now() as u64);
+    bed.deliver_foreign("probe", &marker);
+    bed.deliver_foreign("reports", &marker);
+    wait_for("the foreign messages to be delivered", WAIT, || {
+        (bed.maildir("probe").iter().any(|m| m.contains(&marker))
+            && bed.maildir("reports").iter().any(|m| m.contains(&marker)))
+        .then_some(())
+    });
+    let sent_before = counter(
+        &scrape(),
+        "mailauth_probe_sent_total",
+        &[("domain", DOMAIN), ("target", "mailbox")],
+    );
+    let t0 = now();
+    for target in ["mailbox", "verifier"] {
+        wait_for(&format!("two more passing {target} probes"), WAIT, || {
+            let m = scrape();
+            let sent = counter(
+                &m,
+                "mailauth_probe_sent_total",
+                &[("domain", DOMAIN), ("target", "mailbox")],
+            );
+            let ts = value(
+                &m,
+                "mailauth_probe_last_success_timestamp_seconds",
+                &[("domain", DOMAIN), ("target", target)],
+            )?;
+            (sent >= sent_before + 2.0 && ts > t0).then_some(())
+        });
+    }
+    let m = scrape();
+    for domain in [DOMAIN, BOUNCE] {
+        let checks = series(&m, "mailauth_dns_check_success", &[("domain", domain)]);
+        for check in ["spf", "dmarc", "mx", "ptr"] {
+            assert!(
+                checks.iter().any(|c| c.labels["check"] == check),
+                "{domain}: no {check} check in {checks:?}"
+            );
+        }
+        // The one exception is an artefact of the loopback bed: the sending IP is in
+        // 127/8, whose reverse names a resolver answers itself with "localhost" (RFC 6761
+        // §6.3) instead of asking the DNS server, so reverse DNS cannot be confirmed.
+        for c in checks {
+            let want = if c.labels["check"] == "ptr" { 0.0 } else { 1.0 };
+            assert_eq!(c.value, want, "{domain}: check {:?}", c.labels);
+        }
+        assert!(finding(&m, domain, "ptr.not_forward_confirmed"));
+        let errors: Vec<_> = series(&m, "mailauth_finding", &[("domain", domain)])
+            .into_iter()
+            .filter(|f| f.labels["severity"] != "info" && f.labels["code"] != "ptr.not_forward_confirmed")
+            .collect();
+        assert!(errors.is_empty(), "{domain}: {errors:?}");
+    }
+    for method in ["spf", "dkim", "dmarc"] {
+        assert_eq!(
+            auth_now(&m, "mailbox", "receiver", method).as_deref(),
+            Some("pass"),
+            "receiver {method}"
+        );
+        assert_eq!(
+            auth_now(&m, "mailbox", "dns", method).as_deref(),
+            Some("pass"),
+            "own {method}"
+        );
+        assert_eq!(
+            auth_now(&m, "verifier", "verifier", method).as_deref(),
+            Some("pass"),
+            "verifier {method}"
+        );
+        assert_eq!(
+            value(
+                &m,
+                "mailauth_auth_disagreement",
+                &[("domain", DOMAIN), ("method", method)]
+            ),
+            Some(0.0),
+            "{method} disagreement"
+        );
+    }
+    for target in ["mailbox", "verifier"] {
+        let labels = [("domain", DOMAIN), ("target", target)];
+        assert!(counter(&m, "mailauth_probe_delivery_seconds_count", &labels) >= 1.0);
+        assert!(counter(&m, "mailauth_probe_delivery_seconds_sum", &labels) > 0.0);
+        assert_eq!(value(&m, "mailauth_probe_success", &labels), Some(1.0));
+    }
+    assert!(
+        series(&m, "mailauth_probe_dkim_failure_reason", &[("domain", DOMAIN)]).is_empty(),
+        "no DKIM failure reason while DKIM passes"
+    );
+    // Ours are deleted, the foreign letters stay.
+    for user in ["probe", "reports"] {
+        let messages = bed.maildir(user);
+        assert!(
+            messages.iter().any(|t| t.contains(&marker)),
+            "the foreign message in {user} was touched"
+        );
+    }
+    wait_for("the probes to be cleaned up", WAIT, || {
+        let ours = bed
+            .maildir("probe")
+            .iter()
+            .filter(|t| t.contains("X-Mailauth-Probe"))
+            .count();
+        (ours <= 1).then_some(())
+    });
+}
+
+/// 2. The DKIM public key in DNS replaced by another: the record is still valid, so the
+/// DNS check stays green, but receiver, verifier and the exporter's own verification say
+/// dkim=fail (the exporter also says why), and DMARC, which rests on DKIM here, fails.
+#[test]
+fn scenario_2_dkim_key_replaced() {
+    let (_g, bed) = scenario();
+    let other = std::fs::read_to_string(&bed.env["DKIM_OTHER_PUB"]).unwrap();
+    let before = value(
+        &scrape(),
+        "mailauth_record_change_timestamp_seconds",
+        &[("domain", DOMAIN), ("record", "dkim:e2e")],
+    );
+    let t0 = now();
+    bed.set_zone(DOMAIN, |z| {
+        let line = z.lines().find(|l| l.starts_with("e2e._domainkey")).unwrap();
+        z.replace(
+            line,
+            &format!(
+                "e2e._domainkey IN TXT \"v=DKIM1; k=rsa; p={}\" \"{}\"",
+                &other[..200],
+                &other[200..]
+            ),
+        )
+    });
+    wait_check(DOMAIN, "dkim", t0, true);
+    wait_for("the dkim:e2e record change to be seen", WAIT, || {
+        let ts = value(
+            &scrape(),
+            "mailauth_record_change_timestamp_seconds",
+            &[("domain", DOMAIN), ("record", "dkim:e2e")],
+        )?;
+        (Some(ts) != before && ts > t0 - 1.0).then_some(())
+    });
+    wait_auth("mailbox", "receiver", "dkim", "fail");
+    let m = scrape();
+    assert_eq!(
+        auth_now(&m, "mailbox", "receiver", "dmarc").as_deref(),
+        Some("fail")
+    );
+    assert_eq!(
+        auth_now(&m, "mailbox", "receiver", "spf").as_deref(),
+        Some("pass"),
+        "SPF is untouched"
+    );
+    assert_eq!(
+        auth_now(&m, "mailbox", "dns", "dkim").as_deref(),
+        Some("fail")
+    );
+    assert_eq!(
+        auth_now(&m, "mailbox", "dns", "dmarc").as_deref(),
+        Some("fail")
+    );
+    assert_eq!(
+        value(
+            &m,
+            "mailauth_probe_dkim_failure_reason",
+            &[("domain", DOMAIN), ("target", "mailbox")]
+        ),
+        Some(1.0)
+    );
+    let reason = series(
+        &m,
+        "mailauth_probe_dkim_failure_reason",
+        &[("domain", DOMAIN), ("target", "mailbox")],
+    )[0]
+    .labels["reason"]
+        .clone();
+    assert_eq!(reason, "signature_mismatch");
+    assert_eq!(
+        value(
+            &m,
+            "mailauth_probe_success",
+            &[("domain", DOMAIN), ("target", "mailbox")]
+        ),
+        Some(0.0)
+    );
+    assert!(!finding(&m, DOMAIN, "dkim.missing") && !finding(&m, DOMAIN, "dkim.syntax"));
+    wait_auth("verifier", "verifier", "dkim", "fail");
+    wait_auth("verifier", "verifier", "dmarc", "fail");
+    wait_alert(
+        "MailauthProbeNotPassing",
+        &[("domain", DOMAIN), ("target", "mailbox")],
+        true,
+    );
+
+    bed.restore();
+    wait_auth("mailbox", "receiver", "dkim", "pass");
+    wait_alert(
+        "MailauthProbeNotPassing",
+        &[("domain", DOMAIN), ("target", "mailbox")],
+        false,
+    );
+    assert!(
+        series(&scrape(), "mailauth_probe_dkim_failure_reason", &[("domain", DOMAIN)]).is_empty()
+    );
+}
+
+/// 3. The return-path domain's SPF edited to drop the sending IP: `spf.ip_not_authorized`,
+/// and the receiver and verifier say fail for `-all`, softfail for `~all`.
+#[test]
+fn scenario_3_spf_drops_sending_ip() {
+    let (_g, bed) = scenario();
+    for (all, result) in [("-all", "fail"), ("~all", "softfail")] {
+        let t0 = now();
+        bed.set_zone(DOMAIN, |z| {
+            edit(
+                &z,
+                "bounce IN TXT \"v=spf1 ip4:127.0.5.10 -all\"",
+                &format!("bounce IN TXT \"v=spf1 ip4:127.0.5.99 {all}\""),
+            )
+        });
+        wait_check(BOUNCE, "spf", t0, false);
+        wait_finding(BOUNCE, "spf.ip_not_authorized", true);
+        wait_auth("mailbox", "receiver", "spf", result);
+        wait_auth("mailbox", "dns", "spf", result);
+        wait_auth("verifier", "verifier", "spf", result);
+        let m = scrape();
+        assert_eq!(
+            value(
+                &m,
+                "mailauth_spf_ip_pass",
+                &[("domain", BOUNCE), ("ip", "127.0.5.10"), ("identity", "mailfrom")]
+            ),
+            Some(0.0)
+        );
+        // DKIM still carries DMARC.
+        assert_eq!(
+            auth_now(&m, "mailbox", "receiver", "dkim").as_deref(),
+            Some("pass")
+        );
+        assert_eq!(
+            auth_now(&m, "mailbox", "receiver", "dmarc").as_deref(),
+            Some("pass")
+        );
+    }
+    wait_alert(
+        "MailauthFindingError",
+        &[("domain", BOUNCE), ("code", "spf.ip_not_authorized")],
+        true,
+    );
+    bed.restore();
+    wait_finding(BOUNCE, "spf.ip_not_authorized", false);
+    wait_alert(
+        "MailauthFindingError",
+        &[("domain", BOUNCE), ("code", "spf.ip_not_authorized")],
+        false,
+    );
+}
+
+/// 4. DMARC downgraded to p=none: `dmarc.policy_none` and `dmarc.policy_below_expected`,
+/// and the DMARC record's change timestamp moves.
+#[test]
+fn scenario_4_dmarc_downgraded() {
+    let (_g, bed) = scenario();
+    let labels = [("domain", DOMAIN), ("record", "dmarc")];
+    let before = value(
+        &scrape(),
+        "mailauth_record_change_timestamp_seconds",
+        &labels,
+    );
+    let t0 = now();
+    bed.set_zone(DOMAIN, |z| edit(&z, "p=reject; aspf=s", "p=none; aspf=s"));
+    wait_check(DOMAIN, "dmarc", t0, false);
+    wait_finding(DOMAIN, "dmarc.policy_none", true);
+    wait_finding(DOMAIN, "dmarc.policy_below_expected", true);
+    let m = scrape();
+    let changed = value(&m, "mailauth_record_change_timestamp_seconds", &labels).unwrap();
+    assert!(Some(changed) != before && changed > t0 - 1.0, "{before:?} -> {changed}");
+    assert_eq!(
+        value(
+            &m,
+            "mailauth_dmarc_policy",
+            &[("domain", DOMAIN), ("policy", "none")]
+        ),
+        Some(1.0)
+    );
+    wait_alert("MailauthDmarcPolicyBelowExpected", &[("domain", DOMAIN)], true);
+    wait_alert("MailauthDmarcPolicyWeakened", &[("domain", DOMAIN)], true);
+    bed.restore();
+    wait_finding(DOMAIN, "dmarc.policy_below_expected", false);
+    wait_alert(
+        "MailauthDmarcPolicyBelowExpected",
+        &[("domain", DOMAIN)],
+        false,
+    );
+    wait_alert("MailauthDmarcPolicyWeakened", &[("domain", DOMAIN)], false);
+    let after = value(
+        &scrape(),
+        "mailauth_record_change_timestamp_seconds",
+        &labels,
+    )
+    .unwrap();
+    assert!(after >= changed, "the change back is a change too");
+}
+
+/// 5. SPF grown past 10 lookups through nested includes: `spf.too_many_lookups`, and the
+/// receiver (like every RFC 7208 evaluator) says permerror.
+#[test]
+fn scenario_5_spf_too_many_lookups() {
+    let (_g, bed) = scenario();
+    let t0 = now();
+    bed.set_zone(DOMAIN, |z| {
+        edit(
+            &z,
+            "bounce IN TXT \"v=spf1 ip4:127.0.5.10 -all\"",
+            "bounce IN TXT \"v=spf1 include:_spf1.example.test -all\"",
+        )
+    });
+    wait_check(BOUNCE, "spf", t0, false);
+    wait_finding(BOUNCE, "spf.too_many_lookups", true);
+    let lookups = value(&scrape(), "mailauth_spf_dns_lookups", &[("domain", BOUNCE)]).unwrap();
+    assert_eq!(lookups, 12.0, "hand count: 1 + 2 + 4 + 3 + 2");
+    wait_auth("mailbox", "receiver", "spf", "permerror");
+    wait_auth("mailbox", "dns", "spf", "permerror");
+    wait_auth("verifier", "verifier", "spf", "permerror");
+    wait_alert("MailauthSpfTooManyLookups", &[("domain", BOUNCE)], true);
+    assert_eq!(
+        promql(&format!("mailauth_spf_dns_lookups{{domain=\"{BOUNCE}\"}}")),
+        Some(12.0)
+    );
+    bed.restore();
+    wait_finding(BOUNCE, "spf.too_many_lookups", false);
+    wait_alert("MailauthSpfTooManyLookups", &[("domain", BOUNCE)], false);
+}
+
+/// 6. The submission server down, then back: send failures for both targets, then
+/// passing probes again without restarting the exporter.
+#[test]
+fn scenario_6_submission_down_then_back() {
+    let (_g, _bed) = scenario();
+    let fails = |m: &[Sample], target: &str| {
+        counter(
+            m,
+            "mailauth_probe_failures_total",
+            &[("domain", DOMAIN), ("target", target), ("stage", "send")],
+        )
+    };
+    let m = scrape();
+    let (mb0, v0) = (fails(&m, "mailbox"), fails(&m, "verifier"));
+    bed_sh(&["stop-one", "postfix-out"]);
+    wait_for("send failures for both targets", WAIT, || {
+        let m = scrape();
+        (fails(&m, "mailbox") > mb0 && fails(&m, "verifier") > v0).then_some(())
+    });
+    let m = scrape();
+    assert_eq!(
+        value(
+            &m,
+            "mailauth_probe_success",
+            &[("domain", DOMAIN), ("target", "mailbox")]
+        ),
+        Some(0.0)
+    );
+    // DNS checks are unaffected.
+    assert_eq!(
+        value(
+            &m,
+            "mailauth_dns_check_success",
+            &[("domain", DOMAIN), ("check", "spf")]
+        ),
+        Some(1.0)
+    );
+    let t0 = now();
+    bed_sh(&["start-one", "postfix-out"]);
+    for target in ["mailbox", "verifier"] {
+        wait_for(&format!("the {target} probe to pass again"), WAIT, || {
+            let ts = value(
+                &scrape(),
+                "mailauth_probe_last_success_timestamp_seconds",
+                &[("domain", DOMAIN), ("target", target)],
+            )?;
+            (ts > t0).then_some(())
+        });
+    }
+}
+
+/// 7. The verifier silent: receive timeouts for the verifier target only.
+#[test]
+fn scenario_7_verifier_silent() {
+    let (_g, bed) = scenario();
+    let timeouts = |m: &[Sample], target: &str| {
+        counter(
+            m,
+            "mailauth_probe_failures_total",
+            &[
+                ("domain", DOMAIN),
+                ("target", target),
+                ("stage", "receive_timeout"),
+            ],
+        )
+    };
+    let m = scrape();
+    let (mb0, v0) = (timeouts(&m, "mailbox"), timeouts(&m, "verifier"));
+    let t0 = now();
+    bed.verifier_mode("silent");
+    wait_for("a receive timeout for the verifier", WAIT, || {
+        (timeouts(&scrape(), "verifier") > v0).then_some(())
+    });
+    let m = scrape();
+    assert_eq!(timeouts(&m, "mailbox"), mb0, "the mailbox target is not affected");
+    assert_eq!(
+        value(
+            &m,
+            "mailauth_probe_success",
+            &[("domain", DOMAIN), ("target", "verifier")]
+        ),
+        Some(0.0)
+    );
+    let mailbox_ok = value(
+        &m,
+        "mailauth_probe_last_success_timestamp_seconds",
+        &[("domain", DOMAIN), ("target", "mailbox")],
+    )
+    .unwrap();
+    assert!(mailbox_ok > t0, "mailbox probes kept passing");
+    bed.verifier_mode("reply");
+}
+
+/// 8. A forged Authentication-Results from an untrusted authserv-id, injected at
+/// submission, reaches the mailbox but counts for nothing; so does one that claims the
+/// trusted authserv-id but sits below the receiver's own (only the top-most counts).
+#[test]
+fn scenario_8_forged_authentication_results_ignored() {
+    let (_g, bed) = scenario();
+    bed.header_checks(
+        "/^Subject:/ PREPEND Authentication-Results: forged.invalid; spf=fail smtp.mailfrom=x@example.test; dkim=fail header.d=example.test; dmarc=fail header.from=example.test\n\
+         /^To:/ PREPEND Authentication-Results: mx.receiver.test; spf=fail smtp.mailfrom=x@example.test; dkim=fail header.d=example.test; dmarc=fail header.from=example.test\n",
+    );
+    // The receiver's copy in the archive mailbox shows the forgery next to its own field.
+    wait_for("a probe carrying the forged field", WAIT, || {
+        bed.maildir("archive")
+            .iter()
+            .any(|t| {
+                t.contains("X-Mailauth-Probe:")
+                    && t.contains("Authentication-Results: forged.invalid;")
+                    && t.matches("Authentication-Results: mx.receiver.test;").count() == 2
+            })
+            .then_some(())
+    });
+    let t1 = now();
+    let labels = [("domain", DOMAIN), ("target", "mailbox")];
+    let sent = counter(&scrape(), "mailauth_probe_sent_total", &labels);
+    wait_for("two passing probe rounds with the forgery", WAIT, || {
+        let m = scrape();
+        let ts = value(&m, "mailauth_probe_last_success_timestamp_seconds", &labels)?;
+        (counter(&m, "mailauth_probe_sent_total", &labels) >= sent + 2.0 && ts > t1).then_some(())
+    });
+    let m = scrape();
+    for method in ["spf", "dkim", "dmarc"] {
+        assert_eq!(
+            auth_now(&m, "mailbox", "receiver", method).as_deref(),
+            Some("pass"),
+            "{method}: the forged field must be ignored"
+        );
+    }
+    assert!(
+        series(&m, "mailauth_auth_result", &[("domain", DOMAIN), ("result", "fail")]).is_empty(),
+        "no fail from any source"
+    );
+    bed.header_checks("");
+}
