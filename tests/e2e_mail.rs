@@ -75,7 +75,9 @@ fn tethered(args: &[&str], log: &Path) -> (Child, ChildStdin) {
         .args(args)
         .stdin(Stdio::piped())
         .stdout(std::fs::File::create(log).unwrap())
-        .stderr(Stdio::from(std::fs::File::create(log.with_extension("err")).unwrap()))
+        .stderr(Stdio::from(
+            std::fs::File::create(log.with_extension("err")).unwrap(),
+        ))
         .spawn()
         .unwrap();
     let stdin = child.stdin.take().unwrap();
@@ -186,16 +188,15 @@ fn scenario() -> (MutexGuard<'static, ()>, &'static Bed) {
 fn get(addr: &str, path: &str) -> Option<(u16, String)> {
     let mut s = TcpStream::connect(addr).ok()?;
     s.set_read_timeout(Some(Duration::from_secs(10))).ok()?;
-    write!(
-        s,
-        "GET {path} HTTP/1.0\r\nHost: {addr}\r\n\r\n"
-    )
-    .ok()?;
+    write!(s, "GET {path} HTTP/1.0\r\nHost: {addr}\r\n\r\n").ok()?;
     let mut buf = Vec::new();
     s.read_to_end(&mut buf).ok()?;
     let text = String::from_utf8_lossy(&buf).into_owned();
     let status = text.split_whitespace().nth(1)?.parse().ok()?;
-    let body = text.split_once("\r\n\r\n").map_or("", |(_, b)| b).to_string();
+    let body = text
+        .split_once("\r\n\r\n")
+        .map_or("", |(_, b)| b)
+        .to_string();
     Some((status, body))
 }
 
@@ -208,7 +209,10 @@ struct Sample {
 
 fn parse_metrics(text: &str) -> Vec<Sample> {
     let mut out = Vec::new();
-    for line in text.lines().filter(|l| !l.starts_with('#') && !l.is_empty()) {
+    for line in text
+        .lines()
+        .filter(|l| !l.starts_with('#') && !l.is_empty())
+    {
         let (series, value) = line.rsplit_once(' ').unwrap();
         let (name, labels) = match series.split_once('{') {
             Some((n, rest)) => (n, rest.strip_suffix('}').unwrap()),
@@ -442,8 +446,8 @@ impl Bed {
 
     /// Rewrites `zone` as its healthy text passed through `edit`, and reloads it.
     fn set_zone(&self, zone: &str, edit: impl Fn(String) -> String) {
-        let healthy = std::fs::read_to_string(self.zone_path(zone).with_extension("zone.healthy"))
-            .unwrap();
+        let healthy =
+            std::fs::read_to_string(self.zone_path(zone).with_extension("zone.healthy")).unwrap();
         let edited = edit(healthy);
         let serial = SERIAL
             .fetch_max(now() as u64, Ordering::SeqCst)
@@ -555,7 +559,7 @@ impl Bed {
 
 // ---- Scenarios -----------------------------------------------------------------------------
 
-/// 1. Healthy domain: every check green, pass from all three sources for spf, dkim and
+/// Scenario 1: Healthy domain: every check green, pass from all three sources for spf, dkim and
 /// dmarc, delivery observed, and the mailboxes' other messages left alone.
 #[test]
 fn scenario_1_healthy_domain() {
@@ -609,7 +613,9 @@ fn scenario_1_healthy_domain() {
         assert!(finding(&m, domain, "ptr.not_forward_confirmed"));
         let errors: Vec<_> = series(&m, "mailauth_finding", &[("domain", domain)])
             .into_iter()
-            .filter(|f| f.labels["severity"] != "info" && f.labels["code"] != "ptr.not_forward_confirmed")
+            .filter(|f| {
+                f.labels["severity"] != "info" && f.labels["code"] != "ptr.not_forward_confirmed"
+            })
             .collect();
         assert!(errors.is_empty(), "{domain}: {errors:?}");
     }
@@ -646,7 +652,12 @@ fn scenario_1_healthy_domain() {
         assert_eq!(value(&m, "mailauth_probe_success", &labels), Some(1.0));
     }
     assert!(
-        series(&m, "mailauth_probe_dkim_failure_reason", &[("domain", DOMAIN)]).is_empty(),
+        series(
+            &m,
+            "mailauth_probe_dkim_failure_reason",
+            &[("domain", DOMAIN)]
+        )
+        .is_empty(),
         "no DKIM failure reason while DKIM passes"
     );
     // Ours are deleted, the foreign letters stay.
@@ -657,17 +668,19 @@ fn scenario_1_healthy_domain() {
             "the foreign message in {user} was touched"
         );
     }
+    // At most the probe in flight remains of ours (tokens the exporter did not issue, as
+    // from a manual test, are not its to delete).
     wait_for("the probes to be cleaned up", WAIT, || {
         let ours = bed
             .maildir("probe")
             .iter()
-            .filter(|t| t.contains("X-Mailauth-Probe"))
+            .filter(|t| t.contains("Subject: mailauth-exporter probe"))
             .count();
         (ours <= 1).then_some(())
     });
 }
 
-/// 2. The DKIM public key in DNS replaced by another: the record is still valid, so the
+/// Scenario 2: The DKIM public key in DNS replaced by another: the record is still valid, so the
 /// DNS check stays green, but receiver, verifier and the exporter's own verification say
 /// dkim=fail (the exporter also says why), and DMARC, which rests on DKIM here, fails.
 #[test]
@@ -759,12 +772,15 @@ fn scenario_2_dkim_key_replaced() {
         &[("domain", DOMAIN), ("target", "mailbox")],
         false,
     );
-    assert!(
-        series(&scrape(), "mailauth_probe_dkim_failure_reason", &[("domain", DOMAIN)]).is_empty()
-    );
+    assert!(series(
+        &scrape(),
+        "mailauth_probe_dkim_failure_reason",
+        &[("domain", DOMAIN)]
+    )
+    .is_empty());
 }
 
-/// 3. The return-path domain's SPF edited to drop the sending IP: `spf.ip_not_authorized`,
+/// Scenario 3: The return-path domain's SPF edited to drop the sending IP: `spf.ip_not_authorized`,
 /// and the receiver and verifier say fail for `-all`, softfail for `~all`.
 #[test]
 fn scenario_3_spf_drops_sending_ip() {
@@ -788,7 +804,11 @@ fn scenario_3_spf_drops_sending_ip() {
             value(
                 &m,
                 "mailauth_spf_ip_pass",
-                &[("domain", BOUNCE), ("ip", "127.0.5.10"), ("identity", "mailfrom")]
+                &[
+                    ("domain", BOUNCE),
+                    ("ip", "127.0.5.10"),
+                    ("identity", "mailfrom")
+                ]
             ),
             Some(0.0)
         );
@@ -816,7 +836,7 @@ fn scenario_3_spf_drops_sending_ip() {
     );
 }
 
-/// 4. DMARC downgraded to p=none: `dmarc.policy_none` and `dmarc.policy_below_expected`,
+/// Scenario 4: DMARC downgraded to p=none: `dmarc.policy_none` and `dmarc.policy_below_expected`,
 /// and the DMARC record's change timestamp moves.
 #[test]
 fn scenario_4_dmarc_downgraded() {
@@ -834,7 +854,10 @@ fn scenario_4_dmarc_downgraded() {
     wait_finding(DOMAIN, "dmarc.policy_below_expected", true);
     let m = scrape();
     let changed = value(&m, "mailauth_record_change_timestamp_seconds", &labels).unwrap();
-    assert!(Some(changed) != before && changed > t0 - 1.0, "{before:?} -> {changed}");
+    assert!(
+        Some(changed) != before && changed > t0 - 1.0,
+        "{before:?} -> {changed}"
+    );
     assert_eq!(
         value(
             &m,
@@ -843,7 +866,11 @@ fn scenario_4_dmarc_downgraded() {
         ),
         Some(1.0)
     );
-    wait_alert("MailauthDmarcPolicyBelowExpected", &[("domain", DOMAIN)], true);
+    wait_alert(
+        "MailauthDmarcPolicyBelowExpected",
+        &[("domain", DOMAIN)],
+        true,
+    );
     wait_alert("MailauthDmarcPolicyWeakened", &[("domain", DOMAIN)], true);
     bed.restore();
     wait_finding(DOMAIN, "dmarc.policy_below_expected", false);
@@ -862,8 +889,8 @@ fn scenario_4_dmarc_downgraded() {
     assert!(after >= changed, "the change back is a change too");
 }
 
-/// 5. SPF grown past 10 lookups through nested includes: `spf.too_many_lookups`, and the
-/// receiver (like every RFC 7208 evaluator) says permerror.
+/// Scenario 5: SPF grown past 10 lookups through nested includes: `spf.too_many_lookups`, and the
+/// RFC 7208 evaluators (the verifier, the exporter's own check) say permerror.
 #[test]
 fn scenario_5_spf_too_many_lookups() {
     let (_g, bed) = scenario();
@@ -872,16 +899,24 @@ fn scenario_5_spf_too_many_lookups() {
         edit(
             &z,
             "bounce IN TXT \"v=spf1 ip4:127.0.5.10 -all\"",
-            "bounce IN TXT \"v=spf1 include:_spf1.example.test -all\"",
+            "bounce IN TXT \"v=spf1 include:_spf1.example.test ip4:127.0.5.10 -all\"",
         )
     });
     wait_check(BOUNCE, "spf", t0, false);
     wait_finding(BOUNCE, "spf.too_many_lookups", true);
     let lookups = value(&scrape(), "mailauth_spf_dns_lookups", &[("domain", BOUNCE)]).unwrap();
     assert_eq!(lookups, 12.0, "hand count: 1 + 2 + 4 + 3 + 2");
-    wait_auth("mailbox", "receiver", "spf", "permerror");
     wait_auth("mailbox", "dns", "spf", "permerror");
     wait_auth("verifier", "verifier", "spf", "permerror");
+    // rspamd 3.4, the bed's receiver, logs "spf dns requests limit: 11 > 10 is reached" but
+    // goes on to match the ip4 term after it and says pass, where RFC 7208 §4.6.4 says
+    // permerror. The exporter shows exactly that: the receiver disagrees with the others.
+    wait_value(
+        "the sources to disagree on spf",
+        "mailauth_auth_disagreement",
+        &[("domain", DOMAIN), ("method", "spf")],
+        1.0,
+    );
     wait_alert("MailauthSpfTooManyLookups", &[("domain", BOUNCE)], true);
     assert_eq!(
         promql(&format!("mailauth_spf_dns_lookups{{domain=\"{BOUNCE}\"}}")),
@@ -892,7 +927,7 @@ fn scenario_5_spf_too_many_lookups() {
     wait_alert("MailauthSpfTooManyLookups", &[("domain", BOUNCE)], false);
 }
 
-/// 6. The submission server down, then back: send failures for both targets, then
+/// Scenario 6: The submission server down, then back: send failures for both targets, then
 /// passing probes again without restarting the exporter.
 #[test]
 fn scenario_6_submission_down_then_back() {
@@ -943,7 +978,7 @@ fn scenario_6_submission_down_then_back() {
     }
 }
 
-/// 7. The verifier silent: receive timeouts for the verifier target only.
+/// Scenario 7: The verifier silent: receive timeouts for the verifier target only.
 #[test]
 fn scenario_7_verifier_silent() {
     let (_g, bed) = scenario();
@@ -966,7 +1001,11 @@ fn scenario_7_verifier_silent() {
         (timeouts(&scrape(), "verifier") > v0).then_some(())
     });
     let m = scrape();
-    assert_eq!(timeouts(&m, "mailbox"), mb0, "the mailbox target is not affected");
+    assert_eq!(
+        timeouts(&m, "mailbox"),
+        mb0,
+        "the mailbox target is not affected"
+    );
     assert_eq!(
         value(
             &m,
@@ -985,7 +1024,7 @@ fn scenario_7_verifier_silent() {
     bed.verifier_mode("reply");
 }
 
-/// 8. A forged Authentication-Results from an untrusted authserv-id, injected at
+/// Scenario 8: A forged Authentication-Results from an untrusted authserv-id, injected at
 /// submission, reaches the mailbox but counts for nothing; so does one that claims the
 /// trusted authserv-id but sits below the receiver's own (only the top-most counts).
 #[test]
@@ -1002,7 +1041,9 @@ fn scenario_8_forged_authentication_results_ignored() {
             .any(|t| {
                 t.contains("X-Mailauth-Probe:")
                     && t.contains("Authentication-Results: forged.invalid;")
-                    && t.matches("Authentication-Results: mx.receiver.test;").count() == 2
+                    && t.matches("Authentication-Results: mx.receiver.test;")
+                        .count()
+                        == 2
             })
             .then_some(())
     });
@@ -1023,7 +1064,12 @@ fn scenario_8_forged_authentication_results_ignored() {
         );
     }
     assert!(
-        series(&m, "mailauth_auth_result", &[("domain", DOMAIN), ("result", "fail")]).is_empty(),
+        series(
+            &m,
+            "mailauth_auth_result",
+            &[("domain", DOMAIN), ("result", "fail")]
+        )
+        .is_empty(),
         "no fail from any source"
     );
     bed.header_checks("");

@@ -31,6 +31,11 @@ if [ ! -d ../shared/corpus ]; then
   exit 1
 fi
 
+# The end-to-end mail bed (tests/e2e/bed.sh: knot, Postfix, rspamd, Dovecot, the echo
+# verifier). tests/e2e_mail.rs starts it when it first needs it; it is stopped on exit.
+bash tests/e2e/bed.sh install
+trap 'bash tests/e2e/bed.sh stop' EXIT
+
 mkdir -p target
 cargo test 2>&1 | tee target/test-output.txt
 rust_passed=$(grep -E '^test result:' target/test-output.txt | sed -E 's/.* ([0-9]+) passed.*/\1/' | awk '{s+=$1} END {print s+0}')
