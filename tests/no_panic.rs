@@ -9,7 +9,7 @@ use mailauth_exporter::config::{domains_file, Config};
 use mailauth_exporter::dns::dkim::key;
 use mailauth_exporter::dns::dmarc::parse as dmarc;
 use mailauth_exporter::dns::spf::parse as spf;
-use mailauth_exporter::mail::{auth_results, header, received_spf, verifier_report};
+use mailauth_exporter::mail::{auth_results, header, received, received_spf, verifier_report};
 
 fn soup(pieces: &'static [&'static str]) -> impl Strategy<Value = String> {
     prop::collection::vec(prop::sample::select(pieces), 0..40).prop_map(|v| v.concat())
@@ -112,6 +112,12 @@ const DKIM: &[&str] = &[
 ];
 const AR: &[&str] = &[
     "mx.example.com",
+    "from",
+    "by",
+    "[",
+    "]",
+    "[IPv6:",
+    "192.0.2.1",
     ";",
     " ",
     "\r\n ",
@@ -196,6 +202,9 @@ proptest! {
         let _ = auth_results::parse_message(&bytes);
         let _ = received_spf::parse_value(&s);
         let _ = received_spf::parse_value(&raw);
+        let _ = received::parse(&s);
+        let _ = received::parse(&raw);
+        let _ = received::trusted_hop(&bytes, &["mx.example.net".to_string()]);
         let _ = header::fields(&bytes);
     }
 
