@@ -75,6 +75,8 @@ sys.exit(0 if s.recv(64).decode(errors="replace").startswith(sys.argv[3]) else 1
 PYEOF
 }
 
+http_ok() { $PY -c 'import sys, urllib.request; urllib.request.urlopen(sys.argv[1], timeout=2)' "$1"; }
+
 write_pki() {
   local d=$BED/pki
   [ -f "$d/bed.pem" ] && return 0
@@ -504,7 +506,7 @@ start() {
   wait_until "knot" 10 kdig +tcp +time=1 @"$DNS_IP" example.test SOA
   wait_until "dovecot" 10 banner "$IMAP_IP" 143 "* OK"
   wait_until "verifier" 10 banner "$VERIFIER_IP" 25 "220"
-  wait_until "rspamd" 60 curl -fsS "http://$RSPAMD_IP:11334/ping" || {
+  wait_until "rspamd" 60 http_ok "http://$RSPAMD_IP:11334/ping" || {
     tail -20 "$BED/rspamd/log/rspamd.log" "$BED/rspamd/rspamd.out" >&2; exit 1; }
   wait_until "postfix-out" 15 banner "$OUT_IP" 587 "220"
   wait_until "postfix-in" 15 banner "$IN_IP" 25 "220"
