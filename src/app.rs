@@ -240,6 +240,9 @@ fn merge_domains(config: &Config, file_domains: &[String]) -> Vec<DomainSpec> {
     specs
 }
 
+/// How long the domains file must stay unchanged before a change is applied.
+const SETTLE: std::time::Duration = std::time::Duration::from_millis(250);
+
 /// Polls the domains file and applies changes to the running scheduler.
 async fn watch_domains_file(app: Arc<App>, path: PathBuf, poll: std::time::Duration) {
     let stamp = |p: &PathBuf| {
@@ -250,9 +253,20 @@ async fn watch_domains_file(app: Arc<App>, path: PathBuf, poll: std::time::Durat
     let mut last = stamp(&path);
     loop {
         tokio::time::sleep(poll).await;
-        let now = stamp(&path);
+        let mut now = stamp(&path);
         if now == last {
             continue;
+        }
+        // A generator that rewrites the file in place (truncate, then write) is seen
+        // half-way at times: an empty file would drop every domain. Apply a change only once
+        // the file has stood still for a moment.
+        loop {
+            tokio::time::sleep(SETTLE.min(poll)).await;
+            let again = stamp(&path);
+            if again == now {
+                break;
+            }
+            now = again;
         }
         last = now;
         let Some(file_domains) = app.read_domains_file(&path) else {
