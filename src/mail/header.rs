@@ -117,3 +117,39 @@ mod tests {
         assert!(fields(b"").is_empty());
     }
 }
+
+/// Splits a leading RFC 5322 comment off `s` (which starts with `(`): its inner text and
+/// the rest after the closing parenthesis. Nested comments and quoted-pairs are honoured;
+/// `None` when the comment is never closed.
+pub fn split_comment(s: &str) -> Option<(&str, &str)> {
+    let mut depth = 0usize;
+    let mut escaped = false;
+    for (i, c) in s.char_indices() {
+        match c {
+            _ if escaped => escaped = false,
+            '\\' => escaped = true,
+            '(' => depth += 1,
+            ')' => {
+                depth = depth.saturating_sub(1);
+                if depth == 0 {
+                    return Some((&s[1..i], &s[i + 1..]));
+                }
+            }
+            _ => {}
+        }
+    }
+    None
+}
+
+#[cfg(test)]
+mod comment_tests {
+    use super::split_comment;
+
+    #[test]
+    fn comments() {
+        assert_eq!(split_comment("(a) b"), Some(("a", " b")));
+        assert_eq!(split_comment("(a (b) c) d"), Some(("a (b) c", " d")));
+        assert_eq!(split_comment("(a \\) b) c"), Some(("a \\) b", " c")));
+        assert_eq!(split_comment("(open"), None);
+    }
+}

@@ -99,25 +99,16 @@ impl<'a> Iterator for Tokens<'a> {
             return None;
         }
         if let Some(inner) = s.strip_prefix('(') {
-            let mut depth = 0usize;
-            let mut escaped = false;
-            for (i, c) in s.char_indices() {
-                match c {
-                    _ if escaped => escaped = false,
-                    '\\' => escaped = true,
-                    '(' => depth += 1,
-                    ')' => {
-                        depth -= 1;
-                        if depth == 0 {
-                            self.rest = &s[i + 1..];
-                            return Some(Token::Comment(&s[1..i]));
-                        }
-                    }
-                    _ => {}
+            return Some(match super::header::split_comment(s) {
+                Some((comment, rest)) => {
+                    self.rest = rest;
+                    Token::Comment(comment)
                 }
-            }
-            self.rest = "";
-            return Some(Token::Comment(inner));
+                None => {
+                    self.rest = "";
+                    Token::Comment(inner)
+                }
+            });
         }
         let end = s
             .find(|c: char| c.is_whitespace() || c == '(')

@@ -47,27 +47,9 @@ pub fn parse_value(value: &str) -> Result<ReceivedSpf, String> {
     let mut rest = text[end..].trim_start();
     let mut comment = None;
     if rest.starts_with('(') {
-        let mut depth = 0usize;
-        let mut close = None;
-        let mut escaped = false;
-        for (i, c) in rest.char_indices() {
-            match c {
-                _ if escaped => escaped = false,
-                '\\' => escaped = true,
-                '(' => depth += 1,
-                ')' => {
-                    depth -= 1;
-                    if depth == 0 {
-                        close = Some(i);
-                        break;
-                    }
-                }
-                _ => {}
-            }
-        }
-        let close = close.ok_or("unterminated comment")?;
-        comment = Some(rest[1..close].trim().to_string());
-        rest = rest[close + 1..].trim_start();
+        let (inner, after) = super::header::split_comment(rest).ok_or("unterminated comment")?;
+        comment = Some(inner.trim().to_string());
+        rest = after.trim_start();
     }
     let mut pairs = Vec::new();
     let mut chars = rest.char_indices().peekable();
