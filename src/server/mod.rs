@@ -1,8 +1,11 @@
 //! HTTP: `/metrics`, the landing page, health and lifecycle endpoints. Scrapes only read
 //! the latest results; they never trigger DNS.
 
+pub mod basic_auth;
 mod landing;
 pub mod probe;
+pub mod tls;
+pub mod web_config;
 
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -101,14 +104,49 @@ async fn reload(State(app): State<Arc<App>>) -> Response {
     }
 }
 
-/// Serves until SIGTERM/SIGINT; SIGHUP reloads the configuration.
-pub async fn serve(app: Arc<App>, addr: SocketAddr) -> std::io::Result<()> {
-    let listener = tokio::net::TcpListener::bind(addr).await?;
-    serve_on(app, listener).await
+/// What the web config file turns on: TLS, basic authentication, both or neither.
+#[derive(Clone, Default)]
+pub struct Security {
+    pub tls: Option<Arc<rustls::ServerConfig>>,
+    pub auth: Option<Arc<basic_auth::BasicAuth>>,
 }
 
+impl Security {
+    /// Reads the files the web config names (certificates, keys, CAs).
+    pub fn from_config(config: &web_config::WebConfig) -> Result<Self, String> {
+        let tls = match &config.tls {
+            Some(settings) => Some(tls::server_config(settings)?),
+            None => None,
+        };
+        Ok(Self {
+            tls,
+            auth: basic_auth::BasicAuth::new(&config.basic_auth_users),
+        })
+    }
+}
+
+/// Serves until SIGTERM/SIGINT; SIGHUP reloads the configuration.
+pub async fn serve(app: Arc<App>, addr: SocketAddr, security: Security) -> std::io::Result<()> {
+    let listener = tokio::net::TcpListener::bind(addr).await?;
+    serve_secured(app, listener, security).await
+}
+
+/// Plain HTTP without authentication on `listener`.
 pub async fn serve_on(app: Arc<App>, listener: tokio::net::TcpListener) -> std::io::Result<()> {
-    tracing::info!(address = %listener.local_addr()?, "listening");
+    serve_secured(app, listener, Security::default()).await
+}
+
+pub async fn serve_secured(
+    app: Arc<App>,
+    listener: tokio::net::TcpListener,
+    security: Security,
+) -> std::io::Result<()> {
+    tracing::info!(
+        address = %listener.local_addr()?,
+        tls = security.tls.is_some(),
+        basic_auth = security.auth.is_some(),
+        "listening"
+    );
     #[cfg(unix)]
     {
         let app = app.clone();
@@ -123,9 +161,26 @@ pub async fn serve_on(app: Arc<App>, listener: tokio::net::TcpListener) -> std::
             }
         });
     }
-    let result = axum::serve(listener, router(app.clone()))
-        .with_graceful_shutdown(shutdown_signal())
-        .await;
+    let mut routes = router(app.clone());
+    if let Some(auth) = security.auth {
+        // Every path, /-/healthy included, as exporter-toolkit does.
+        routes = routes.layer(axum::middleware::from_fn_with_state(
+            auth,
+            basic_auth::require,
+        ));
+    }
+    let result = match security.tls {
+        Some(config) => {
+            axum::serve(tls::TlsListener::new(listener, config)?, routes)
+                .with_graceful_shutdown(shutdown_signal())
+                .await
+        }
+        None => {
+            axum::serve(listener, routes)
+                .with_graceful_shutdown(shutdown_signal())
+                .await
+        }
+    };
     app.stop();
     result
 }
