@@ -389,6 +389,14 @@ mod tests {
     }
 
     #[test]
+    fn shipped_example_parses_and_its_hash_is_change_me() {
+        let text = include_str!("../../examples/web-config.yml");
+        let c = parse(text).unwrap();
+        assert!(c.tls.is_some());
+        assert!(bcrypt::verify("change-me", &c.basic_auth_users["prometheus"]).unwrap());
+    }
+
+    #[test]
     fn wrong_type_is_located() {
         let e = parse("basic_auth_users:\n  - alice\n").unwrap_err();
         assert_eq!(e.line, Some(2), "{e}");
