@@ -90,21 +90,14 @@ async fn serve(args: ServeArgs) -> ExitCode {
 
 /// The web config file's TLS and authentication, its files read; `None` on an error
 /// (printed).
-fn load_security(web_config: Option<&std::path::Path>) -> Option<server::Security> {
+fn load_security(web_config: Option<&std::path::Path>) -> Option<Arc<server::WebSecurity>> {
     let Some(path) = web_config else {
-        return Some(server::Security::default());
+        return Some(server::WebSecurity::fixed(server::Security::default()));
     };
-    let config = match server::web_config::WebConfig::load(path) {
-        Ok(c) => c,
-        Err(e) => {
-            eprintln!("{e}");
-            return None;
-        }
-    };
-    match server::Security::from_config(&config) {
+    match server::WebSecurity::load(path) {
         Ok(s) => Some(s),
         Err(e) => {
-            eprintln!("{}: {e}", path.display());
+            eprintln!("{e}");
             None
         }
     }

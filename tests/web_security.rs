@@ -421,3 +421,119 @@ async fn data_endpoints_answer_get_and_head_only() {
     assert_eq!(status, 405, "GET /-/reload");
     zones.shutdown().await;
 }
+
+/// Writes `text` to `path` through a new file renamed over it, as deploy tools and
+/// certificate renewers do (a reader never sees half a file).
+fn replace(path: &Path, text: &[u8]) {
+    let tmp = path.with_extension("new");
+    std::fs::write(&tmp, text).unwrap();
+    std::fs::rename(&tmp, path).unwrap();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn renewed_certificate_and_changed_users_apply_without_restart() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    util::ca_and_leaf(d, "old", "IP:127.0.0.84");
+    util::ca_and_leaf(d, "new", "IP:127.0.0.84");
+    std::fs::copy(d.join("old.pem"), d.join("web.pem")).unwrap();
+    std::fs::copy(d.join("old.key"), d.join("web.key")).unwrap();
+    let web = |password: &str| {
+        format!(
+            "tls_server_config:\n  cert_file: web.pem\n  key_file: web.key\nbasic_auth_users:\n  prometheus: {}\n",
+            bcrypt::hash(password, 4).unwrap()
+        )
+    };
+    let mut exporter = Exporter::start(d, &web(RIGHT), 84);
+    exporter.wait_listening().await;
+    let old_client = Client::trusting(d.join("old-ca.pem"));
+    let new_client = Client::trusting(d.join("new-ca.pem"));
+    let (status, _) = first_answer(&old_client, &exporter, Some(&basic("prometheus", RIGHT))).await;
+    assert_eq!(status, 200);
+    assert!(new_client
+        .request(exporter.addr, "GET", "/-/healthy", None)
+        .await
+        .is_err());
+
+    // Renewal: new certificate and key, and a new password.
+    replace(
+        &d.join("web.key"),
+        &std::fs::read(d.join("new.key")).unwrap(),
+    );
+    replace(
+        &d.join("web.pem"),
+        &std::fs::read(d.join("new.pem")).unwrap(),
+    );
+    replace(&d.join("web.yml"), web(WRONG).as_bytes());
+    let deadline = Instant::now() + Duration::from_secs(20);
+    loop {
+        if let Ok((200, _)) = new_client
+            .request(
+                exporter.addr,
+                "GET",
+                "/metrics",
+                Some(&basic("prometheus", WRONG)),
+            )
+            .await
+        {
+            break;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "the renewed certificate and password were not taken up: {}",
+            exporter.log_text()
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    assert!(old_client
+        .request(exporter.addr, "GET", "/metrics", None)
+        .await
+        .is_err());
+    let (status, _) = new_client
+        .request(
+            exporter.addr,
+            "GET",
+            "/metrics",
+            Some(&basic("prometheus", RIGHT)),
+        )
+        .await
+        .unwrap();
+    assert_eq!(status, 401, "the old password still works");
+
+    // A broken web config is reported (files are looked at when requests come) and the
+    // last good settings stay.
+    replace(
+        &d.join("web.yml"),
+        b"basic_auth_users:\n  prometheus: not-a-hash\n",
+    );
+    let deadline = Instant::now() + Duration::from_secs(20);
+    while !exporter.log_text().contains("web config reload failed") {
+        let (status, _) = new_client
+            .request(
+                exporter.addr,
+                "GET",
+                "/metrics",
+                Some(&basic("prometheus", WRONG)),
+            )
+            .await
+            .unwrap();
+        assert_eq!(status, 200);
+        assert!(Instant::now() < deadline, "{}", exporter.log_text());
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    let (status, _) = new_client
+        .request(
+            exporter.addr,
+            "GET",
+            "/metrics",
+            Some(&basic("prometheus", WRONG)),
+        )
+        .await
+        .unwrap();
+    assert_eq!(status, 200);
+    let log = exporter.stop();
+    assert!(log.contains("web config reloaded"), "{log}");
+    for secret in [RIGHT, WRONG] {
+        assert!(!log.contains(secret), "the log contains {secret}");
+    }
+}

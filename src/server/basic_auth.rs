@@ -112,8 +112,16 @@ fn parse_basic(value: &HeaderValue) -> Option<(Vec<u8>, Vec<u8>)> {
     Some((decoded[..colon].to_vec(), decoded[colon + 1..].to_vec()))
 }
 
-/// axum middleware: every request needs valid credentials, as with exporter-toolkit.
-pub async fn require(State(auth): State<Arc<BasicAuth>>, request: Request, next: Next) -> Response {
+/// axum middleware: when users are configured, every request needs valid credentials,
+/// as with exporter-toolkit.
+pub async fn require(
+    State(security): State<Arc<super::WebSecurity>>,
+    request: Request,
+    next: Next,
+) -> Response {
+    let Some(auth) = security.current().auth else {
+        return next.run(request).await;
+    };
     if auth
         .allows(request.headers().get(header::AUTHORIZATION))
         .await

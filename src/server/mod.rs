@@ -4,6 +4,7 @@
 pub mod basic_auth;
 mod landing;
 pub mod probe;
+pub mod security;
 pub mod tls;
 pub mod web_config;
 
@@ -17,6 +18,7 @@ use axum::routing::{get, post};
 use axum::Router;
 
 use crate::app::App;
+pub use security::{Security, WebSecurity};
 
 pub fn router(app: Arc<App>) -> Router {
     Router::new()
@@ -104,47 +106,31 @@ async fn reload(State(app): State<Arc<App>>) -> Response {
     }
 }
 
-/// What the web config file turns on: TLS, basic authentication, both or neither.
-#[derive(Clone, Default)]
-pub struct Security {
-    pub tls: Option<Arc<rustls::ServerConfig>>,
-    pub auth: Option<Arc<basic_auth::BasicAuth>>,
-}
-
-impl Security {
-    /// Reads the files the web config names (certificates, keys, CAs).
-    pub fn from_config(config: &web_config::WebConfig) -> Result<Self, String> {
-        let tls = match &config.tls {
-            Some(settings) => Some(tls::server_config(settings)?),
-            None => None,
-        };
-        Ok(Self {
-            tls,
-            auth: basic_auth::BasicAuth::new(&config.basic_auth_users),
-        })
-    }
-}
-
 /// Serves until SIGTERM/SIGINT; SIGHUP reloads the configuration.
-pub async fn serve(app: Arc<App>, addr: SocketAddr, security: Security) -> std::io::Result<()> {
+pub async fn serve(
+    app: Arc<App>,
+    addr: SocketAddr,
+    security: Arc<WebSecurity>,
+) -> std::io::Result<()> {
     let listener = tokio::net::TcpListener::bind(addr).await?;
     serve_secured(app, listener, security).await
 }
 
 /// Plain HTTP without authentication on `listener`.
 pub async fn serve_on(app: Arc<App>, listener: tokio::net::TcpListener) -> std::io::Result<()> {
-    serve_secured(app, listener, Security::default()).await
+    serve_secured(app, listener, WebSecurity::fixed(Security::default())).await
 }
 
 pub async fn serve_secured(
     app: Arc<App>,
     listener: tokio::net::TcpListener,
-    security: Security,
+    security: Arc<WebSecurity>,
 ) -> std::io::Result<()> {
+    let now = security.current();
     tracing::info!(
         address = %listener.local_addr()?,
-        tls = security.tls.is_some(),
-        basic_auth = security.auth.is_some(),
+        tls = now.tls.is_some(),
+        basic_auth = now.auth.is_some(),
         "listening"
     );
     #[cfg(unix)]
@@ -162,16 +148,16 @@ pub async fn serve_secured(
         });
     }
     let mut routes = router(app.clone());
-    if let Some(auth) = security.auth {
+    if security.may_authenticate() {
         // Every path, /-/healthy included, as exporter-toolkit does.
         routes = routes.layer(axum::middleware::from_fn_with_state(
-            auth,
+            security.clone(),
             basic_auth::require,
         ));
     }
-    let result = match security.tls {
-        Some(config) => {
-            axum::serve(tls::TlsListener::new(listener, config)?, routes)
+    let result = match now.tls {
+        Some(_) => {
+            axum::serve(tls::TlsListener::new(listener, security)?, routes)
                 .with_graceful_shutdown(shutdown_signal())
                 .await
         }

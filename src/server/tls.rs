@@ -15,6 +15,7 @@ use tokio_rustls::server::TlsStream;
 use tokio_rustls::TlsAcceptor;
 
 use super::web_config::{ClientAuth, TlsSettings, TlsVersion};
+use super::WebSecurity;
 
 /// A client that has not finished its handshake by then is dropped.
 const HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(10);
@@ -97,7 +98,8 @@ fn read_key(tls: &TlsSettings) -> Result<PrivateKeyDer<'static>, String> {
 }
 
 /// A TCP listener whose connections come out of axum's `accept` already wrapped in TLS.
-/// Handshakes run in their own tasks; the accept task stops when this is dropped.
+/// Handshakes run in their own tasks, each with the TLS settings current when it began;
+/// the accept task stops when this is dropped.
 pub struct TlsListener {
     ready: mpsc::Receiver<(TlsStream<TcpStream>, SocketAddr)>,
     local: SocketAddr,
@@ -105,11 +107,10 @@ pub struct TlsListener {
 }
 
 impl TlsListener {
-    pub fn new(listener: TcpListener, config: Arc<ServerConfig>) -> std::io::Result<Self> {
+    pub fn new(listener: TcpListener, security: Arc<WebSecurity>) -> std::io::Result<Self> {
         let local = listener.local_addr()?;
         let (tx, ready) = mpsc::channel(MAX_HANDSHAKES);
-        let acceptor = TlsAcceptor::from(config);
-        let accept_task = tokio::spawn(accept_loop(listener, acceptor, tx));
+        let accept_task = tokio::spawn(accept_loop(listener, security, tx));
         Ok(Self {
             ready,
             local,
@@ -126,7 +127,7 @@ impl Drop for TlsListener {
 
 async fn accept_loop(
     listener: TcpListener,
-    acceptor: TlsAcceptor,
+    security: Arc<WebSecurity>,
     tx: mpsc::Sender<(TlsStream<TcpStream>, SocketAddr)>,
 ) {
     let slots = Arc::new(Semaphore::new(MAX_HANDSHAKES));
@@ -143,7 +144,10 @@ async fn accept_loop(
                 continue;
             }
         };
-        let acceptor = acceptor.clone();
+        let Some(config) = security.current().tls else {
+            continue; // TLS is never switched off while serving; drop the connection
+        };
+        let acceptor = TlsAcceptor::from(config);
         let tx = tx.clone();
         tokio::spawn(async move {
             let result = tokio::time::timeout(HANDSHAKE_TIMEOUT, acceptor.accept(tcp)).await;
