@@ -133,6 +133,9 @@ pub async fn serve_secured(
         basic_auth = now.auth.is_some(),
         "listening"
     );
+    if now.auth.is_some() && now.tls.is_none() {
+        tracing::warn!("basic auth without TLS: passwords cross the network readable");
+    }
     #[cfg(unix)]
     {
         let app = app.clone();
