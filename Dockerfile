@@ -18,4 +18,6 @@ USER 10001:10001
 EXPOSE 9744
 ENTRYPOINT ["/usr/local/bin/mailauth-exporter"]
 # Mount the real config at /etc/mailauth-exporter/config.toml; secrets as files or env.
+# For TLS/basic auth mount a web config (examples/web-config.yml) and its certificate and
+# key readable by uid 10001, and add --web.config.file /etc/mailauth-exporter/web.yml.
 CMD ["--config", "/etc/mailauth-exporter/config.toml", "--web.listen-address", "0.0.0.0:9744"]

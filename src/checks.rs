@@ -224,7 +224,7 @@ pub async fn check_domain_with(dns: &dyn Dns, spec: &DomainSpec, https: &Https) 
     let run_dnsbl = !spec.blocklists.is_empty() && !spec.sending_ips.is_empty();
     let ((newer, newer_t), (dane, dane_t), (dnsbl, dnsbl_t)) = tokio::join!(
         timed(newer_records::check(dns, &domain, &dmarc, &mx, https)),
-        timed(dane::check(dns, &mx, 25, https.timeout)),
+        timed(dane::check(dns, &domain, &mx, 25, https.timeout)),
         timed(async {
             if run_dnsbl {
                 dnsbl::check(dns, &spec.sending_ips, &spec.blocklists).await

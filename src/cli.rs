@@ -58,6 +58,9 @@ pub struct ServeArgs {
     /// Allow POST /-/reload.
     #[arg(long = "web.enable-lifecycle")]
     pub enable_lifecycle: bool,
+    /// Web config file (YAML, as Prometheus exporter-toolkit): TLS and basic auth.
+    #[arg(long = "web.config.file")]
+    pub web_config_file: Option<PathBuf>,
     #[command(flatten)]
     pub log: LogArgs,
 }
@@ -132,6 +135,9 @@ pub struct DemoArgs {
     /// Address to listen on.
     #[arg(long = "web.listen-address", default_value = crate::config::DEFAULT_LISTEN_ADDRESS)]
     pub listen_address: String,
+    /// Web config file (YAML, as Prometheus exporter-toolkit): TLS and basic auth.
+    #[arg(long = "web.config.file")]
+    pub web_config_file: Option<PathBuf>,
     #[command(flatten)]
     pub log: LogArgs,
 }

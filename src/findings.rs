@@ -281,6 +281,9 @@ codes! {
     DaneUnusable => "dane.unusable", Dane, Warning,
         "The TLSA records use only PKIX usages (0/1), which DANE for SMTP ignores (RFC 7672 §3.1.3).",
         "Publish DANE-EE (3 1 1) or DANE-TA (2 1 1) records.";
+    DaneNotDnssecValidated => "dane.not_dnssec_validated", Dane, Warning,
+        "The resolver did not vouch for the TLSA records (or the MX records leading to them) with DNSSEC: senders treat TLSA records that are not DNSSEC-secure as absent (RFC 7672 §2.2), so DANE does not protect this MX and mail goes over unauthenticated TLS.",
+        "Sign the zones of the domain and of the MX host (with a DS record in each parent), or, if they are signed, point the exporter at a validating resolver ([dns] nameservers).";
     DnsError => "dns.error", Spf, Error,
         "The check could not be answered: DNS timed out, failed or refused. The result is unknown, not absent.",
         "Check the authoritative servers of the name in the message and the resolver in [dns].";

@@ -31,7 +31,11 @@ fn main() -> ExitCode {
         Some(Command::Serve(args)) => runtime.block_on(serve(args)),
         Some(Command::Check(args)) => runtime.block_on(check(args)),
         Some(Command::Inspect(args)) => mailauth_exporter::inspect::run(&args),
-        Some(Command::Demo(args)) => runtime.block_on(run_demo(args.listen_address, &args.log)),
+        Some(Command::Demo(args)) => runtime.block_on(run_demo(
+            args.listen_address,
+            args.web_config_file.as_deref(),
+            &args.log,
+        )),
         Some(Command::Config {
             command: ConfigCommand::Check { config },
         }) => config_check(&config),
@@ -79,8 +83,24 @@ async fn serve(args: ServeArgs) -> ExitCode {
         Some(args.config.clone()),
         &listen,
         args.enable_lifecycle,
+        args.web_config_file.as_deref(),
     )
     .await
+}
+
+/// The web config file's TLS and authentication, its files read; `None` on an error
+/// (printed).
+fn load_security(web_config: Option<&std::path::Path>) -> Option<Arc<server::WebSecurity>> {
+    let Some(path) = web_config else {
+        return Some(server::WebSecurity::fixed(server::Security::default()));
+    };
+    match server::WebSecurity::load(path) {
+        Ok(s) => Some(s),
+        Err(e) => {
+            eprintln!("{e}");
+            None
+        }
+    }
 }
 
 async fn run_exporter(
@@ -88,6 +108,7 @@ async fn run_exporter(
     path: Option<std::path::PathBuf>,
     listen: &str,
     lifecycle: bool,
+    web_config: Option<&std::path::Path>,
 ) -> ExitCode {
     let addr = match parse_listen(listen) {
         Ok(a) => a,
@@ -96,6 +117,9 @@ async fn run_exporter(
             return ExitCode::from(2);
         }
     };
+    let Some(security) = load_security(web_config) else {
+        return ExitCode::from(2);
+    };
     let app = match App::start(config, path, lifecycle) {
         Ok(app) => app,
         Err(e) => {
@@ -103,7 +127,7 @@ async fn run_exporter(
             return ExitCode::from(2);
         }
     };
-    match server::serve(app, addr).await {
+    match server::serve(app, addr, security).await {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
             eprintln!("cannot serve on {addr}: {e}");
@@ -112,7 +136,7 @@ async fn run_exporter(
     }
 }
 
-async fn run_demo(listen: String, log: &LogArgs) -> ExitCode {
+async fn run_demo(listen: String, web_config: Option<&std::path::Path>, log: &LogArgs) -> ExitCode {
     init_logging(log);
     let zones = match demo::start_zone_server().await {
         Ok(z) => z,
@@ -127,7 +151,7 @@ async fn run_demo(listen: String, log: &LogArgs) -> ExitCode {
         zones.addr()
     );
     eprintln!("demo: open http://{listen}/ and http://{listen}/metrics");
-    let code = run_exporter(config, None, &listen, false).await;
+    let code = run_exporter(config, None, &listen, false, web_config).await;
     zones.shutdown().await;
     code
 }

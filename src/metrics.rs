@@ -113,6 +113,11 @@ const FAMILIES: &[(&str, &str, &str)] = &[
         "gauge",
         "1 when the sending IP is listed on the DNS blocklist.",
     ),
+    (
+        "mailauth_dane_dnssec_validated",
+        "gauge",
+        "1 when the resolver validated the MX's TLSA records and the domain's MX records with DNSSEC (AD bit), so that DANE senders use them.",
+    ),
 ];
 
 const F_SUCCESS: usize = 0;
@@ -134,6 +139,7 @@ const F_MTA_STS_MAX_AGE: usize = 15;
 const F_DANE_MATCH: usize = 16;
 const F_MX_CERT_EXPIRY: usize = 17;
 const F_DNSBL: usize = 18;
+const F_DANE_DNSSEC: usize = 19;
 
 /// The latest state of one domain.
 #[derive(Clone)]
@@ -705,6 +711,14 @@ fn render_domain(report: &DomainReport, changes: &BTreeMap<String, (String, f64)
                 f64::from(u8::from(m)),
             );
         }
+        if let Some(v) = h.dnssec_validated {
+            line(
+                &mut f[F_DANE_DNSSEC],
+                FAMILIES[F_DANE_DNSSEC].0,
+                &labels,
+                f64::from(u8::from(v)),
+            );
+        }
         if let Some(t) = h.not_after {
             line(
                 &mut f[F_MX_CERT_EXPIRY],
@@ -745,7 +759,7 @@ mod tests {
 
     #[test]
     fn every_family_index_has_a_family() {
-        assert_eq!(FAMILIES.len(), F_DNSBL + 1);
+        assert_eq!(FAMILIES.len(), F_DANE_DNSSEC + 1);
         let names: std::collections::HashSet<&str> = FAMILIES.iter().map(|f| f.0).collect();
         assert_eq!(names.len(), FAMILIES.len());
     }

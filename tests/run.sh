@@ -9,6 +9,10 @@ command -v promtool >/dev/null 2>&1 || need_apt+=(prometheus)
 command -v dovecot >/dev/null 2>&1 || need_apt+=(dovecot-imapd dovecot-lmtpd)
 [ -e /usr/lib/dovecot/lmtp ] || need_apt+=(dovecot-lmtpd)
 command -v openssl >/dev/null 2>&1 || need_apt+=(openssl)
+# DNSSEC for DANE (tests/dane_dnssec.rs): knot signs a zone (knotd, keymgr), unbound validates.
+command -v knotd >/dev/null 2>&1 || need_apt+=(knot)
+command -v keymgr >/dev/null 2>&1 || need_apt+=(knot)
+command -v unbound >/dev/null 2>&1 || need_apt+=(unbound)
 if [ ${#need_apt[@]} -gt 0 ]; then
   if [ "$(id -u)" -ne 0 ]; then
     echo "tests/run.sh: need root to apt-get install ${need_apt[*]}" >&2

@@ -15,7 +15,7 @@ use std::time::{Duration, Instant};
 use tokio::sync::OnceCell;
 
 use super::client::HickoryDns;
-use super::{normalize_name, Dns, LookupFuture, LookupResult, RecordType};
+use super::{normalize_name, AuthenticatedFuture, Dns, LookupFuture, LookupResult, RecordType};
 
 const ERROR_TTL: Duration = Duration::from_secs(2);
 const DEFAULT_NEGATIVE_TTL: Duration = Duration::from_secs(60);
@@ -72,6 +72,14 @@ impl CachingDns {
 }
 
 impl Dns for CachingDns {
+    fn lookup_authenticated<'a>(
+        &'a self,
+        name: &'a str,
+        rtype: RecordType,
+    ) -> AuthenticatedFuture<'a> {
+        self.wire.lookup_authenticated(name, rtype)
+    }
+
     fn lookup<'a>(&'a self, name: &'a str, rtype: RecordType) -> LookupFuture<'a> {
         Box::pin(async move {
             let slot = self.slot((normalize_name(name), rtype));

@@ -7,14 +7,20 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
-use hickory_resolver::config::{ConnectionConfig, NameServerConfig, ResolverConfig, ResolverOpts};
+use hickory_resolver::config::{
+    ConnectionConfig, NameServerConfig, ProtocolConfig, ResolverConfig, ResolverOpts,
+};
 use hickory_resolver::net::runtime::TokioRuntimeProvider;
 use hickory_resolver::net::{DnsError as HDnsError, NetError};
 use hickory_resolver::proto::op::ResponseCode;
 use hickory_resolver::proto::rr::{RData as HRData, RecordType as HRecordType};
 use hickory_resolver::{Resolver, TokioResolver};
 
-use super::{normalize_name, Answer, Dns, DnsError, LookupFuture, LookupResult, RData, RecordType};
+use super::secure::Authenticated;
+use super::{
+    normalize_name, Answer, AuthenticatedFuture, Dns, DnsError, LookupFuture, LookupResult, RData,
+    RecordType,
+};
 
 /// How to reach DNS: explicit servers (`[dns] nameservers`, `--nameserver`) or, when empty,
 /// the system's resolv.conf.
@@ -86,6 +92,10 @@ impl QueryCounters {
 pub struct HickoryDns {
     resolver: TokioResolver,
     counters: Arc<QueryCounters>,
+    /// The same servers, for the queries sent without hickory ([`super::secure`]).
+    servers: Vec<SocketAddr>,
+    timeout: Duration,
+    attempts: usize,
 }
 
 /// An answer and how long it may be reused (record TTL, or the negative TTL of the SOA).
@@ -124,11 +134,37 @@ impl HickoryDns {
         opts.ndots = 0;
         opts.edns0 = true;
         opts.use_hosts_file = hickory_resolver::config::ResolveHosts::Never;
+        let servers = config
+            .name_servers()
+            .iter()
+            .map(|ns| {
+                let port = ns
+                    .connections
+                    .iter()
+                    .find(|c| matches!(c.protocol, ProtocolConfig::Udp))
+                    .map_or(53, |c| c.port);
+                SocketAddr::new(ns.ip, port)
+            })
+            .collect();
         let resolver = Resolver::builder_with_config(config, TokioRuntimeProvider::default())
             .with_options(opts)
             .build()
             .map_err(|e| format!("cannot build the DNS resolver: {e}"))?;
-        Ok(Self { resolver, counters })
+        Ok(Self {
+            resolver,
+            counters,
+            servers,
+            timeout: settings.timeout,
+            attempts: settings.attempts.max(1),
+        })
+    }
+
+    /// One query with the DNSSEC OK and AD bits set, counted; whether the resolver set AD.
+    pub async fn query_authenticated(&self, name: &str, rtype: RecordType) -> Authenticated {
+        let answer =
+            super::secure::ask(&self.servers, self.timeout, self.attempts, name, rtype).await;
+        self.counters.count(&answer.result);
+        answer
     }
 
     /// The underlying resolver, for libraries that take one (mail-auth's DKIM verifier).
@@ -199,6 +235,14 @@ impl Dns for HickoryDns {
     fn lookup<'a>(&'a self, name: &'a str, rtype: RecordType) -> LookupFuture<'a> {
         Box::pin(async move { self.query(name, rtype).await.result })
     }
+
+    fn lookup_authenticated<'a>(
+        &'a self,
+        name: &'a str,
+        rtype: RecordType,
+    ) -> AuthenticatedFuture<'a> {
+        Box::pin(self.query_authenticated(name, rtype))
+    }
 }
 
 fn map_error(err: NetError) -> TimedAnswer {
@@ -243,7 +287,7 @@ fn map_error(err: NetError) -> TimedAnswer {
     }
 }
 
-fn hickory_type(rtype: RecordType) -> HRecordType {
+pub(super) fn hickory_type(rtype: RecordType) -> HRecordType {
     match rtype {
         RecordType::A => HRecordType::A,
         RecordType::Aaaa => HRecordType::AAAA,
@@ -255,7 +299,7 @@ fn hickory_type(rtype: RecordType) -> HRecordType {
     }
 }
 
-fn record_type_of(data: &RData) -> RecordType {
+pub(super) fn record_type_of(data: &RData) -> RecordType {
     match data {
         RData::A(_) => RecordType::A,
         RData::Aaaa(_) => RecordType::Aaaa,
@@ -267,7 +311,7 @@ fn record_type_of(data: &RData) -> RecordType {
     }
 }
 
-fn convert(data: &HRData) -> Option<RData> {
+pub(super) fn convert(data: &HRData) -> Option<RData> {
     Some(match data {
         HRData::A(a) => RData::A(a.0),
         HRData::AAAA(a) => RData::Aaaa(a.0),

@@ -35,6 +35,9 @@ pub struct MxTls {
     pub dane_match: Option<bool>,
     /// notAfter of the presented certificate (Unix seconds).
     pub not_after: Option<i64>,
+    /// The resolver set AD on both the TLSA answer and the domain's MX answer, so that
+    /// DANE senders use the records (RFC 7672 §2.2); `None` when that was not answered.
+    pub dnssec_validated: Option<bool>,
 }
 
 #[derive(Clone, Debug, Default, PartialEq, Eq, Serialize)]
@@ -122,6 +125,24 @@ pub async fn fetch_chain(host: &str, ip: IpAddr, port: u16, timeout: Duration) -
     result
 }
 
+/// The finding's message when DANE senders would not use the TLSA records at `tlsa_name`.
+fn not_validated_message(
+    domain: &str,
+    tlsa_name: &str,
+    mx_ok: bool,
+    tlsa_ok: bool,
+) -> Option<String> {
+    let what = match (mx_ok, tlsa_ok) {
+        (true, true) => return None,
+        (false, false) => format!("the MX records of {domain} and the TLSA records at {tlsa_name}"),
+        (false, true) => format!("the MX records of {domain}"),
+        (true, false) => format!("the TLSA records at {tlsa_name}"),
+    };
+    Some(format!(
+        "{what} came back without the AD bit: not DNSSEC-validated by the resolver, so DANE senders ignore the TLSA records (RFC 7672 §2.2)"
+    ))
+}
+
 async fn read_reply(
     reader: &mut BufReader<tokio::net::TcpStream>,
     host: &str,
@@ -201,15 +222,33 @@ async fn fetch_chain_inner(host: &str, ip: IpAddr, port: u16) -> Result<Vec<Vec<
     Ok(chain)
 }
 
-/// Checks every MX host that publishes TLSA records.
-pub async fn check(dns: &dyn Dns, mx: &MxReport, port: u16, timeout: Duration) -> DaneReport {
+/// Whether the resolver vouched for `domain`'s MX RRset: TLSA records of an MX host reached
+/// through an insecure MX answer are not used either (RFC 7672 §2.2.1).
+async fn mx_secure(dns: &dyn Dns, domain: &str) -> Result<bool, String> {
+    let answer = dns.lookup_authenticated(domain, RecordType::Mx).await;
+    match answer.result {
+        Ok(_) => Ok(answer.authenticated),
+        Err(e) => Err(format!("MX lookup of {domain} with DNSSEC: {e}")),
+    }
+}
+
+/// Checks every MX host of `domain` that publishes TLSA records.
+pub async fn check(
+    dns: &dyn Dns,
+    domain: &str,
+    mx: &MxReport,
+    port: u16,
+    timeout: Duration,
+) -> DaneReport {
     let mut report = DaneReport {
         answered: true,
         ..Default::default()
     };
+    let mut mx_validated: Option<Result<bool, String>> = None;
     for host in &mx.hosts {
         let name = format!("_25._tcp.{}", host.host);
-        let answer = match dns.lookup(&name, RecordType::Tlsa).await {
+        let secure = dns.lookup_authenticated(&name, RecordType::Tlsa).await;
+        let answer = match secure.result {
             Ok(a) => a,
             Err(e) => {
                 report.answered = false;
@@ -249,6 +288,27 @@ pub async fn check(dns: &dyn Dns, mx: &MxReport, port: u16, timeout: Duration) -
                 .collect(),
             ..Default::default()
         };
+        if mx_validated.is_none() {
+            mx_validated = Some(mx_secure(dns, domain).await);
+        }
+        match mx_validated.as_ref().expect("set above") {
+            Err(e) => {
+                report.answered = false;
+                report
+                    .findings
+                    .push(Finding::dns_error(Check::Dane, e.clone()));
+            }
+            Ok(mx_ok) => {
+                entry.dnssec_validated = Some(*mx_ok && secure.authenticated);
+                if let Some(message) =
+                    not_validated_message(domain, &name, *mx_ok, secure.authenticated)
+                {
+                    report
+                        .findings
+                        .push(Finding::new(Code::DaneNotDnssecValidated, message));
+                }
+            }
+        }
         let usable: Vec<&(u8, u8, u8, Vec<u8>)> =
             tlsa.iter().filter(|t| t.0 == 2 || t.0 == 3).collect();
         if usable.is_empty() {

@@ -15,6 +15,7 @@ pub mod mta_sts;
 pub mod mx;
 pub mod newer_records;
 pub mod ptr;
+pub mod secure;
 pub mod spf;
 pub mod taglist;
 
@@ -153,10 +154,29 @@ pub type LookupResult = Result<Arc<Answer>, DnsError>;
 /// Boxed future so that `Dns` stays object-safe (`Arc<dyn Dns>` is passed to every check).
 pub type LookupFuture<'a> = Pin<Box<dyn Future<Output = LookupResult> + Send + 'a>>;
 
+/// An answer and whether the resolver vouched for it with DNSSEC.
+pub type AuthenticatedFuture<'a> = Pin<Box<dyn Future<Output = secure::Authenticated> + Send + 'a>>;
+
 /// The one interface between the checks and the network.
 pub trait Dns: Send + Sync {
     /// Looks up `name` (with or without trailing dot, any case) for `rtype`.
     fn lookup<'a>(&'a self, name: &'a str, rtype: RecordType) -> LookupFuture<'a>;
+
+    /// Looks up `name` asking the resolver to say whether it validated the answer with
+    /// DNSSEC (the AD bit, [`secure`]). Never cached: DANE asks rarely and must see the
+    /// current state. An implementation that cannot tell says "not validated".
+    fn lookup_authenticated<'a>(
+        &'a self,
+        name: &'a str,
+        rtype: RecordType,
+    ) -> AuthenticatedFuture<'a> {
+        Box::pin(async move {
+            secure::Authenticated {
+                result: self.lookup(name, rtype).await,
+                authenticated: false,
+            }
+        })
+    }
 }
 
 /// Lower-case, no trailing dot: the one spelling of a name used as a key and in output.

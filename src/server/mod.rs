@@ -1,8 +1,12 @@
 //! HTTP: `/metrics`, the landing page, health and lifecycle endpoints. Scrapes only read
 //! the latest results; they never trigger DNS.
 
+pub mod basic_auth;
 mod landing;
 pub mod probe;
+pub mod security;
+pub mod tls;
+pub mod web_config;
 
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -14,6 +18,7 @@ use axum::routing::{get, post};
 use axum::Router;
 
 use crate::app::App;
+pub use security::{Security, WebSecurity};
 
 pub fn router(app: Arc<App>) -> Router {
     Router::new()
@@ -102,13 +107,35 @@ async fn reload(State(app): State<Arc<App>>) -> Response {
 }
 
 /// Serves until SIGTERM/SIGINT; SIGHUP reloads the configuration.
-pub async fn serve(app: Arc<App>, addr: SocketAddr) -> std::io::Result<()> {
+pub async fn serve(
+    app: Arc<App>,
+    addr: SocketAddr,
+    security: Arc<WebSecurity>,
+) -> std::io::Result<()> {
     let listener = tokio::net::TcpListener::bind(addr).await?;
-    serve_on(app, listener).await
+    serve_secured(app, listener, security).await
 }
 
+/// Plain HTTP without authentication on `listener`.
 pub async fn serve_on(app: Arc<App>, listener: tokio::net::TcpListener) -> std::io::Result<()> {
-    tracing::info!(address = %listener.local_addr()?, "listening");
+    serve_secured(app, listener, WebSecurity::fixed(Security::default())).await
+}
+
+pub async fn serve_secured(
+    app: Arc<App>,
+    listener: tokio::net::TcpListener,
+    security: Arc<WebSecurity>,
+) -> std::io::Result<()> {
+    let now = security.current();
+    tracing::info!(
+        address = %listener.local_addr()?,
+        tls = now.tls.is_some(),
+        basic_auth = now.auth.is_some(),
+        "listening"
+    );
+    if now.auth.is_some() && now.tls.is_none() {
+        tracing::warn!("basic auth without TLS: passwords cross the network readable");
+    }
     #[cfg(unix)]
     {
         let app = app.clone();
@@ -123,9 +150,26 @@ pub async fn serve_on(app: Arc<App>, listener: tokio::net::TcpListener) -> std::
             }
         });
     }
-    let result = axum::serve(listener, router(app.clone()))
-        .with_graceful_shutdown(shutdown_signal())
-        .await;
+    let mut routes = router(app.clone());
+    if security.may_authenticate() {
+        // Every path, /-/healthy included, as exporter-toolkit does.
+        routes = routes.layer(axum::middleware::from_fn_with_state(
+            security.clone(),
+            basic_auth::require,
+        ));
+    }
+    let result = match now.tls {
+        Some(_) => {
+            axum::serve(tls::TlsListener::new(listener, security)?, routes)
+                .with_graceful_shutdown(shutdown_signal())
+                .await
+        }
+        None => {
+            axum::serve(listener, routes)
+                .with_graceful_shutdown(shutdown_signal())
+                .await
+        }
+    };
     app.stop();
     result
 }

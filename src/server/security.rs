@@ -1,0 +1,171 @@
+//! The HTTP server's TLS and authentication as the web config file says, kept current:
+//! like exporter-toolkit (which re-reads the file for every request and handshake), a
+//! changed web config file, certificate, key or client CA takes effect without a restart,
+//! so a renewed certificate is served as soon as it is written. Here the files are
+//! looked at (size and mtime) at most once a second, when a connection or request comes.
+//! A file that no longer loads is reported once and the last good settings stay.
+
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, Mutex, RwLock};
+use std::time::{Duration, Instant, SystemTime};
+
+use super::basic_auth::BasicAuth;
+use super::web_config::WebConfig;
+
+const CHECK_EVERY: Duration = Duration::from_secs(1);
+
+/// What the web config file turns on: TLS, basic authentication, both or neither.
+#[derive(Clone, Default)]
+pub struct Security {
+    pub tls: Option<Arc<rustls::ServerConfig>>,
+    pub auth: Option<Arc<BasicAuth>>,
+}
+
+impl Security {
+    /// Reads the files the web config names (certificates, keys, CAs).
+    pub fn from_config(config: &WebConfig) -> Result<Self, String> {
+        let tls = match &config.tls {
+            Some(settings) => Some(super::tls::server_config(settings)?),
+            None => None,
+        };
+        Ok(Self {
+            tls,
+            auth: BasicAuth::new(&config.basic_auth_users),
+        })
+    }
+}
+
+type Stamp = Vec<(PathBuf, Option<(SystemTime, u64)>)>;
+
+struct Loaded {
+    security: Security,
+    stamp: Stamp,
+}
+
+/// The current [`Security`], and where it came from.
+pub struct WebSecurity {
+    path: Option<PathBuf>,
+    loaded: RwLock<Loaded>,
+    /// When the files were last looked at; held while one caller looks.
+    checked: Mutex<Instant>,
+}
+
+impl WebSecurity {
+    /// Settings that never change (no web config file).
+    pub fn fixed(security: Security) -> Arc<Self> {
+        Arc::new(Self {
+            path: None,
+            loaded: RwLock::new(Loaded {
+                security,
+                stamp: Vec::new(),
+            }),
+            checked: Mutex::new(Instant::now()),
+        })
+    }
+
+    /// Loads the web config file at `path` and the files it names.
+    pub fn load(path: &Path) -> Result<Arc<Self>, String> {
+        let (security, stamp) = load(path)?;
+        Ok(Arc::new(Self {
+            path: Some(path.to_path_buf()),
+            loaded: RwLock::new(Loaded { security, stamp }),
+            checked: Mutex::new(Instant::now()),
+        }))
+    }
+
+    /// The settings in force, after picking up changed files if it is time to look.
+    pub fn current(&self) -> Security {
+        self.refresh_if_due();
+        self.loaded
+            .read()
+            .unwrap_or_else(|p| p.into_inner())
+            .security
+            .clone()
+    }
+
+    pub fn has_tls(&self) -> bool {
+        self.current().tls.is_some()
+    }
+
+    /// Whether requests go through the authentication layer (they do whenever a web
+    /// config file is in use, since users may be added to it later).
+    pub fn may_authenticate(&self) -> bool {
+        self.path.is_some() || self.current().auth.is_some()
+    }
+
+    fn refresh_if_due(&self) {
+        let Some(path) = &self.path else { return };
+        let Ok(mut checked) = self.checked.try_lock() else {
+            return; // another caller is looking right now
+        };
+        if checked.elapsed() < CHECK_EVERY {
+            return;
+        }
+        *checked = Instant::now();
+        let old_stamp = {
+            let loaded = self.loaded.read().unwrap_or_else(|p| p.into_inner());
+            loaded.stamp.clone()
+        };
+        if stamp_of(old_stamp.iter().map(|(p, _)| p.as_path())) == old_stamp {
+            return;
+        }
+        let had_tls = self.has_tls_now();
+        let outcome = load(path).and_then(|(security, stamp)| {
+            if security.tls.is_some() != had_tls {
+                Err("switching TLS on or off needs a restart".to_string())
+            } else {
+                Ok((security, stamp))
+            }
+        });
+        let mut loaded = self.loaded.write().unwrap_or_else(|p| p.into_inner());
+        match outcome {
+            Ok((security, stamp)) => {
+                tracing::info!(
+                    file = %path.display(),
+                    tls = security.tls.is_some(),
+                    basic_auth = security.auth.is_some(),
+                    "web config reloaded"
+                );
+                *loaded = Loaded { security, stamp };
+            }
+            Err(e) => {
+                tracing::error!(error = %e, "web config reload failed; the previous settings stay");
+                // Reported once per change, not once a second.
+                loaded.stamp = stamp_of(old_stamp.iter().map(|(p, _)| p.as_path()));
+            }
+        }
+    }
+
+    fn has_tls_now(&self) -> bool {
+        self.loaded
+            .read()
+            .unwrap_or_else(|p| p.into_inner())
+            .security
+            .tls
+            .is_some()
+    }
+}
+
+fn load(path: &Path) -> Result<(Security, Stamp), String> {
+    let config = WebConfig::load(path).map_err(|e| e.to_string())?;
+    let security =
+        Security::from_config(&config).map_err(|e| format!("{}: {e}", path.display()))?;
+    let mut files = vec![path.to_path_buf()];
+    if let Some(tls) = &config.tls {
+        files.push(tls.cert_file.clone());
+        files.push(tls.key_file.clone());
+        files.extend(tls.client_ca_file.clone());
+    }
+    Ok((security, stamp_of(files.iter().map(PathBuf::as_path))))
+}
+
+fn stamp_of<'a>(files: impl Iterator<Item = &'a Path>) -> Stamp {
+    files
+        .map(|p| {
+            let meta = std::fs::metadata(p)
+                .ok()
+                .and_then(|m| Some((m.modified().ok()?, m.len())));
+            (p.to_path_buf(), meta)
+        })
+        .collect()
+}
