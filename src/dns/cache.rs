@@ -48,6 +48,16 @@ impl CachingDns {
         &self.wire
     }
 
+    /// Distinct (name, type) pairs asked since the cache was created or cleared (each asked
+    /// again only after its TTL ran out, so in one short run: the queries that were needed).
+    pub fn len(&self) -> usize {
+        self.slots.lock().expect("dns cache lock").len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+
     /// Forgets every answer (used by tests that change a zone and by config reload).
     pub fn clear(&self) {
         self.slots.lock().expect("dns cache lock").clear();
