@@ -27,9 +27,11 @@ pub fn check_all(
     futures::stream::iter(specs)
         .map(move |spec| {
             let (dns, permits) = (dns.clone(), permits.clone());
+            // Boxed once it may run: a waiting task then holds a few words, not the
+            // 26 KB state of a domain's checks.
             let handle = tokio::spawn(async move {
                 let _permit = permits.acquire_owned().await;
-                check_domain(dns.as_ref(), &spec).await
+                Box::pin(check_domain(dns.as_ref(), &spec)).await
             });
             async move { handle.await.expect("a domain's check panicked") }
         })
