@@ -81,8 +81,18 @@ pub enum Format {
 #[derive(Args, Debug)]
 pub struct CheckArgs {
     /// Domains to check.
-    #[arg(required = true)]
+    #[arg(required_unless_present = "domains_file")]
     pub domains: Vec<String>,
+    /// More domains from a file: one per line (`#` comments) or Prometheus file_sd JSON.
+    #[arg(long = "domains-file")]
+    pub domains_file: Option<PathBuf>,
+    /// How many domains are checked at once.
+    #[arg(long, default_value_t = 64, value_parser = clap::value_parser!(u32).range(1..))]
+    pub concurrency: u32,
+    /// Print a summary of the run to standard error: domains, time, DNS queries sent by
+    /// outcome and distinct names asked.
+    #[arg(long)]
+    pub stats: bool,
     /// DKIM selector to check (repeatable).
     #[arg(long = "dkim-selector")]
     pub dkim_selectors: Vec<String>,

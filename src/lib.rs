@@ -2,6 +2,7 @@
 //! records around them) and exposes what it finds to Prometheus.
 
 pub mod app;
+pub mod batch;
 pub mod checks;
 pub mod cli;
 pub mod config;

@@ -1,14 +1,16 @@
 //! Entry point: parse the command line and hand over. Nothing about checks lives here.
 
-use std::io::IsTerminal;
+use std::io::{IsTerminal, Write};
 use std::net::SocketAddr;
 use std::process::ExitCode;
 use std::sync::Arc;
 
 use clap::Parser;
+use futures::StreamExt;
 
 use mailauth_exporter::app::App;
-use mailauth_exporter::checks::{check_domain, DomainSpec};
+use mailauth_exporter::batch;
+use mailauth_exporter::checks::DomainSpec;
 use mailauth_exporter::cli::{CheckArgs, Cli, Command, ConfigCommand, Format, LogArgs, ServeArgs};
 use mailauth_exporter::config::Config;
 use mailauth_exporter::dns::{CachingDns, HickoryDns, QueryCounters, ResolverSettings};
@@ -157,6 +159,7 @@ async fn run_demo(listen: String, web_config: Option<&std::path::Path>, log: &Lo
 }
 
 async fn check(args: CheckArgs) -> ExitCode {
+    let started = std::time::Instant::now();
     let settings = ResolverSettings {
         nameservers: args.nameservers.clone(),
         timeout: args.timeout,
@@ -169,8 +172,8 @@ async fn check(args: CheckArgs) -> ExitCode {
             return ExitCode::from(2);
         }
     };
-    let dns = CachingDns::new(wire, std::time::Duration::from_secs(300));
-    let mut specs = Vec::new();
+    let dns = Arc::new(CachingDns::new(wire, std::time::Duration::from_secs(300)));
+    let mut names = Vec::new();
     for raw in &args.domains {
         let Some(domain) = mailauth_exporter::dns::to_ascii_name(raw)
             .filter(|d| mailauth_exporter::config::is_domain_name(d))
@@ -178,34 +181,71 @@ async fn check(args: CheckArgs) -> ExitCode {
             eprintln!("invalid domain name {raw:?}");
             return ExitCode::from(2);
         };
-        specs.push(DomainSpec {
-            name: domain,
+        names.push(domain);
+    }
+    if let Some(path) = &args.domains_file {
+        match mailauth_exporter::config::domains_file::read(path) {
+            Ok(list) => {
+                for skipped in &list.skipped {
+                    eprintln!("{}: {skipped}", path.display());
+                }
+                names.extend(list.domains);
+            }
+            Err(e) => {
+                eprintln!("{e}");
+                return ExitCode::from(2);
+            }
+        }
+    }
+    let specs: Vec<DomainSpec> = names
+        .into_iter()
+        .map(|name| DomainSpec {
+            name,
             dkim_selectors: args.dkim_selectors.clone(),
             sending_ips: args.sending_ips.clone(),
             helo: args.helo.clone(),
             expect_dmarc_policy: args.expect_dmarc_policy,
             parked: args.parked,
             blocklists: args.blocklists.clone(),
-        });
-    }
-    let reports = futures::future::join_all(specs.iter().map(|s| check_domain(&dns, s))).await;
+        })
+        .collect();
+    let count = specs.len();
     let style = output::text::Style {
         color: std::io::stdout().is_terminal(),
     };
-    for (i, report) in reports.iter().enumerate() {
-        match args.format {
-            Format::Json => println!("{}", output::json::domain_line(report)),
+    let (mut unanswered, mut errors) = (false, false);
+    let mut out = std::io::BufWriter::new(std::io::stdout().lock());
+    let mut reports = std::pin::pin!(batch::check_all(
+        dns.clone(),
+        specs,
+        args.concurrency as usize
+    ));
+    let mut first = true;
+    while let Some(report) = reports.next().await {
+        unanswered |= !report.fully_answered();
+        errors |= report.has_errors();
+        let written = match args.format {
+            Format::Json => writeln!(out, "{}", output::json::domain_line(&report)),
             Format::Text => {
-                if i > 0 {
-                    println!();
-                }
-                print!("{}", output::text::render(report, &style));
+                let sep = if first { "" } else { "\n" };
+                write!(out, "{sep}{}", output::text::render(&report, &style))
             }
+        };
+        first = false;
+        if written.is_err() {
+            // Standard output closed (a pager quit): the rest would go nowhere.
+            return ExitCode::from(2);
         }
     }
-    if reports.iter().any(|r| !r.fully_answered()) {
+    if out.flush().is_err() {
+        return ExitCode::from(2);
+    }
+    if args.stats {
+        eprintln!("{}", batch::RunStats::collect(&dns, count, started).line());
+    }
+    if unanswered {
         ExitCode::from(2)
-    } else if reports.iter().any(|r| r.has_errors()) {
+    } else if errors {
         ExitCode::from(1)
     } else {
         ExitCode::SUCCESS

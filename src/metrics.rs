@@ -411,6 +411,17 @@ impl Metrics {
             .values()
             .map(|e| e.fragments.clone())
             .collect();
+        // One allocation of the final size: growing a 15 MB text by doubling would copy it
+        // several times per scrape and leave the discarded buffers to the allocator.
+        let series: usize = fragments
+            .iter()
+            .map(|f| f.iter().map(String::len).sum::<usize>())
+            .sum();
+        let headers: usize = FAMILIES
+            .iter()
+            .map(|(name, kind, help)| 2 * name.len() + kind.len() + help.len() + 18)
+            .sum();
+        text.reserve(series + headers);
         for (i, (name, kind, help)) in FAMILIES.iter().enumerate() {
             let _ = writeln!(text, "# HELP {name} {help}\n# TYPE {name} {kind}");
             for f in &fragments {

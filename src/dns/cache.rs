@@ -22,6 +22,14 @@ const DEFAULT_NEGATIVE_TTL: Duration = Duration::from_secs(60);
 /// Above this many entries, expired ones are swept on insert.
 const SWEEP_THRESHOLD: usize = 50_000;
 
+/// The size at which the next sweep runs, after one left `live` entries: twice as many, so
+/// that a cache of fresh answers larger than the threshold (10,000 domains ask some 130,000
+/// names) is not scanned whole on every insert. Each sweep is paid for by as many inserts
+/// as it scanned entries: amortised O(1).
+fn next_sweep(live: usize) -> usize {
+    live.saturating_mul(2).max(SWEEP_THRESHOLD)
+}
+
 struct Entry {
     result: LookupResult,
     expires: Instant,
@@ -29,10 +37,15 @@ struct Entry {
 
 type Slot = Arc<OnceCell<Entry>>;
 
+struct Slots {
+    map: HashMap<(String, RecordType), Slot>,
+    sweep_at: usize,
+}
+
 pub struct CachingDns {
     wire: HickoryDns,
     max_ttl: Duration,
-    slots: Mutex<HashMap<(String, RecordType), Slot>>,
+    slots: Mutex<Slots>,
 }
 
 impl CachingDns {
@@ -40,7 +53,10 @@ impl CachingDns {
         Self {
             wire,
             max_ttl,
-            slots: Mutex::new(HashMap::new()),
+            slots: Mutex::new(Slots {
+                map: HashMap::new(),
+                sweep_at: SWEEP_THRESHOLD,
+            }),
         }
     }
 
@@ -48,25 +64,38 @@ impl CachingDns {
         &self.wire
     }
 
+    /// Distinct (name, type) pairs asked since the cache was created or cleared (each asked
+    /// again only after its TTL ran out, so in one short run: the queries that were needed).
+    pub fn len(&self) -> usize {
+        self.slots.lock().expect("dns cache lock").map.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+
     /// Forgets every answer (used by tests that change a zone and by config reload).
     pub fn clear(&self) {
-        self.slots.lock().expect("dns cache lock").clear();
+        self.slots.lock().expect("dns cache lock").map.clear();
     }
 
     fn slot(&self, key: (String, RecordType)) -> Slot {
         let now = Instant::now();
         let mut slots = self.slots.lock().expect("dns cache lock");
-        if let Some(slot) = slots.get(&key) {
+        if let Some(slot) = slots.map.get(&key) {
             match slot.get() {
                 Some(entry) if entry.expires <= now => {}
                 _ => return slot.clone(), // fresh, or still in flight
             }
         }
-        if slots.len() >= SWEEP_THRESHOLD {
-            slots.retain(|_, s| s.get().is_none_or(|e| e.expires > now));
+        if slots.map.len() >= slots.sweep_at {
+            slots
+                .map
+                .retain(|_, s| s.get().is_none_or(|e| e.expires > now));
+            slots.sweep_at = next_sweep(slots.map.len());
         }
         let slot: Slot = Arc::new(OnceCell::new());
-        slots.insert(key, slot.clone());
+        slots.map.insert(key, slot.clone());
         slot
     }
 }
@@ -99,5 +128,20 @@ impl Dns for CachingDns {
                 .await;
             entry.result.clone()
         })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn sweeps_are_spaced_out_beyond_the_threshold() {
+        assert_eq!(next_sweep(0), SWEEP_THRESHOLD);
+        assert_eq!(next_sweep(SWEEP_THRESHOLD / 4), SWEEP_THRESHOLD);
+        // A sweep that freed nothing in a cache of 130,000 fresh answers: the next one only
+        // after as many inserts again.
+        assert_eq!(next_sweep(130_000), 260_000);
+        assert_eq!(next_sweep(usize::MAX), usize::MAX);
     }
 }

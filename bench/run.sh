@@ -1,0 +1,265 @@
+#!/usr/bin/env bash
+# The benchmark of BENCHMARKS.md, from a fresh machine:
+#   bench/run.sh [N...]          (default: 1000 10000 domains)
+# Installs what it needs (Debian: knot, knot-dnsutils, knot-module-dnstap, dnsperf, wrk, time;
+# PyPI: checkdmarc), builds the release binary, then re-runs itself inside a private network
+# namespace (`unshare -n`: loopback only, so nothing can leave the machine or collide with
+# other servers) and, for each N:
+#   1. generates N synthetic domains as zone files (bench/gen_zones.py) and serves them with
+#      knot on 127.0.0.53:53;
+#   2. runs the exporter's lint of all N once with knot's dnstap on, to learn exactly which
+#      queries it sends (total vs distinct: each name at most once per run);
+#   3. measures knot's own query rate with dnsperf replaying exactly those queries;
+#   4. times the exporter's lint of all N (wall, CPU, peak RSS) with dnstap off;
+#   5. times checkdmarc on the same zones (a sample when N is large, bounded in time);
+#   6. for the largest N: the long-running exporter with a domains file of all N domains,
+#      /metrics latency with wrk, its size, and RSS over several check intervals.
+# Every figure is printed as one `bench:` line and kept in $BENCH_DIR/summary.txt.
+#
+# Knobs (environment): BENCH_DIR (default target/bench), CHECKDMARC_SAMPLE (domains given to
+# checkdmarc when N is larger, default 1000), CHECKDMARC_MAX_SECONDS (default 600),
+# CONCURRENCY (the exporter's `check --concurrency`, default 256), SERVE_INTERVAL (the
+# long-running exporter's dns_interval, default 30s), SERVE_INTERVALS (default 5).
+set -euo pipefail
+cd "$(dirname "$0")/.."
+REPO=$PWD
+BENCH_DIR=${BENCH_DIR:-$REPO/target/bench}
+CHECKDMARC_SAMPLE=${CHECKDMARC_SAMPLE:-1000}
+CHECKDMARC_MAX_SECONDS=${CHECKDMARC_MAX_SECONDS:-600}
+CONCURRENCY=${CONCURRENCY:-256}
+SERVE_INTERVAL=${SERVE_INTERVAL:-30}
+SERVE_INTERVALS=${SERVE_INTERVALS:-5}
+DNS_IP=127.0.0.53
+SIZES=("$@")
+[ ${#SIZES[@]} -gt 0 ] || SIZES=(1000 10000)
+BIN=${BENCH_BIN:-$REPO/target/release/mailauth-exporter}
+
+if [ -z "${BENCH_IN_NETNS:-}" ]; then
+  # --- outside: install and build (these need the package registries) ---
+  need_apt=()
+  command -v knotd >/dev/null 2>&1 || need_apt+=(knot)
+  command -v kdig >/dev/null 2>&1 || need_apt+=(knot-dnsutils)
+  ls /usr/lib/*/knot/modules-*/dnstap.so >/dev/null 2>&1 || need_apt+=(knot-module-dnstap)
+  command -v dnsperf >/dev/null 2>&1 || need_apt+=(dnsperf)
+  command -v wrk >/dev/null 2>&1 || need_apt+=(wrk)
+  [ -x /usr/bin/time ] || need_apt+=(time)
+  command -v curl >/dev/null 2>&1 || need_apt+=(curl)
+  command -v openssl >/dev/null 2>&1 || need_apt+=(openssl)
+  command -v ip >/dev/null 2>&1 || need_apt+=(iproute2)
+  if [ ${#need_apt[@]} -gt 0 ]; then
+    [ "$(id -u)" -eq 0 ] || { echo "bench/run.sh: need root to apt-get install ${need_apt[*]}" >&2; exit 1; }
+    # Debian's knot package must not start a server of its own on this machine.
+    [ -e /usr/sbin/policy-rc.d ] || { printf '#!/bin/sh\nexit 101\n' > /usr/sbin/policy-rc.d; chmod 755 /usr/sbin/policy-rc.d; }
+    export DEBIAN_FRONTEND=noninteractive
+    apt-get update -qq
+    apt-get install -y -qq --no-install-recommends "${need_apt[@]}" >/dev/null
+  fi
+  command -v checkdmarc >/dev/null 2>&1 || python3 -m pip install --quiet checkdmarc
+  cargo build --release --quiet
+  [ "$(id -u)" -eq 0 ] || { echo "bench/run.sh: unshare -n needs root" >&2; exit 1; }
+  mkdir -p "$BENCH_DIR"
+  : > "$BENCH_DIR/summary.txt"
+  {
+    echo "machine: $(nproc) cores, $(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2 | sed 's/^ //'), $(free -g | awk '/Mem:/ {print $2}') GiB"
+    echo "versions: $("$BIN" --version), knot $(knotd --version | awk '{print $NF}'), checkdmarc $(python3 -m pip show checkdmarc 2>/dev/null | awk '/^Version/ {print $2}'), $(dnsperf -h 2>&1 | grep -m1 -o 'DNS Performance Testing Tool.*' || echo dnsperf)"
+    echo "load at start: $(cut -d' ' -f1-3 /proc/loadavg)"
+  } | tee -a "$BENCH_DIR/summary.txt"
+  exec env BENCH_IN_NETNS=1 unshare -n "$0" "${SIZES[@]}"
+fi
+
+# --- inside the namespace: loopback only ---
+ip link set lo up
+KNOT_PID=
+
+say() { echo "bench: $*" | tee -a "$BENCH_DIR/summary.txt"; }
+
+stop_knot() {
+  if [ -n "$KNOT_PID" ]; then
+    kill "$KNOT_PID" 2>/dev/null || true
+    wait "$KNOT_PID" 2>/dev/null || true
+    KNOT_PID=
+  fi
+}
+EXPORTER_PID=
+cleanup() {
+  [ -z "$EXPORTER_PID" ] || kill "$EXPORTER_PID" 2>/dev/null || true
+  stop_knot
+}
+trap cleanup EXIT
+
+# knot_conf DIR TAP: a knot config serving DIR's zones on 127.0.0.53:53, with dnstap of
+# the queries into DIR/queries.tap when TAP=1.
+knot_conf() {
+  local dir=$1 tap=$2
+  {
+    echo "server:"
+    echo "    listen: $DNS_IP@53"
+    echo "    rundir: $dir/knot-run"
+    echo "database:"
+    echo "    storage: $dir/knot-db"
+    echo "log:"
+    echo "  - target: stderr"
+    echo "    any: warning"
+    if [ "$tap" = 1 ]; then
+      echo "mod-dnstap:"
+      echo "  - id: tap"
+      echo "    sink: $dir/queries.tap"
+      echo "    log-queries: on"
+      echo "    log-responses: off"
+    fi
+    echo "template:"
+    echo "  - id: default"
+    echo "    storage: $dir/zones"
+    echo '    file: "%s.zone"'
+    echo "    journal-content: none"
+    echo "    zonefile-sync: -1"
+    [ "$tap" = 1 ] && echo "    global-module: mod-dnstap/tap"
+    echo "zone:"
+    sed 's/^/  - domain: /' "$dir/zones.txt"
+  } > "$dir/knot.conf"
+}
+
+start_knot() {
+  local dir=$1 tap=$2 zones
+  stop_knot
+  rm -rf "$dir/knot-run" "$dir/knot-db" "$dir/queries.tap"
+  mkdir -p "$dir/knot-run" "$dir/knot-db"
+  knot_conf "$dir" "$tap"
+  knotd -c "$dir/knot.conf" 2> "$dir/knotd.log" &
+  KNOT_PID=$!
+  zones=$(wc -l < "$dir/zones.txt")
+  local deadline=$((SECONDS + 120))
+  until [ "$(knotc -c "$dir/knot.conf" zone-status 2>/dev/null | grep -c 'serial: 1')" -eq "$zones" ]; do
+    [ $SECONDS -lt $deadline ] || { echo "knot did not load $zones zones in 120 s" >&2; cat "$dir/knotd.log" >&2; exit 1; }
+    sleep 0.2
+  done
+}
+
+# time_v FILE KEY: a figure from /usr/bin/time -v's report.
+time_v() { grep -F "$2" "$1" | awk -F': ' '{print $2}'; }
+wall_seconds() { time_v "$1" "Elapsed (wall clock)" | awk -F: '{ if (NF==3) print $1*3600+$2*60+$3; else print $1*60+$2 }'; }
+cpu_seconds() { awk -v u="$(time_v "$1" "User time")" -v s="$(time_v "$1" "System time")" 'BEGIN {printf "%.2f", u+s}'; }
+rss_mib() { awk -v k="$(time_v "$1" "Maximum resident set size")" 'BEGIN {printf "%.1f", k/1024}'; }
+calc() { awk "BEGIN {printf \"$1\", $2}"; }
+
+lint() { # lint DIR DOMAINS_FILE: the exporter's one-shot lint of every domain
+  "$BIN" check --domains-file "$2" --nameserver "$DNS_IP:53" --dkim-selector s1 --dkim-selector s2 \
+    --format json --stats --concurrency "$CONCURRENCY" > "$1/exporter.jsonl" 2> "$1/exporter.stderr" || [ $? -eq 1 ]
+}
+
+bench_size() {
+  local n=$1 dir=$BENCH_DIR/$1
+  rm -rf "$dir"; mkdir -p "$dir"
+  python3 "$REPO/bench/gen_zones.py" --domains "$n" --out "$dir" --key-dir "$BENCH_DIR/keys"
+  say "N=$n load $(cut -d' ' -f1-3 /proc/loadavg)"
+  say "N=$n zones=$(wc -l < "$dir/zones.txt") zone_bytes=$(cat "$dir"/zones/*.zone | wc -c)"
+
+  # 1. What the exporter asks, seen by the server.
+  start_knot "$dir" 1
+  lint "$dir" "$dir/domains.txt"
+  stop_knot
+  python3 "$REPO/bench/dnstap_queries.py" "$dir/queries.tap" > "$dir/exporter-queries.txt"
+  local sent distinct
+  sent=$(wc -l < "$dir/exporter-queries.txt")
+  distinct=$(sort -u "$dir/exporter-queries.txt" | wc -l)
+  say "N=$n exporter dns_queries_received_by_server=$sent distinct_names=$distinct repeated=$((sent - distinct)) queries_per_domain=$(calc %.2f "$sent/$n")"
+  say "N=$n exporter own count: $(grep '^stats:' "$dir/exporter.stderr" | sed 's/^stats: //')"
+
+  # 2. The server's own limit, replaying those queries.
+  start_knot "$dir" 0
+  awk '{print $1, $2}' "$dir/exporter-queries.txt" > "$dir/dnsperf-queries.txt"
+  dnsperf -s "$DNS_IP" -p 53 -d "$dir/dnsperf-queries.txt" -l 10 -q 500 > "$dir/dnsperf.txt" 2>&1
+  local qps
+  qps=$(awk '/Queries per second:/ {print $4}' "$dir/dnsperf.txt")
+  say "N=$n knot qps=$qps (dnsperf, 10 s, 500 outstanding, the exporter's $sent queries replayed)"
+  local limit
+  limit=$(calc %.3f "$sent/$qps")
+  say "N=$n dns_limit_seconds=$limit (queries $sent / $qps qps)"
+
+  # 3. The exporter, timed.
+  /usr/bin/time -v -o "$dir/exporter.time" "$BIN" check --domains-file "$dir/domains.txt" \
+    --nameserver "$DNS_IP:53" --dkim-selector s1 --dkim-selector s2 --format json --stats \
+    --concurrency "$CONCURRENCY" > "$dir/exporter.jsonl" 2> "$dir/exporter.stderr" || true
+  local ewall ecpu erss edps
+  ewall=$(wall_seconds "$dir/exporter.time"); ecpu=$(cpu_seconds "$dir/exporter.time"); erss=$(rss_mib "$dir/exporter.time")
+  edps=$(calc %.1f "$n/$ewall")
+  local unanswered
+  unanswered=$(grep -c '"dns.error"' "$dir/exporter.jsonl" || true)
+  say "N=$n exporter wall_seconds=$ewall cpu_seconds=$ecpu peak_rss_mib=$erss domains_per_second=$edps reports=$(wc -l < "$dir/exporter.jsonl") with_dns_error=$unanswered"
+  say "N=$n exporter wall / dns_limit = $(calc %.2f "$ewall/$limit")"
+  say "N=$n exporter $(grep '^stats:' "$dir/exporter.stderr" | sed 's/^stats: //')"
+
+  # 4. checkdmarc on the same zones, same server (a spread-out sample when N is large).
+  local sample=$n
+  [ "$n" -le "$CHECKDMARC_SAMPLE" ] || sample=$CHECKDMARC_SAMPLE
+  awk -v n="$n" -v s="$sample" 'NR % int(n / s) == 1 || n == s' "$dir/domains.txt" | head -n "$sample" > "$dir/checkdmarc-domains.txt"
+  sample=$(wc -l < "$dir/checkdmarc-domains.txt")
+  start_knot "$dir" 1
+  local crc=0
+  timeout "$CHECKDMARC_MAX_SECONDS" /usr/bin/time -v -o "$dir/checkdmarc.time" \
+    checkdmarc -n "$DNS_IP" --skip-tls -f json "$dir/checkdmarc-domains.txt" > "$dir/checkdmarc.json" 2> "$dir/checkdmarc.stderr" || crc=$?
+  stop_knot
+  python3 "$REPO/bench/dnstap_queries.py" "$dir/queries.tap" > "$dir/checkdmarc-queries.txt"
+  local csent cdistinct cwall ccpu crss cdps
+  csent=$(wc -l < "$dir/checkdmarc-queries.txt"); cdistinct=$(sort -u "$dir/checkdmarc-queries.txt" | wc -l)
+  if [ "$crc" -eq 124 ]; then
+    say "N=$n checkdmarc did not finish $sample domains within ${CHECKDMARC_MAX_SECONDS}s"
+    return
+  fi
+  cwall=$(wall_seconds "$dir/checkdmarc.time"); ccpu=$(cpu_seconds "$dir/checkdmarc.time"); crss=$(rss_mib "$dir/checkdmarc.time")
+  cdps=$(calc %.2f "$sample/$cwall")
+  say "N=$n checkdmarc domains=$sample wall_seconds=$cwall cpu_seconds=$ccpu peak_rss_mib=$crss domains_per_second=$cdps dns_queries=$csent distinct_names=$cdistinct queries_per_domain=$(calc %.2f "$csent/$sample") exit=$crc"
+  if [ "$sample" -lt "$n" ]; then
+    say "N=$n checkdmarc extrapolated_wall_seconds=$(calc %.0f "$n/$cdps") (from $sample domains, linear)"
+  fi
+  say "N=$n speedup exporter/checkdmarc = $(calc %.1f "$edps/$cdps")x (domains per second)"
+}
+
+serve_size() {
+  local n=$1 dir=$BENCH_DIR/$1 port=9744
+  start_knot "$dir" 0
+  cat > "$dir/serve.toml" <<EOF
+[exporter]
+listen_address = "127.0.0.1:$port"
+dns_interval = "${SERVE_INTERVAL}s"
+domains_file = "$dir/domains.txt"
+
+[dns]
+nameservers = ["$DNS_IP:53"]
+EOF
+  "$BIN" --config "$dir/serve.toml" --log.level warn 2> "$dir/serve.log" &
+  EXPORTER_PID=$!
+  local url=http://127.0.0.1:$port/metrics deadline=$((SECONDS + 300)) started=$SECONDS
+  # Wait until every domain has been checked once.
+  until [ "$(curl -sf "$url" | grep '^mailauth_dns_check_success{' | grep -c 'check="spf"' || true)" -ge "$n" ]; do
+    [ $SECONDS -lt $deadline ] || { echo "the exporter did not check $n domains in 300 s" >&2; exit 1; }
+    sleep 0.5
+  done
+  say "N=$n serve first_full_run_seconds<=$((SECONDS - started))"
+  local size
+  size=$(curl -sf "$url" | wc -c)
+  say "N=$n serve metrics_bytes=$size series=$(curl -sf "$url" | grep -vc '^#')"
+  # RSS once per interval, over several intervals, with scrapes running meanwhile.
+  local rss=() i
+  for ((i = 0; i < SERVE_INTERVALS; i++)); do
+    if [ "$i" -eq 1 ]; then
+      wrk -t1 -c1 -d"$((SERVE_INTERVAL - 2))s" --latency "$url" > "$dir/wrk.txt" &
+      local wrk_pid=$!
+    fi
+    sleep "$SERVE_INTERVAL"
+    rss+=("$(awk '/VmRSS/ {printf "%.1f", $2/1024}' /proc/$EXPORTER_PID/status)")
+  done
+  wait "${wrk_pid:-}" 2>/dev/null || true
+  say "N=$n serve rss_mib_per_interval=${rss[*]} (dns_interval ${SERVE_INTERVAL}s; scrapes during interval 2)"
+  say "N=$n serve scrapes=$(awk '/requests in/ {print $1}' "$dir/wrk.txt") p50=$(awk '$1=="50%" {print $2}' "$dir/wrk.txt") p99=$(awk '$1=="99%" {print $2}' "$dir/wrk.txt") (wrk, 1 connection)"
+  say "N=$n serve dns_queries_total=$(curl -sf "$url" | awk '/^mailauth_dns_queries_total/ {s+=$2} END {print s}') after $SERVE_INTERVALS+ intervals"
+  kill "$EXPORTER_PID"; wait "$EXPORTER_PID" 2>/dev/null || true; EXPORTER_PID=
+  stop_knot
+}
+
+for n in "${SIZES[@]}"; do
+  bench_size "$n"
+done
+largest=$(printf '%s\n' "${SIZES[@]}" | sort -n | tail -1)
+serve_size "$largest"
+say "load at end: $(cut -d' ' -f1-3 /proc/loadavg)"
