@@ -5,6 +5,7 @@ pub mod dns_proxy;
 pub mod http;
 pub mod mailstack;
 pub mod prometheus;
+pub mod smtp_fault;
 
 use std::sync::Arc;
 use std::time::Duration;
