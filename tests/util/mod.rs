@@ -3,6 +3,7 @@
 
 pub mod dns_proxy;
 pub mod http;
+pub mod imap_fault;
 pub mod mailstack;
 pub mod prometheus;
 pub mod smtp_fault;
