@@ -1,5 +1,6 @@
 //! IMAP faults against Dovecot: the connection dropped while the exporter waits in IDLE
-//! and in the middle of a message FETCH (`util::imap_fault` in front of Dovecot), a
+//! and in the middle of a message FETCH, a server falling silent mid-FETCH
+//! (`util::imap_fault` in front of Dovecot), a
 //! mailbox of 10,000 unrelated messages, and a 50 MB probe message of which only the
 //! configured bound is read.
 //!
@@ -58,6 +59,7 @@ fn config_text(
     proxy_port: u16,
     ns: std::net::SocketAddr,
     interval: &str,
+    mailbox_timeout: &str,
 ) -> String {
     let via_proxy = stack
         .mailbox_toml("tls")
@@ -65,7 +67,11 @@ fn config_text(
             &format!("port = {}", stack.imaps_port),
             &format!("port = {proxy_port}"),
         )
-        .replace("tls = \"tls\"", "tls = \"none\"");
+        .replace("tls = \"tls\"", "tls = \"none\"")
+        .replace(
+            "timeout = \"10s\"",
+            &format!("timeout = \"{mailbox_timeout}\""),
+        );
     format!(
         "[exporter]\ndns_interval = \"1s\"\nprobe_interval = \"{interval}\"\n\n\
          [dns]\nnameservers = [\"{ns}\"]\ntimeout = \"1s\"\ncache_max_ttl = \"1s\"\n\n\
@@ -84,6 +90,7 @@ async fn start(
     stack: &MailStack,
     proxy: &ImapFault,
     interval: &str,
+    mailbox_timeout: &str,
 ) -> (
     String,
     std::sync::Arc<App>,
@@ -94,7 +101,7 @@ async fn start(
         server.set_zone(d, &util::zone(d, 1, ZONE)).unwrap();
     }
     let config = Config::parse(
-        &config_text(stack, proxy.port, server.addr(), interval),
+        &config_text(stack, proxy.port, server.addr(), interval, mailbox_timeout),
         Path::new("t.toml"),
     )
     .unwrap();
@@ -140,13 +147,13 @@ async fn drops_in_idle_and_in_fetch_are_mailbox_failures_and_heal() {
         stack.deliver(unrelated(i).as_bytes());
     }
     let proxy = ImapFault::start(format!("127.0.0.1:{}", stack.imap_port).parse().unwrap()).await;
-    let (base, app, _zones) = start(&stack, &proxy, "1s").await;
+    let (base, app, _zones) = start(&stack, &proxy, "1s", "2s").await;
     metrics_until(&base, "a first round of both probes", |b| {
         value(b, A_READ) >= 1.0 && value(b, B_READ) >= 1.0
     })
     .await;
 
-    for mode in [Mode::DropInIdle, Mode::DropInFetch] {
+    for mode in [Mode::DropInIdle, Mode::DropInFetch, Mode::StallInFetch] {
         let now = metrics_until(&base, "a scrape", |_| true).await;
         let (fail0, b0) = (value(&now, A_MAILBOX), value(&now, B_READ));
         let dropped0 = proxy.dropped.load(Ordering::Relaxed);
@@ -220,7 +227,7 @@ async fn ten_thousand_unrelated_messages_and_a_50_mb_probe() {
 
     let proxy = ImapFault::start(format!("127.0.0.1:{}", stack.imap_port).parse().unwrap()).await;
     // One round only (interval 1h): what is in the mailbox afterwards is that round's doing.
-    let (base, app, _zones) = start(&stack, &proxy, "1h").await;
+    let (base, app, _zones) = start(&stack, &proxy, "1h", "10s").await;
     let body = metrics_until(&base, "both probes read", |b| {
         value(b, A_READ) >= 1.0 && value(b, B_READ) >= 1.0
     })

@@ -17,6 +17,8 @@ pub enum Mode {
     DropInIdle,
     /// The connection is dropped after the first bytes of a `BODY.PEEK[]` answer.
     DropInFetch,
+    /// As `DropInFetch`, but the connection stays open and silent (a hung server).
+    StallInFetch,
 }
 
 pub struct ImapFault {
@@ -94,7 +96,9 @@ async fn session(
             let m = *mode.lock().unwrap();
             let armed = match m {
                 Mode::DropInIdle if upper.trim_end().ends_with(" IDLE") => Some(m),
-                Mode::DropInFetch if upper.contains("FETCH") && upper.contains("BODY.PEEK[]") => {
+                Mode::DropInFetch | Mode::StallInFetch
+                    if upper.contains("FETCH") && upper.contains("BODY.PEEK[]") =>
+                {
                     Some(m)
                 }
                 _ => None,
@@ -118,7 +122,7 @@ async fn session(
         let cut = match armed {
             Some(Mode::DropInIdle) => chunk.windows(2).position(|w| w == b"+ ").map(|i| i + 2),
             // Part of the message literal: up to and a little past its `{size}` marker.
-            Some(Mode::DropInFetch) => chunk
+            Some(Mode::DropInFetch | Mode::StallInFetch) => chunk
                 .windows(3)
                 .position(|w| w == b"}\r\n")
                 .map(|i| (i + 3 + 40).min(n)),
@@ -131,6 +135,11 @@ async fn session(
         }
         if cut.is_some() {
             dropped.fetch_add(1, Ordering::Relaxed);
+            if armed == Some(Mode::StallInFetch) {
+                // Silent until the client gives up and closes.
+                let _ = up.await;
+                return;
+            }
             break;
         }
     }
