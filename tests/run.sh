@@ -13,6 +13,8 @@ command -v openssl >/dev/null 2>&1 || need_apt+=(openssl)
 command -v knotd >/dev/null 2>&1 || need_apt+=(knot)
 command -v keymgr >/dev/null 2>&1 || need_apt+=(knot)
 command -v unbound >/dev/null 2>&1 || need_apt+=(unbound)
+# libfuzzer-sys (fuzz/) builds libFuzzer from C++.
+command -v c++ >/dev/null 2>&1 || need_apt+=(g++)
 if [ ${#need_apt[@]} -gt 0 ]; then
   if [ "$(id -u)" -ne 0 ]; then
     echo "tests/run.sh: need root to apt-get install ${need_apt[*]}" >&2
@@ -49,6 +51,10 @@ if [ -x tests/promtool.sh ] || [ -f tests/promtool.sh ]; then
 fi
 if [ -f tests/dashboards_lint.py ]; then
   python3 tests/dashboards_lint.py
+fi
+# The fuzz targets, a short bounded run each (README, "Fuzzing", says how to run longer).
+if [ "${FUZZ_SECONDS:-15}" != 0 ]; then
+  MAILAUTH_CORPUS="$(pwd)/../shared/corpus" bash fuzz/run.sh "${FUZZ_SECONDS:-15}"
 fi
 
 echo "cargo test: ${rust_passed} passed, ${rust_failed} failed"

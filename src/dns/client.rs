@@ -213,6 +213,15 @@ impl HickoryDns {
                     }
                 }
                 let ttl = (ttl != u32::MAX).then(|| Duration::from_secs(ttl.into()));
+                if records.is_empty() && cname_loop(name, &cname_chain) {
+                    return TimedAnswer {
+                        result: Err(DnsError::Other(format!(
+                            "CNAME loop at {}",
+                            normalize_name(name)
+                        ))),
+                        ttl: None,
+                    };
+                }
                 let answer = if records.is_empty() {
                     Answer::NoData
                 } else {
@@ -226,8 +235,58 @@ impl HickoryDns {
                     ttl,
                 }
             }
+            // hickory follows a CNAME chain to a bounded depth and then reports "no records"
+            // without the SOA an authoritative NODATA carries: walk the chain to tell a
+            // loop from an empty answer.
+            Err(NetError::Dns(HDnsError::NoRecordsFound(no)))
+                if no.response_code == ResponseCode::NoError
+                    && no.soa.is_none()
+                    && rtype != RecordType::Cname
+                    && self.cname_chain_loops(&fqdn).await =>
+            {
+                TimedAnswer {
+                    result: Err(DnsError::Other(format!(
+                        "CNAME loop at {}",
+                        normalize_name(name)
+                    ))),
+                    ttl: None,
+                }
+            }
             Err(err) => map_error(err),
         }
+    }
+}
+
+impl HickoryDns {
+    /// Follows `name`'s CNAME records one query at a time (at most 16): true when the
+    /// chain comes back to a name already in it.
+    async fn cname_chain_loops(&self, name: &str) -> bool {
+        let mut chain = Vec::new();
+        let mut current = name.to_string();
+        for _ in 0..16 {
+            let Ok(hname) = hickory_resolver::proto::rr::Name::from_ascii(&current) else {
+                return false;
+            };
+            let Ok(lookup) = self.resolver.lookup(hname, HRecordType::CNAME).await else {
+                return false;
+            };
+            let next = lookup
+                .answers()
+                .iter()
+                .find_map(|r| match convert(&r.data) {
+                    Some(RData::Cname(target)) => Some(target),
+                    _ => None,
+                });
+            let Some(next) = next else {
+                return false;
+            };
+            chain.push(next.clone());
+            if cname_loop(name, &chain) {
+                return true;
+            }
+            current = format!("{next}.");
+        }
+        false
     }
 }
 
@@ -243,6 +302,16 @@ impl Dns for HickoryDns {
     ) -> AuthenticatedFuture<'a> {
         Box::pin(self.query_authenticated(name, rtype))
     }
+}
+
+/// A chain of aliases that comes back to a name already in it (the queried name
+/// included) ends nowhere: a broken zone, which must show as a DNS error, not as "no
+/// record" (RFC 1034 §3.6.2 asks resolvers to detect such loops).
+fn cname_loop(name: &str, chain: &[String]) -> bool {
+    let mut seen = std::collections::HashSet::from([normalize_name(name)]);
+    chain
+        .iter()
+        .any(|target| !seen.insert(normalize_name(target)))
 }
 
 fn map_error(err: NetError) -> TimedAnswer {
@@ -330,4 +399,21 @@ pub(super) fn convert(data: &HRData) -> Option<RData> {
         },
         _ => return None,
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::cname_loop;
+
+    #[test]
+    fn alias_chains_that_return_to_a_name_are_loops() {
+        let chain = |v: &[&str]| v.iter().map(|s| s.to_string()).collect::<Vec<_>>();
+        assert!(cname_loop("a.test.", &chain(&["b.test", "a.test"])));
+        assert!(cname_loop(
+            "a.test",
+            &chain(&["b.test", "c.test", "B.test"])
+        ));
+        assert!(!cname_loop("a.test", &chain(&["b.test", "c.test"])));
+        assert!(!cname_loop("a.test", &[]));
+    }
 }

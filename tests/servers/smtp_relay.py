@@ -13,12 +13,19 @@ from aiosmtpd.smtp import AuthResult, LoginPassword
 
 
 class Relay:
-    def __init__(self, lmtp_socket, mode, authres, verifier, verifier_results):
+    def __init__(self, lmtp_socket, mode, authres, verifier, verifier_results, deliver_delay=0.0, pad_bytes=0):
         self.lmtp_socket = lmtp_socket
         self.mode = mode
         self.authres = authres
         self.verifier = verifier
         self.verifier_results = verifier_results
+        # Accept first, deliver later (the exporter then waits in IDLE).
+        self.deliver_delay = deliver_delay
+        # Bytes of filler appended to the mailbox copy (a huge message).
+        self.pad_bytes = pad_bytes
+        # How the verifier answers: ok | twice | garbage | other-token | bad-mime
+        # (changed at run time by "verifier MODE" lines on stdin).
+        self.verifier_mode = "ok"
 
     async def handle_RCPT(self, server, session, envelope, address, rcpt_options):
         if self.mode == "reject-rcpt":
@@ -30,6 +37,14 @@ class Relay:
         if self.mode == "tempfail-data":
             return "451 4.3.0 Try again later"
         loop = asyncio.get_running_loop()
+        if self.deliver_delay > 0:
+            def later():
+                try:
+                    self.deliver(envelope)
+                except Exception as exc:
+                    print(f"delayed delivery failed: {exc}", file=sys.stderr, flush=True)
+            loop.call_later(self.deliver_delay, lambda: loop.run_in_executor(None, later))
+            return "250 2.0.0 Queued"
         try:
             await loop.run_in_executor(None, self.deliver, envelope)
         except Exception as exc:  # delivery failure is the client's 451, not a crash
@@ -48,8 +63,12 @@ class Relay:
                     f"Received-SPF: pass (receiver: test) client-ip=127.0.0.1; "
                     f"envelope-from=\"{envelope.mail_from}\"; helo=submission.test;\r\n"
                 ).encode()
+            content = stamp + envelope.original_content
+            if self.pad_bytes:
+                line = b"X" * 998 + b"\r\n"
+                content = content.rstrip(b"\r\n") + b"\r\n" + line * (self.pad_bytes // len(line) + 1)
             with smtplib.LMTP(self.lmtp_socket) as lmtp:
-                lmtp.sendmail(envelope.mail_from, local, stamp + envelope.original_content)
+                lmtp.sendmail(envelope.mail_from, local, content)
         if self.verifier and self.verifier in [r.lower() for r in envelope.rcpt_tos]:
             if self.mode == "silent-verifier" or not envelope.mail_from:
                 return
@@ -67,12 +86,33 @@ class Relay:
             f"mail-from:      {envelope.mail_from}\r\n\r\n{dash}\r\nSPF check details:\r\n{dash}\r\n"
             f"Result:         {self.verifier_results[0][1]}\r\n\r\n{rule}\r\nOriginal Email\r\n{rule}\r\n\r\n{headers}\r\n"
         )
-        reply = (
-            f"From: auth-results@{self.verifier.split('@')[1]}\r\nTo: {envelope.mail_from}\r\n"
-            f"Subject: Authentication Report\r\n\r\n{body}"
-        ).encode()
-        with smtplib.LMTP(self.lmtp_socket) as lmtp:
-            lmtp.sendmail(self.verifier, [envelope.mail_from], reply)
+        head = f"From: auth-results@{self.verifier.split('@')[1]}\r\nTo: {envelope.mail_from}\r\nSubject: Authentication Report\r\n"
+        mode = self.verifier_mode
+        token = next(
+            (l.split(":", 1)[1].strip() for l in headers.split("\r\n") if l.lower().startswith("x-mailauth-probe:")),
+            "",
+        )
+        if mode == "garbage":
+            # Mentions the token (so it is found) but is no report at all.
+            body = f"\x01 garbage {token} \xff\r\n" + "@#$%^&*" * 200 + "\r\n"
+        elif mode == "other-token":
+            # A well-formed report, for a token this exporter never issued.
+            body = body.replace(token, "f" * 32)
+        elif mode == "bad-mime":
+            # Declared multipart with the report as its first part, then a base64 part
+            # that is not base64, an empty message/rfc822 part, a part with a bogus
+            # charset, and the closing boundary never written.
+            head += 'MIME-Version: 1.0\r\nContent-Type: multipart/mixed; boundary="=b="\r\n'
+            body = (
+                "preamble\r\n--=b=\r\nContent-Type: text/plain; charset=utf-8\r\n\r\n" + body
+                + "\r\n--=b=\r\nContent-Type: application/octet-stream\r\nContent-Transfer-Encoding: base64\r\n\r\n"
+                "!!!! not base64 ****\r\n--=b=\r\nContent-Type: message/rfc822\r\n\r\n"
+                "--=b=\r\nContent-Type: text/plain; charset=x-no-such-charset\r\nContent-Transfer-Encoding: quoted-printable\r\n\r\n=ZZ=\r\n"
+            )
+        reply = (head + "\r\n" + body).encode("utf-8", "surrogateescape")
+        for _ in range(2 if mode == "twice" else 1):
+            with smtplib.LMTP(self.lmtp_socket) as lmtp:
+                lmtp.sendmail(self.verifier, [envelope.mail_from], reply)
 
 
 def main():
@@ -88,6 +128,8 @@ def main():
     ap.add_argument("--verifier", default="check-auth@verifier.test", help="address that answers with a report")
     ap.add_argument("--verifier-results", default="SPF=pass,DKIM=pass,DMARC=pass")
     ap.add_argument("--tls-mode", default="starttls", choices=["starttls", "implicit", "none"])
+    ap.add_argument("--deliver-delay", type=float, default=0.0, help="accept, then deliver after this many seconds")
+    ap.add_argument("--pad-bytes", type=int, default=0, help="filler appended to the mailbox copy")
     args = ap.parse_args()
     with open(args.password_file) as f:
         password = f.read().strip()
@@ -109,14 +151,17 @@ def main():
         tls_kwargs = dict(auth_required=False, auth_require_tls=False)
     else:
         tls_kwargs = dict(tls_context=context, require_starttls=True, auth_required=True, auth_require_tls=True)
+    relay = Relay(
+        args.lmtp_socket,
+        args.mode,
+        args.authres,
+        args.verifier.lower(),
+        [tuple(p.split("=", 1)) for p in args.verifier_results.split(",") if "=" in p],
+        args.deliver_delay,
+        args.pad_bytes,
+    )
     controller = Controller(
-        Relay(
-            args.lmtp_socket,
-            args.mode,
-            args.authres,
-            args.verifier.lower(),
-            [tuple(p.split("=", 1)) for p in args.verifier_results.split(",") if "=" in p],
-        ),
+        relay,
         hostname="127.0.0.1",
         port=args.port,
         authenticator=authenticator,
@@ -126,7 +171,12 @@ def main():
     controller.start()
     print(f"READY {args.port}", flush=True)
     try:
-        sys.stdin.read()  # runs until the test closes our stdin or kills us
+        # Runs until the test closes our stdin or kills us; "verifier MODE" lines change
+        # how the verifier answers.
+        for line in sys.stdin:
+            parts = line.split()
+            if len(parts) == 2 and parts[0] == "verifier":
+                relay.verifier_mode = parts[1]
     finally:
         controller.stop()
 

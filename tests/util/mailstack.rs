@@ -244,6 +244,36 @@ protocol lmtp {{
         }
     }
 
+    /// Changes how the relay's verifier answers from the next message on: `ok`, `twice`,
+    /// `garbage`, `other-token` or `bad-mime` (see `tests/servers/smtp_relay.py`).
+    pub fn set_verifier(&mut self, mode: &str) {
+        let (_, stdin) = self.relay.as_mut().expect("relay running");
+        stdin
+            .write_all(format!("verifier {mode}\n").as_bytes())
+            .unwrap();
+        stdin.flush().unwrap();
+    }
+
+    /// The user's Maildir (`cur/` and `new/` hold one file per message).
+    pub fn maildir(&self) -> PathBuf {
+        self.dir.path().join("mail").join(USER).join("Maildir")
+    }
+
+    /// Every message file in the Maildir, raw.
+    pub fn maildir_messages(&self) -> Vec<Vec<u8>> {
+        let mut out = Vec::new();
+        for sub in ["cur", "new"] {
+            if let Ok(entries) = std::fs::read_dir(self.maildir().join(sub)) {
+                for e in entries.flatten() {
+                    if let Ok(raw) = std::fs::read(e.path()) {
+                        out.push(raw);
+                    }
+                }
+            }
+        }
+        out
+    }
+
     /// Delivers raw message bytes into the mailbox over LMTP (another connection than
     /// the exporter's), as a receiving MTA would.
     pub fn deliver(&self, raw: &[u8]) {

@@ -1,9 +1,12 @@
 //! Helpers shared by the integration tests: a real DNS server on loopback and clients of it.
 #![allow(dead_code)]
 
+pub mod dns_proxy;
 pub mod http;
+pub mod imap_fault;
 pub mod mailstack;
 pub mod prometheus;
+pub mod smtp_fault;
 
 use std::sync::Arc;
 use std::time::Duration;
