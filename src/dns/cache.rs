@@ -32,13 +32,19 @@ fn next_sweep(live: usize) -> usize {
 
 struct Entry {
     result: LookupResult,
+    /// For answers asked with DNSSEC OK: whether the resolver vouched for them (AD).
+    authenticated: bool,
     expires: Instant,
 }
+
+/// (name, type, asked with DNSSEC OK): the AD-bit queries of DANE are cached apart from
+/// the plain ones, since only they carry the resolver's verdict.
+type Key = (String, RecordType, bool);
 
 type Slot = Arc<OnceCell<Entry>>;
 
 struct Slots {
-    map: HashMap<(String, RecordType), Slot>,
+    map: HashMap<Key, Slot>,
     sweep_at: usize,
 }
 
@@ -79,7 +85,18 @@ impl CachingDns {
         self.slots.lock().expect("dns cache lock").map.clear();
     }
 
-    fn slot(&self, key: (String, RecordType)) -> Slot {
+    /// When an answer with this TTL stops being reused: never past its TTL or `max_ttl`;
+    /// failures only briefly.
+    fn expiry(&self, result: &LookupResult, ttl: Option<Duration>) -> Instant {
+        let ttl = match (result, ttl) {
+            (Err(_), _) => ERROR_TTL,
+            (Ok(_), Some(ttl)) => ttl,
+            (Ok(_), None) => DEFAULT_NEGATIVE_TTL,
+        };
+        Instant::now() + ttl.min(self.max_ttl)
+    }
+
+    fn slot(&self, key: Key) -> Slot {
         let now = Instant::now();
         let mut slots = self.slots.lock().expect("dns cache lock");
         if let Some(slot) = slots.map.get(&key) {
@@ -106,23 +123,36 @@ impl Dns for CachingDns {
         name: &'a str,
         rtype: RecordType,
     ) -> AuthenticatedFuture<'a> {
-        self.wire.lookup_authenticated(name, rtype)
+        Box::pin(async move {
+            let slot = self.slot((normalize_name(name), rtype, true));
+            let entry = slot
+                .get_or_init(|| async {
+                    let answer = self.wire.query_authenticated(name, rtype).await;
+                    Entry {
+                        expires: self.expiry(&answer.result, answer.ttl),
+                        result: answer.result,
+                        authenticated: answer.authenticated,
+                    }
+                })
+                .await;
+            super::secure::Authenticated {
+                result: entry.result.clone(),
+                authenticated: entry.authenticated,
+                ttl: None,
+            }
+        })
     }
 
     fn lookup<'a>(&'a self, name: &'a str, rtype: RecordType) -> LookupFuture<'a> {
         Box::pin(async move {
-            let slot = self.slot((normalize_name(name), rtype));
+            let slot = self.slot((normalize_name(name), rtype, false));
             let entry = slot
                 .get_or_init(|| async {
                     let timed = self.wire.query(name, rtype).await;
-                    let ttl = match (&timed.result, timed.ttl) {
-                        (Err(_), _) => ERROR_TTL,
-                        (Ok(_), Some(ttl)) => ttl,
-                        (Ok(_), None) => DEFAULT_NEGATIVE_TTL,
-                    };
                     Entry {
+                        expires: self.expiry(&timed.result, timed.ttl),
                         result: timed.result,
-                        expires: Instant::now() + ttl.min(self.max_ttl),
+                        authenticated: false,
                     }
                 })
                 .await;

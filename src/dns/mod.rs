@@ -174,6 +174,7 @@ pub trait Dns: Send + Sync {
             secure::Authenticated {
                 result: self.lookup(name, rtype).await,
                 authenticated: false,
+                ttl: None,
             }
         })
     }

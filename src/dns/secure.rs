@@ -25,6 +25,9 @@ use super::{normalize_name, Answer, DnsError, LookupResult, RData, RecordType};
 pub struct Authenticated {
     pub result: LookupResult,
     pub authenticated: bool,
+    /// How long the answer may be reused: the smallest TTL of the answer records, or of
+    /// the SOA for a negative answer; `None` when the response gave none.
+    pub ttl: Option<Duration>,
 }
 
 /// The query for `name`/`rtype` with RD, AD and DO set; its message id.
@@ -53,7 +56,8 @@ pub enum Reading {
     Foreign,
     /// The UDP response was truncated: ask again over TCP.
     Truncated,
-    Answer(Answer, bool),
+    /// The answer, whether the resolver set AD, and the smallest TTL in the response.
+    Answer(Answer, bool, Option<u32>),
     Failed(DnsError),
 }
 
@@ -76,6 +80,12 @@ pub fn read_response(bytes: &[u8], id: u16, name: &str, rtype: RecordType) -> Re
         return Reading::Truncated;
     }
     let ad = message.metadata.authentic_data;
+    let ttl = message
+        .answers
+        .iter()
+        .chain(message.authorities.iter())
+        .map(|r| r.ttl)
+        .min();
     match message.metadata.response_code {
         ResponseCode::NoError => {
             let mut records = Vec::new();
@@ -97,9 +107,9 @@ pub fn read_response(bytes: &[u8], id: u16, name: &str, rtype: RecordType) -> Re
                     cname_chain,
                 }
             };
-            Reading::Answer(answer, ad)
+            Reading::Answer(answer, ad, ttl)
         }
-        ResponseCode::NXDomain => Reading::Answer(Answer::NxDomain, ad),
+        ResponseCode::NXDomain => Reading::Answer(Answer::NxDomain, ad, ttl),
         ResponseCode::ServFail => Reading::Failed(DnsError::ServFail),
         ResponseCode::Refused => Reading::Failed(DnsError::Refused),
         other => Reading::Failed(DnsError::Other(format!("response code {other}"))),
@@ -117,6 +127,7 @@ pub async fn ask(
     let failed = |e| Authenticated {
         result: Err(e),
         authenticated: false,
+        ttl: None,
     };
     if servers.is_empty() {
         return failed(DnsError::Other("no nameserver configured".into()));
@@ -132,10 +143,11 @@ pub async fn ask(
                 }
             };
             match reading {
-                Reading::Answer(answer, ad) => {
+                Reading::Answer(answer, ad, ttl) => {
                     return Authenticated {
                         result: Ok(Arc::new(answer)),
                         authenticated: ad,
+                        ttl: ttl.map(|t| Duration::from_secs(t.into())),
                     }
                 }
                 Reading::Failed(e) => last = e,
@@ -263,19 +275,21 @@ mod tests {
                 HRData::CNAME(CNAME(alias.clone())),
             ));
             m.answers
-                .push(Record::from_rdata(alias.clone(), 60, HRData::TLSA(tlsa)));
+                .push(Record::from_rdata(alias.clone(), 30, HRData::TLSA(tlsa)));
         });
-        let Reading::Answer(answer, ad) = read_response(&bytes, id, name, RecordType::Tlsa) else {
+        let Reading::Answer(answer, ad, ttl) = read_response(&bytes, id, name, RecordType::Tlsa)
+        else {
             panic!("no answer");
         };
         assert!(ad);
+        assert_eq!(ttl, Some(30), "the smallest TTL of the answer");
         assert_eq!(answer.records().len(), 1);
         assert_eq!(answer.cname_chain(), ["tlsa.example"]);
         // Without AD: the same records, not vouched for.
         let bytes = response(&q, |_| {});
         assert_eq!(
             read_response(&bytes, id, name, RecordType::Tlsa),
-            Reading::Answer(Answer::NoData, false)
+            Reading::Answer(Answer::NoData, false, None)
         );
     }
 
@@ -323,7 +337,7 @@ mod tests {
         });
         assert_eq!(
             read_response(&nx, id, name, RecordType::Tlsa),
-            Reading::Answer(Answer::NxDomain, true)
+            Reading::Answer(Answer::NxDomain, true, None)
         );
     }
 }
