@@ -64,7 +64,7 @@ if [ -z "${BENCH_IN_NETNS:-}" ]; then
     echo "versions: $("$BIN" --version), knot $(knotd --version | awk '{print $NF}'), checkdmarc $(python3 -m pip show checkdmarc 2>/dev/null | awk '/^Version/ {print $2}'), $(dnsperf -h 2>&1 | grep -m1 -o 'DNS Performance Testing Tool.*' || echo dnsperf)"
     echo "load at start: $(cut -d' ' -f1-3 /proc/loadavg)"
   } | tee -a "$BENCH_DIR/summary.txt"
-  exec env BENCH_IN_NETNS=1 unshare -n "$0" "${SIZES[@]}"
+  exec env BENCH_IN_NETNS=1 unshare -n "$REPO/bench/run.sh" "${SIZES[@]}"
 fi
 
 # --- inside the namespace: loopback only ---

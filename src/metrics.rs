@@ -147,7 +147,35 @@ pub struct DomainEntry {
     pub report: Arc<DomainReport>,
     /// record name → (text, when it last changed)
     pub changes: BTreeMap<String, (String, f64)>,
-    fragments: Arc<Vec<String>>,
+    fragments: Arc<Fragments>,
+}
+
+/// A domain's pre-rendered series, every family in one buffer (`ends[i]` is where family
+/// `i`'s lines end). One allocation per domain instead of one per family: a scrape of
+/// 10,000 domains reads 10,000 buffers, not 190,000 scattered strings, and the store
+/// carries no per-string overhead.
+struct Fragments {
+    text: String,
+    ends: Box<[usize]>,
+}
+
+impl Fragments {
+    fn new(parts: Vec<String>) -> Fragments {
+        let mut text = String::with_capacity(parts.iter().map(String::len).sum());
+        let ends = parts
+            .iter()
+            .map(|part| {
+                text.push_str(part);
+                text.len()
+            })
+            .collect();
+        Fragments { text, ends }
+    }
+
+    fn family(&self, i: usize) -> &str {
+        let start = if i == 0 { 0 } else { self.ends[i - 1] };
+        &self.text[start..self.ends[i]]
+    }
 }
 
 pub struct Metrics {
@@ -351,7 +379,7 @@ impl Metrics {
                 }
             }
         }
-        let fragments = Arc::new(render_domain(&report, &changes));
+        let fragments = Arc::new(Fragments::new(render_domain(&report, &changes)));
         let domain = report.domain.clone();
         let entry = DomainEntry {
             report: Arc::new(report),
@@ -404,7 +432,7 @@ impl Metrics {
             tracing::error!("cannot encode metrics: {e}");
         }
         let mut text = String::from_utf8(out).unwrap_or_default();
-        let fragments: Vec<Arc<Vec<String>>> = self
+        let fragments: Vec<Arc<Fragments>> = self
             .domains
             .read()
             .unwrap_or_else(std::sync::PoisonError::into_inner)
@@ -413,10 +441,7 @@ impl Metrics {
             .collect();
         // One allocation of the final size: growing a 15 MB text by doubling would copy it
         // several times per scrape and leave the discarded buffers to the allocator.
-        let series: usize = fragments
-            .iter()
-            .map(|f| f.iter().map(String::len).sum::<usize>())
-            .sum();
+        let series: usize = fragments.iter().map(|f| f.text.len()).sum();
         let headers: usize = FAMILIES
             .iter()
             .map(|(name, kind, help)| 2 * name.len() + kind.len() + help.len() + 18)
@@ -425,7 +450,7 @@ impl Metrics {
         for (i, (name, kind, help)) in FAMILIES.iter().enumerate() {
             let _ = writeln!(text, "# HELP {name} {help}\n# TYPE {name} {kind}");
             for f in &fragments {
-                text.push_str(&f[i]);
+                text.push_str(f.family(i));
             }
         }
         text
@@ -767,6 +792,15 @@ fn render_domain(report: &DomainReport, changes: &BTreeMap<String, (String, f64)
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn fragments_keep_each_family_apart() {
+        let f = Fragments::new(vec!["a 1\n".into(), String::new(), "c 3\nc 4\n".into()]);
+        assert_eq!(f.family(0), "a 1\n");
+        assert_eq!(f.family(1), "");
+        assert_eq!(f.family(2), "c 3\nc 4\n");
+        assert_eq!(f.text.len(), 12);
+    }
 
     #[test]
     fn every_family_index_has_a_family() {
