@@ -113,4 +113,8 @@ for t in "${targets[@]}"; do
   fi
 done
 printf '%s\n' "${summary[@]}"
+# A scratch directory of our own is removed when all went well (crash inputs are kept).
+if [ $status -eq 0 ] && [ -z "${FUZZ_WORK:-}" ]; then
+  rm -rf "$work"
+fi
 exit $status
