@@ -17,6 +17,12 @@ fn main() {
         .unwrap_or_else(|| "unknown".into());
     println!("cargo:rustc-env=MAILAUTH_REVISION={revision}");
     println!("cargo:rustc-env=MAILAUTH_RUSTVERSION={rustversion}");
-    println!("cargo:rerun-if-changed=.git/HEAD");
-    println!("cargo:rerun-if-changed=.git/refs/heads");
+    // In a git worktree `.git` is a file; ask git where HEAD really lives, so that a
+    // missing path does not make cargo rerun this script (and rebuild) every time.
+    if let Some(git_dir) = run("git", &["rev-parse", "--git-dir"]) {
+        println!("cargo:rerun-if-changed={git_dir}/HEAD");
+        if let Some(common) = run("git", &["rev-parse", "--git-common-dir"]) {
+            println!("cargo:rerun-if-changed={common}/refs/heads");
+        }
+    }
 }
