@@ -6,6 +6,8 @@
 # Usage: fuzz/run.sh [SECONDS_PER_TARGET] [TARGET...]     (default 20 s, every target)
 # Env:   FUZZ_WORK=dir   scratch corpora and crash artifacts (default: a new temp dir)
 #        FUZZ_NO_BUILD=1 run the targets as last built
+#        FUZZ_QUICK=1    build unoptimised and without AddressSanitizer: a fraction of the
+#                        build time, for CI's short smoke run (panics are still found)
 #
 # Bounds: -max_len keeps inputs to the size of a real record/header, -rss_limit_mb and
 # -malloc_limit_mb turn any unbounded allocation into a reported crash. Each target's
@@ -85,8 +87,14 @@ seed() { # seed TARGET DIR
   [ -n "$(ls -A "$d")" ] || printf 'x' > "$d/empty"
 }
 
-[ -n "${FUZZ_NO_BUILD:-}" ] || (cd "$here" && cargo fuzz build)
-bin_dir="$here/target/$(rustc -vV | sed -n 's/^host: //p')/release"
+build_flags=()
+profile=release
+if [ -n "${FUZZ_QUICK:-}" ]; then
+  build_flags=(--dev --sanitizer none)
+  profile=debug
+fi
+[ -n "${FUZZ_NO_BUILD:-}" ] || (cd "$here" && cargo fuzz build "${build_flags[@]}")
+bin_dir="$here/target/$(rustc -vV | sed -n 's/^host: //p')/$profile"
 export ASAN_OPTIONS="${ASAN_OPTIONS:-detect_odr_violation=0}"
 
 status=0
