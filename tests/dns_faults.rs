@@ -10,7 +10,7 @@
 mod util;
 
 use std::sync::Arc;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use mailauth_exporter::app::App;
 use mailauth_exporter::config::Config;
@@ -18,7 +18,7 @@ use mailauth_exporter::dns::RecordType;
 use mailauth_exporter::dns::{Dns, DnsError, HickoryDns, QueryCounters, ResolverSettings};
 use mailauth_exporter::zone_server::ZoneServer;
 use util::dns_proxy::{DnsProxy, Mode};
-use util::http::get;
+use util::http::{has, metrics_until};
 
 /// Enough TXT records that the set is ~40 KB: over any UDP payload, within one TCP message.
 const BIG_TXT_RECORDS: usize = 200;
@@ -199,10 +199,6 @@ name = "incloop.faults.test"
     Exporter { base, _app: app }
 }
 
-fn has(body: &str, line: &str) -> bool {
-    body.lines().any(|l| l == line)
-}
-
 fn value(body: &str, series: &str) -> Option<f64> {
     body.lines()
         .find_map(|l| l.strip_prefix(series)?.strip_prefix(' ')?.parse().ok())
@@ -216,23 +212,6 @@ fn last_run(body: &str, domain: &str) -> f64 {
         ),
     )
     .unwrap_or(0.0)
-}
-
-/// Polls `/metrics` (which must answer 200 every time) until `pred` holds.
-async fn metrics_until(base: &str, what: &str, pred: impl Fn(&str) -> bool) -> String {
-    let deadline = Instant::now() + Duration::from_secs(30);
-    loop {
-        let (status, body) = get(&format!("{base}/metrics")).await;
-        assert_eq!(status, 200, "/metrics must keep answering");
-        if pred(&body) {
-            return body;
-        }
-        assert!(
-            Instant::now() < deadline,
-            "timed out waiting for {what}; last scrape:\n{body}"
-        );
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
 }
 
 const BAD_SPF_OK: &str = r#"mailauth_dns_check_success{domain="bad.faults.test",check="spf"} 1"#;

@@ -10,12 +10,11 @@
 mod util;
 
 use std::path::Path;
-use std::time::{Duration, Instant};
 
 use mailauth_exporter::app::App;
 use mailauth_exporter::config::Config;
 use mailauth_exporter::mail::mailbox::Mailbox;
-use util::http::get;
+use util::http::{has, metrics_until, value};
 use util::mailstack::{MailStack, PASSWORD};
 use util::smtp_fault::{Mode, SmtpFault};
 
@@ -44,32 +43,6 @@ fn config_text(stack: &MailStack, fault_port: u16, ns: std::net::SocketAddr) -> 
         stack.smtp_toml(),
         stack.mailbox_toml("tls"),
     )
-}
-
-fn has(body: &str, line: &str) -> bool {
-    body.lines().any(|l| l == line)
-}
-
-fn value(body: &str, series: &str) -> f64 {
-    body.lines()
-        .find_map(|l| l.strip_prefix(series)?.strip_prefix(' ')?.parse().ok())
-        .unwrap_or(0.0)
-}
-
-async fn metrics_until(base: &str, what: &str, pred: impl Fn(&str) -> bool) -> String {
-    let deadline = Instant::now() + Duration::from_secs(60);
-    loop {
-        let (status, body) = get(&format!("{base}/metrics")).await;
-        assert_eq!(status, 200, "/metrics must keep answering");
-        if pred(&body) {
-            return body;
-        }
-        assert!(
-            Instant::now() < deadline,
-            "timed out waiting for {what}:\n{body}"
-        );
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
 }
 
 /// The first `n` messages by UID, raw (the unrelated ones delivered before the exporter

@@ -9,43 +9,16 @@
 mod util;
 
 use std::path::Path;
-use std::time::{Duration, Instant};
 
 use mailauth_exporter::app::App;
 use mailauth_exporter::config::Config;
-use util::http::get;
+use util::http::{has, metrics_until, value};
 use util::mailstack::MailStack;
 
 const ZONE: &str = r#"
 @       IN TXT "v=spf1 ip4:127.0.0.1 -all"
 _dmarc  IN TXT "v=DMARC1; p=reject"
 "#;
-
-fn has(body: &str, line: &str) -> bool {
-    body.lines().any(|l| l == line)
-}
-
-fn value(body: &str, series: &str) -> f64 {
-    body.lines()
-        .find_map(|l| l.strip_prefix(series)?.strip_prefix(' ')?.parse().ok())
-        .unwrap_or(0.0)
-}
-
-async fn metrics_until(base: &str, what: &str, pred: impl Fn(&str) -> bool) -> String {
-    let deadline = Instant::now() + Duration::from_secs(90);
-    loop {
-        let (status, body) = get(&format!("{base}/metrics")).await;
-        assert_eq!(status, 200, "/metrics must keep answering");
-        if pred(&body) {
-            return body;
-        }
-        assert!(
-            Instant::now() < deadline,
-            "timed out waiting for {what}:\n{body}"
-        );
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
-}
 
 const A_SENT: &str = r#"mailauth_probe_sent_total{domain="a.test",target="verifier"}"#;
 const A_OK: &str = r#"mailauth_probe_success{domain="a.test",target="verifier"} 1"#;

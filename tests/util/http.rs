@@ -54,3 +54,33 @@ fn dechunk(mut s: &str) -> String {
     }
     out
 }
+
+/// Whether the exposition text has exactly this line.
+pub fn has(body: &str, line: &str) -> bool {
+    body.lines().any(|l| l == line)
+}
+
+/// The value of `series` (name and labels as exposed), 0 when absent.
+pub fn value(body: &str, series: &str) -> f64 {
+    body.lines()
+        .find_map(|l| l.strip_prefix(series)?.strip_prefix(' ')?.parse().ok())
+        .unwrap_or(0.0)
+}
+
+/// Polls `{base}/metrics`, which must answer 200 every time, until `pred` holds (90 s at
+/// most; the deadline only bounds a failure).
+pub async fn metrics_until(base: &str, what: &str, pred: impl Fn(&str) -> bool) -> String {
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(90);
+    loop {
+        let (status, body) = get(&format!("{base}/metrics")).await;
+        assert_eq!(status, 200, "/metrics must keep answering");
+        if pred(&body) {
+            return body;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "timed out waiting for {what}; last scrape:\n{body}"
+        );
+        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+    }
+}
