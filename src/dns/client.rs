@@ -199,20 +199,10 @@ impl HickoryDns {
         }
         match self.resolver.lookup(hname, hickory_type(rtype)).await {
             Ok(lookup) => {
-                let mut records = Vec::new();
-                let mut cname_chain = Vec::new();
-                let mut ttl = u32::MAX;
-                for record in lookup.answers() {
-                    ttl = ttl.min(record.ttl);
-                    match convert(&record.data) {
-                        Some(RData::Cname(target)) if rtype != RecordType::Cname => {
-                            cname_chain.push(target)
-                        }
-                        Some(data) if record_type_of(&data) == rtype => records.push(data),
-                        _ => {}
-                    }
-                }
-                let ttl = (ttl != u32::MAX).then(|| Duration::from_secs(ttl.into()));
+                let ttl = lookup.answers().iter().map(|r| r.ttl).min();
+                let ttl = ttl.map(|t| Duration::from_secs(t.into()));
+                let (records, cname_chain) =
+                    answer_records(lookup.answers().iter().map(|r| &r.data), rtype);
                 if records.is_empty() && cname_loop(name, &cname_chain) {
                     return TimedAnswer {
                         result: Err(DnsError::Other(format!(
@@ -222,14 +212,7 @@ impl HickoryDns {
                         ttl: None,
                     };
                 }
-                let answer = if records.is_empty() {
-                    Answer::NoData
-                } else {
-                    Answer::Records {
-                        records,
-                        cname_chain,
-                    }
-                };
+                let answer = Answer::of(records, cname_chain);
                 TimedAnswer {
                     result: Ok(Arc::new(answer)),
                     ttl,
@@ -312,6 +295,23 @@ fn cname_loop(name: &str, chain: &[String]) -> bool {
     chain
         .iter()
         .any(|target| !seen.insert(normalize_name(target)))
+}
+
+/// The records of `rtype` in an answer section, and the CNAME targets that led to them.
+pub(super) fn answer_records<'a>(
+    data: impl Iterator<Item = &'a HRData>,
+    rtype: RecordType,
+) -> (Vec<RData>, Vec<String>) {
+    let mut records = Vec::new();
+    let mut cname_chain = Vec::new();
+    for d in data {
+        match convert(d) {
+            Some(RData::Cname(target)) if rtype != RecordType::Cname => cname_chain.push(target),
+            Some(data) if record_type_of(&data) == rtype => records.push(data),
+            _ => {}
+        }
+    }
+    (records, cname_chain)
 }
 
 fn map_error(err: NetError) -> TimedAnswer {

@@ -106,6 +106,18 @@ pub enum Answer {
 }
 
 impl Answer {
+    /// Records (with the CNAME chain that led to them), or NODATA when there are none.
+    pub fn of(records: Vec<RData>, cname_chain: Vec<String>) -> Answer {
+        if records.is_empty() {
+            Answer::NoData
+        } else {
+            Answer::Records {
+                records,
+                cname_chain,
+            }
+        }
+    }
+
     pub fn records(&self) -> &[RData] {
         match self {
             Answer::Records { records, .. } => records,

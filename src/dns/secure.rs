@@ -17,8 +17,8 @@ use hickory_resolver::proto::op::{Edns, Message, MessageType, Query, ResponseCod
 use hickory_resolver::proto::rr::Name;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
-use super::client::{convert, hickory_type, record_type_of};
-use super::{normalize_name, Answer, DnsError, LookupResult, RData, RecordType};
+use super::client::{answer_records, hickory_type};
+use super::{normalize_name, Answer, DnsError, LookupResult, RecordType};
 
 /// An answer and whether the resolver vouched for it (AD set in its response).
 #[derive(Clone, Debug)]
@@ -88,25 +88,9 @@ pub fn read_response(bytes: &[u8], id: u16, name: &str, rtype: RecordType) -> Re
         .min();
     match message.metadata.response_code {
         ResponseCode::NoError => {
-            let mut records = Vec::new();
-            let mut cname_chain = Vec::new();
-            for record in &message.answers {
-                match convert(&record.data) {
-                    Some(RData::Cname(target)) if rtype != RecordType::Cname => {
-                        cname_chain.push(target)
-                    }
-                    Some(data) if record_type_of(&data) == rtype => records.push(data),
-                    _ => {}
-                }
-            }
-            let answer = if records.is_empty() {
-                Answer::NoData
-            } else {
-                Answer::Records {
-                    records,
-                    cname_chain,
-                }
-            };
+            let (records, cname_chain) =
+                answer_records(message.answers.iter().map(|r| &r.data), rtype);
+            let answer = Answer::of(records, cname_chain);
             Reading::Answer(answer, ad, ttl)
         }
         ResponseCode::NXDomain => Reading::Answer(Answer::NxDomain, ad, ttl),
