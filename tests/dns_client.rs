@@ -156,3 +156,59 @@ async fn one_query_per_name_while_fresh_and_changes_seen_after_ttl() {
         tokio::time::sleep(std::time::Duration::from_millis(50)).await;
     }
 }
+
+/// An authoritative server answers an alias into another zone with the CNAME alone; the
+/// client follows it to the target, as a recursive resolver would have, keeps the chain
+/// and the smallest TTL, and a dangling alias to a missing name is NXDOMAIN.
+#[tokio::test]
+async fn aliases_into_other_zones_are_followed() {
+    let server = util::server().await;
+    server
+        .set_zone(
+            "provider.test",
+            &util::zone(
+                "provider.test",
+                60,
+                "spf IN TXT \"v=spf1 ip4:192.0.2.9 -all\"\nhop IN CNAME hop2.customer.test.\n",
+            ),
+        )
+        .unwrap();
+    server
+        .set_zone(
+            "customer.test",
+            &util::zone(
+                "customer.test",
+                60,
+                "_spf IN CNAME spf.provider.test.\nhop IN CNAME hop.provider.test.\nhop2 IN CNAME spf.provider.test.\ngone IN CNAME nothing.provider.test.\n",
+            ),
+        )
+        .unwrap();
+    let (dns, _) = util::client(&server);
+    let spf = dns
+        .lookup("_spf.customer.test", RecordType::Txt)
+        .await
+        .unwrap();
+    assert_eq!(spf.txt_strings(), ["v=spf1 ip4:192.0.2.9 -all"]);
+    assert_eq!(spf.cname_chain(), ["spf.provider.test"]);
+
+    let hops = dns
+        .lookup("hop.customer.test", RecordType::Txt)
+        .await
+        .unwrap();
+    assert_eq!(hops.txt_strings(), ["v=spf1 ip4:192.0.2.9 -all"]);
+    assert_eq!(
+        hops.cname_chain(),
+        [
+            "hop.provider.test",
+            "hop2.customer.test",
+            "spf.provider.test"
+        ]
+    );
+
+    assert_eq!(
+        *dns.lookup("gone.customer.test", RecordType::Txt)
+            .await
+            .unwrap(),
+        Answer::NxDomain
+    );
+}

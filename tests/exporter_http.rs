@@ -112,6 +112,50 @@ async fn metrics_show_every_domain_with_build_info_and_pass_promtool() {
     promtool_check_metrics(&body);
 }
 
+/// One raw request; the response's head (lower-cased) and its body bytes.
+async fn raw(base: &str, method: &str, path: &str) -> (String, Vec<u8>) {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let host = base.strip_prefix("http://").unwrap();
+    let mut stream = tokio::net::TcpStream::connect(host).await.unwrap();
+    let req = format!("{method} {path} HTTP/1.1\r\nHost: {host}\r\nConnection: close\r\n\r\n");
+    stream.write_all(req.as_bytes()).await.unwrap();
+    let mut buf = Vec::new();
+    stream.read_to_end(&mut buf).await.unwrap();
+    let split = buf.windows(4).position(|w| w == b"\r\n\r\n").unwrap() + 4;
+    let head = String::from_utf8_lossy(&buf[..split]).to_ascii_lowercase();
+    (head, buf[split..].to_vec())
+}
+
+fn content_length(head: &str) -> Option<usize> {
+    head.lines()
+        .find_map(|l| l.strip_prefix("content-length:"))
+        .and_then(|v| v.trim().parse().ok())
+}
+
+/// The body is streamed from the stored series, yet announces its exact length up front
+/// (no chunked encoding), and HEAD gets the same length without a body.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn metrics_are_streamed_with_their_exact_length() {
+    let r = start(demo, false).await;
+    metrics_until(&r.base, "all 7 domains", |b| {
+        b.matches("mailauth_dns_check_last_run_timestamp_seconds{domain=")
+            .count()
+            >= 7 * 3
+    })
+    .await;
+    let (head, body) = raw(&r.base, "GET", "/metrics").await;
+    assert!(head.starts_with("http/1.1 200"), "{head}");
+    assert!(!head.contains("transfer-encoding"), "{head}");
+    assert_eq!(content_length(&head), Some(body.len()), "{head}");
+    let text = String::from_utf8(body).unwrap();
+    assert!(text.contains("# TYPE mailauth_finding gauge\n"));
+    assert!(text.ends_with('\n'));
+    let (head, body) = raw(&r.base, "HEAD", "/metrics").await;
+    assert!(head.starts_with("http/1.1 200"), "{head}");
+    assert!(body.is_empty());
+    assert!(content_length(&head).is_some_and(|n| n > 1000), "{head}");
+}
+
 /// `promtool check metrics` (Debian package prometheus; tests/run.sh installs it).
 fn promtool_check_metrics(body: &str) {
     use std::io::Write;

@@ -135,7 +135,7 @@ impl Dns for CachingDns {
                     }
                 })
                 .await;
-            super::secure::Authenticated {
+            super::wire::Authenticated {
                 result: entry.result.clone(),
                 authenticated: entry.authenticated,
                 ttl: None,

@@ -11,12 +11,10 @@ use hickory_resolver::config::{
     ConnectionConfig, NameServerConfig, ProtocolConfig, ResolverConfig, ResolverOpts,
 };
 use hickory_resolver::net::runtime::TokioRuntimeProvider;
-use hickory_resolver::net::{DnsError as HDnsError, NetError};
-use hickory_resolver::proto::op::ResponseCode;
 use hickory_resolver::proto::rr::{RData as HRData, RecordType as HRecordType};
 use hickory_resolver::{Resolver, TokioResolver};
 
-use super::secure::Authenticated;
+use super::wire::Authenticated;
 use super::{
     normalize_name, Answer, AuthenticatedFuture, Dns, DnsError, LookupFuture, LookupResult, RData,
     RecordType,
@@ -161,8 +159,15 @@ impl HickoryDns {
 
     /// One query with the DNSSEC OK and AD bits set, counted; whether the resolver set AD.
     pub async fn query_authenticated(&self, name: &str, rtype: RecordType) -> Authenticated {
-        let answer =
-            super::secure::ask(&self.servers, self.timeout, self.attempts, name, rtype).await;
+        let answer = super::wire::ask(
+            &self.servers,
+            self.timeout,
+            self.attempts,
+            name,
+            rtype,
+            true,
+        )
+        .await;
         self.counters.count(&answer.result);
         answer
     }
@@ -184,92 +189,26 @@ impl HickoryDns {
     }
 
     async fn query_uncounted(&self, name: &str, rtype: RecordType) -> TimedAnswer {
-        let fqdn = format!("{}.", normalize_name(name));
-        let Ok(hname) = hickory_resolver::proto::rr::Name::from_ascii(&fqdn) else {
-            return TimedAnswer {
-                result: Err(DnsError::InvalidName(name.to_string())),
-                ttl: None,
-            };
-        };
-        if fqdn.len() > 254 || fqdn == "." && rtype != RecordType::Txt {
+        let fqdn = normalize_name(name);
+        if fqdn.len() > 253 || fqdn.is_empty() && rtype != RecordType::Txt {
             return TimedAnswer {
                 result: Err(DnsError::InvalidName(name.to_string())),
                 ttl: None,
             };
         }
-        match self.resolver.lookup(hname, hickory_type(rtype)).await {
-            Ok(lookup) => {
-                let ttl = lookup.answers().iter().map(|r| r.ttl).min();
-                let ttl = ttl.map(|t| Duration::from_secs(t.into()));
-                let (records, cname_chain) =
-                    answer_records(lookup.answers().iter().map(|r| &r.data), rtype);
-                if records.is_empty() && cname_loop(name, &cname_chain) {
-                    return TimedAnswer {
-                        result: Err(DnsError::Other(format!(
-                            "CNAME loop at {}",
-                            normalize_name(name)
-                        ))),
-                        ttl: None,
-                    };
-                }
-                let answer = Answer::of(records, cname_chain);
-                TimedAnswer {
-                    result: Ok(Arc::new(answer)),
-                    ttl,
-                }
-            }
-            // hickory follows a CNAME chain to a bounded depth and then reports "no records"
-            // without the SOA an authoritative NODATA carries: walk the chain to tell a
-            // loop from an empty answer.
-            Err(NetError::Dns(HDnsError::NoRecordsFound(no)))
-                if no.response_code == ResponseCode::NoError
-                    && no.soa.is_none()
-                    && rtype != RecordType::Cname
-                    && self.cname_chain_loops(&fqdn).await =>
-            {
-                TimedAnswer {
-                    result: Err(DnsError::Other(format!(
-                        "CNAME loop at {}",
-                        normalize_name(name)
-                    ))),
-                    ttl: None,
-                }
-            }
-            Err(err) => map_error(err),
+        let answer = super::wire::ask(
+            &self.servers,
+            self.timeout,
+            self.attempts,
+            &fqdn,
+            rtype,
+            false,
+        )
+        .await;
+        TimedAnswer {
+            result: answer.result,
+            ttl: answer.ttl,
         }
-    }
-}
-
-impl HickoryDns {
-    /// Follows `name`'s CNAME records one query at a time (at most 16): true when the
-    /// chain comes back to a name already in it.
-    async fn cname_chain_loops(&self, name: &str) -> bool {
-        let mut chain = Vec::new();
-        let mut current = name.to_string();
-        for _ in 0..16 {
-            let Ok(hname) = hickory_resolver::proto::rr::Name::from_ascii(&current) else {
-                return false;
-            };
-            let Ok(lookup) = self.resolver.lookup(hname, HRecordType::CNAME).await else {
-                return false;
-            };
-            let next = lookup
-                .answers()
-                .iter()
-                .find_map(|r| match convert(&r.data) {
-                    Some(RData::Cname(target)) => Some(target),
-                    _ => None,
-                });
-            let Some(next) = next else {
-                return false;
-            };
-            chain.push(next.clone());
-            if cname_loop(name, &chain) {
-                return true;
-            }
-            current = format!("{next}.");
-        }
-        false
     }
 }
 
@@ -290,7 +229,7 @@ impl Dns for HickoryDns {
 /// A chain of aliases that comes back to a name already in it (the queried name
 /// included) ends nowhere: a broken zone, which must show as a DNS error, not as "no
 /// record" (RFC 1034 §3.6.2 asks resolvers to detect such loops).
-fn cname_loop(name: &str, chain: &[String]) -> bool {
+pub(super) fn cname_loop(name: &str, chain: &[String]) -> bool {
     let mut seen = std::collections::HashSet::from([normalize_name(name)]);
     chain
         .iter()
@@ -312,48 +251,6 @@ pub(super) fn answer_records<'a>(
         }
     }
     (records, cname_chain)
-}
-
-fn map_error(err: NetError) -> TimedAnswer {
-    let neg = |n: Option<u32>| n.map(|s| Duration::from_secs(s.into()));
-    match err {
-        NetError::Dns(HDnsError::NoRecordsFound(no)) => {
-            let answer = if no.response_code == ResponseCode::NXDomain {
-                Answer::NxDomain
-            } else {
-                Answer::NoData
-            };
-            TimedAnswer {
-                result: Ok(Arc::new(answer)),
-                ttl: neg(no.negative_ttl),
-            }
-        }
-        NetError::Dns(HDnsError::ResponseCode(ResponseCode::ServFail)) => TimedAnswer {
-            result: Err(DnsError::ServFail),
-            ttl: None,
-        },
-        NetError::Dns(HDnsError::ResponseCode(ResponseCode::Refused)) => TimedAnswer {
-            result: Err(DnsError::Refused),
-            ttl: None,
-        },
-        NetError::Timeout => TimedAnswer {
-            result: Err(DnsError::Timeout),
-            ttl: None,
-        },
-        other => {
-            let text = other.to_string();
-            let result = if text.contains("timed out") {
-                Err(DnsError::Timeout)
-            } else if text.contains("Refused") || text.contains("REFUSED") {
-                Err(DnsError::Refused)
-            } else if text.contains("ServFail") || text.contains("SERVFAIL") {
-                Err(DnsError::ServFail)
-            } else {
-                Err(DnsError::Other(text))
-            };
-            TimedAnswer { result, ttl: None }
-        }
-    }
 }
 
 pub(super) fn hickory_type(rtype: RecordType) -> HRecordType {

@@ -15,9 +15,9 @@ pub mod mta_sts;
 pub mod mx;
 pub mod newer_records;
 pub mod ptr;
-pub mod secure;
 pub mod spf;
 pub mod taglist;
+pub mod wire;
 
 use std::fmt;
 use std::future::Future;
@@ -167,7 +167,7 @@ pub type LookupResult = Result<Arc<Answer>, DnsError>;
 pub type LookupFuture<'a> = Pin<Box<dyn Future<Output = LookupResult> + Send + 'a>>;
 
 /// An answer and whether the resolver vouched for it with DNSSEC.
-pub type AuthenticatedFuture<'a> = Pin<Box<dyn Future<Output = secure::Authenticated> + Send + 'a>>;
+pub type AuthenticatedFuture<'a> = Pin<Box<dyn Future<Output = wire::Authenticated> + Send + 'a>>;
 
 /// The one interface between the checks and the network.
 pub trait Dns: Send + Sync {
@@ -175,7 +175,7 @@ pub trait Dns: Send + Sync {
     fn lookup<'a>(&'a self, name: &'a str, rtype: RecordType) -> LookupFuture<'a>;
 
     /// Looks up `name` asking the resolver to say whether it validated the answer with
-    /// DNSSEC (the AD bit, [`secure`]). Never cached: DANE asks rarely and must see the
+    /// DNSSEC (the AD bit, [`wire`]). Never cached: DANE asks rarely and must see the
     /// current state. An implementation that cannot tell says "not validated".
     fn lookup_authenticated<'a>(
         &'a self,
@@ -183,7 +183,7 @@ pub trait Dns: Send + Sync {
         rtype: RecordType,
     ) -> AuthenticatedFuture<'a> {
         Box::pin(async move {
-            secure::Authenticated {
+            wire::Authenticated {
                 result: self.lookup(name, rtype).await,
                 authenticated: false,
                 ttl: None,

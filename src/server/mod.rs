@@ -33,7 +33,7 @@ pub fn router(app: Arc<App>) -> Router {
 }
 
 async fn metrics(State(app): State<Arc<App>>) -> Response {
-    let body = app.metrics.render();
+    let body = axum::body::Body::new(app.metrics.exposition());
     (
         [(
             header::CONTENT_TYPE,

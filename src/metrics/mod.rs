@@ -3,9 +3,14 @@
 //! Process-wide metrics (build info, reloads, DNS query outcomes, probe counters) live in a
 //! `prometheus` registry. Per-domain series are rendered to exposition text once, when a
 //! domain's report arrives, and kept per metric family; a scrape then only concatenates
-//! text. With 10,000 domains this keeps `/metrics` fast and never triggers DNS, and a
+//! text, streamed out while it is sent. With 10,000 domains this keeps `/metrics` fast and never triggers DNS, and a
 //! report replaces its domain's series atomically, so a finding that has gone simply has
 //! no line any more.
+
+mod exposition;
+
+pub use exposition::Exposition;
+use exposition::Fragments;
 
 use std::collections::BTreeMap;
 use std::fmt::Write as _;
@@ -148,34 +153,6 @@ pub struct DomainEntry {
     /// record name → (text, when it last changed)
     pub changes: BTreeMap<String, (String, f64)>,
     fragments: Arc<Fragments>,
-}
-
-/// A domain's pre-rendered series, every family in one buffer (`ends[i]` is where family
-/// `i`'s lines end). One allocation per domain instead of one per family: a scrape of
-/// 10,000 domains reads 10,000 buffers, not 190,000 scattered strings, and the store
-/// carries no per-string overhead.
-struct Fragments {
-    text: String,
-    ends: Box<[usize]>,
-}
-
-impl Fragments {
-    fn new(parts: Vec<String>) -> Fragments {
-        let mut text = String::with_capacity(parts.iter().map(String::len).sum());
-        let ends = parts
-            .iter()
-            .map(|part| {
-                text.push_str(part);
-                text.len()
-            })
-            .collect();
-        Fragments { text, ends }
-    }
-
-    fn family(&self, i: usize) -> &str {
-        let start = if i == 0 { 0 } else { self.ends[i - 1] };
-        &self.text[start..self.ends[i]]
-    }
 }
 
 pub struct Metrics {
@@ -417,8 +394,9 @@ impl Metrics {
             .cloned()
     }
 
-    /// The whole exposition text.
-    pub fn render(&self) -> String {
+    /// The body of a scrape: the registry's families, then the per-domain ones, produced
+    /// chunk by chunk while it is sent (see [`Exposition`]).
+    pub fn exposition(&self) -> Exposition {
         for (result, count) in self.query_counters.snapshot() {
             let counter = self.dns_queries.with_label_values(&[result]);
             let seen = counter.get();
@@ -426,12 +404,12 @@ impl Metrics {
                 counter.inc_by(count - seen);
             }
         }
-        let mut out = Vec::with_capacity(64 * 1024);
+        let mut head = Vec::with_capacity(16 * 1024);
         let encoder = prometheus::TextEncoder::new();
-        if let Err(e) = encoder.encode(&self.registry.gather(), &mut out) {
+        if let Err(e) = encoder.encode(&self.registry.gather(), &mut head) {
             tracing::error!("cannot encode metrics: {e}");
+            head.clear();
         }
-        let mut text = String::from_utf8(out).unwrap_or_default();
         let fragments: Vec<Arc<Fragments>> = self
             .domains
             .read()
@@ -439,21 +417,12 @@ impl Metrics {
             .values()
             .map(|e| e.fragments.clone())
             .collect();
-        // One allocation of the final size: growing a 15 MB text by doubling would copy it
-        // several times per scrape and leave the discarded buffers to the allocator.
-        let series: usize = fragments.iter().map(|f| f.text.len()).sum();
-        let headers: usize = FAMILIES
-            .iter()
-            .map(|(name, kind, help)| 2 * name.len() + kind.len() + help.len() + 18)
-            .sum();
-        text.reserve(series + headers);
-        for (i, (name, kind, help)) in FAMILIES.iter().enumerate() {
-            let _ = writeln!(text, "# HELP {name} {help}\n# TYPE {name} {kind}");
-            for f in &fragments {
-                text.push_str(f.family(i));
-            }
-        }
-        text
+        Exposition::new(head, fragments, FAMILIES)
+    }
+
+    /// The whole exposition text at once (tests, small outputs).
+    pub fn render(&self) -> String {
+        self.exposition().into_string()
     }
 
     /// The series of one report that is not kept in the store (`/probe?domain=`).
@@ -792,15 +761,6 @@ fn render_domain(report: &DomainReport, changes: &BTreeMap<String, (String, f64)
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn fragments_keep_each_family_apart() {
-        let f = Fragments::new(vec!["a 1\n".into(), String::new(), "c 3\nc 4\n".into()]);
-        assert_eq!(f.family(0), "a 1\n");
-        assert_eq!(f.family(1), "");
-        assert_eq!(f.family(2), "c 3\nc 4\n");
-        assert_eq!(f.text.len(), 12);
-    }
 
     #[test]
     fn every_family_index_has_a_family() {

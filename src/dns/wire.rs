@@ -1,0 +1,565 @@
+//! The exporter's own DNS exchange: one query, one UDP datagram (TCP when the answer is
+//! truncated), read into the typed [`Answer`]. Every check's lookup goes through here.
+//!
+//! Why not hickory-resolver's lookup path: the benchmark (BENCHMARKS.md) found the lint of
+//! 10,000 domains CPU-bound in the resolver's per-query machinery, at about 75 µs of CPU
+//! per query against dnsperf's few microseconds. The exporter needs little of it: it talks
+//! to configured recursive resolvers (or resolv.conf's), caches one layer up
+//! ([`super::CachingDns`]) and wants the raw distinctions (NXDOMAIN, NODATA, SERVFAIL,
+//! REFUSED, timeout) rather than errors to interpret. Building and reading messages is
+//! pure (hickory-proto does the wire format); the exchange is a small async function.
+//!
+//! DANE's queries also go through here with the DNSSEC OK bit (EDNS, RFC 3225) and the AD
+//! bit (RFC 6840 §5.7) set, the way postfix asks: a validating resolver sets AD in its
+//! response only for data it found secure (RFC 4035 §3.2.3). The exporter is meant to be
+//! pointed at a local validating resolver (unbound, knot-resolver, systemd-resolved with
+//! DNSSEC=yes), the only kind whose AD bit can be trusted, since the path to it is loopback.
+//!
+//! Each query gets a fresh random id and a socket of its own with a port chosen by the
+//! kernel, and a response counts only when it comes from the server asked, carries the id
+//! and repeats the question: the defences against forged answers (RFC 5452 §9.1).
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::Duration;
+
+use hickory_resolver::proto::op::{Edns, Message, MessageType, Query, ResponseCode};
+use hickory_resolver::proto::rr::{Name, RData as HRData};
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+
+use super::client::{answer_records, hickory_type};
+use super::{normalize_name, Answer, DnsError, LookupResult, RecordType};
+
+/// The UDP payload size advertised with EDNS (the DNS flag day 2020 value: no fragments).
+const EDNS_PAYLOAD: u16 = 1232;
+/// How many aliases are followed when a server answers with a CNAME but not its target
+/// (an authoritative server answering for another zone's alias).
+const MAX_CHASE: usize = 8;
+
+/// An answer and whether the resolver vouched for it (AD set in its response).
+#[derive(Clone, Debug)]
+pub struct Authenticated {
+    pub result: LookupResult,
+    pub authenticated: bool,
+    /// How long the answer may be reused: the smallest TTL of the answer records, or the
+    /// negative TTL of the SOA for a negative answer (RFC 2308 §5); `None` when the
+    /// response gave none.
+    pub ttl: Option<Duration>,
+}
+
+/// The query for `name`/`rtype` with RD set and EDNS; with `dnssec`, also AD and DO. Its
+/// message id.
+pub fn build_query(
+    name: &str,
+    rtype: RecordType,
+    dnssec: bool,
+) -> Result<(u16, Vec<u8>), DnsError> {
+    let fqdn = format!("{}.", normalize_name(name));
+    let qname = Name::from_ascii(&fqdn).map_err(|_| DnsError::InvalidName(name.to_string()))?;
+    let mut message = Message::query();
+    message.metadata.recursion_desired = true;
+    message.metadata.authentic_data = dnssec;
+    let mut edns = Edns::new();
+    edns.set_max_payload(EDNS_PAYLOAD).set_dnssec_ok(dnssec);
+    message.edns = Some(edns);
+    message
+        .queries
+        .push(Query::query(qname, hickory_type(rtype)));
+    let bytes = message
+        .to_vec()
+        .map_err(|e| DnsError::Other(format!("cannot encode a query for {name}: {e}")))?;
+    Ok((message.metadata.id, bytes))
+}
+
+/// One response, read.
+#[derive(Debug, PartialEq, Eq)]
+pub struct Response {
+    pub answer: Answer,
+    /// The AD bit.
+    pub authenticated: bool,
+    /// Smallest TTL of the answer section; for a negative answer, the SOA's negative TTL.
+    pub ttl: Option<u32>,
+    /// The response ends at an alias whose target it does not answer for, and has no SOA
+    /// that would make that final: the target to ask next.
+    pub dangling_alias: Option<String>,
+    /// The aliases the answer section followed.
+    pub cname_chain: Vec<String>,
+}
+
+/// What a response says, once it is known to answer our query.
+#[derive(Debug, PartialEq, Eq)]
+pub enum Reading {
+    /// Not a response to this query (other id, other question, not a response): ignore it.
+    Foreign,
+    /// The UDP response was truncated: ask again over TCP.
+    Truncated,
+    Answer(Response),
+    Failed(DnsError),
+}
+
+/// Reads a response to the query `id` for `name`/`rtype`.
+pub fn read_response(bytes: &[u8], id: u16, name: &str, rtype: RecordType) -> Reading {
+    let message = match Message::from_vec(bytes) {
+        Ok(m) => m,
+        // Our id from the server we asked (the socket is connected to it), but not a DNS
+        // message: the server is broken, which must show as an error, not as a timeout.
+        // Anything else unreadable is ignored like any foreign datagram.
+        Err(e) if bytes.get(..2) == Some(&id.to_be_bytes()[..]) => {
+            return Reading::Failed(DnsError::Other(format!("malformed response: {e}")))
+        }
+        Err(_) => return Reading::Foreign,
+    };
+    let same_question = message.queries.len() == 1
+        && message.queries[0].query_type() == hickory_type(rtype)
+        && same_name(&message.queries[0].name().to_ascii(), name);
+    if message.metadata.id != id
+        || message.metadata.message_type != MessageType::Response
+        || !same_question
+    {
+        return Reading::Foreign;
+    }
+    if message.metadata.truncation {
+        return Reading::Truncated;
+    }
+    let authenticated = message.metadata.authentic_data;
+    let soa_ttl = message.authorities.iter().find_map(|r| match &r.data {
+        HRData::SOA(soa) => Some(r.ttl.min(soa.minimum)),
+        _ => None,
+    });
+    let answer_ttl = message.answers.iter().map(|r| r.ttl).min();
+    match message.metadata.response_code {
+        ResponseCode::NoError => {
+            let (records, cname_chain) =
+                answer_records(message.answers.iter().map(|r| &r.data), rtype);
+            let dangling_alias = match cname_chain.last() {
+                Some(target) if records.is_empty() && soa_ttl.is_none() => Some(target.clone()),
+                _ => None,
+            };
+            let answer = Answer::of(records, cname_chain.clone());
+            let ttl = if answer.records().is_empty() {
+                soa_ttl.or(answer_ttl)
+            } else {
+                answer_ttl
+            };
+            Reading::Answer(Response {
+                answer,
+                authenticated,
+                ttl,
+                dangling_alias,
+                cname_chain,
+            })
+        }
+        ResponseCode::NXDomain => Reading::Answer(Response {
+            answer: Answer::NxDomain,
+            authenticated,
+            ttl: soa_ttl,
+            dangling_alias: None,
+            cname_chain: Vec::new(),
+        }),
+        ResponseCode::ServFail => Reading::Failed(DnsError::ServFail),
+        ResponseCode::Refused => Reading::Failed(DnsError::Refused),
+        other => Reading::Failed(DnsError::Other(format!("response code {other}"))),
+    }
+}
+
+/// Names compare without case and trailing dot, without allocating.
+fn same_name(a: &str, b: &str) -> bool {
+    a.trim_end_matches('.')
+        .eq_ignore_ascii_case(b.trim_end_matches('.'))
+}
+
+/// Looks up `name`, following aliases the server left dangling, with loops reported as
+/// errors (RFC 1034 §3.6.2 asks resolvers to detect them).
+pub async fn ask(
+    servers: &[SocketAddr],
+    timeout: Duration,
+    attempts: usize,
+    name: &str,
+    rtype: RecordType,
+    dnssec: bool,
+) -> Authenticated {
+    let failed = |e| Authenticated {
+        result: Err(e),
+        authenticated: false,
+        ttl: None,
+    };
+    let mut chain: Vec<String> = Vec::new();
+    let mut ttl: Option<u32> = None;
+    let mut authenticated = true;
+    let mut current = normalize_name(name);
+    for _ in 0..=MAX_CHASE {
+        let response = match ask_once(servers, timeout, attempts, &current, rtype, dnssec).await {
+            Ok(r) => r,
+            Err(e) => return failed(e),
+        };
+        ttl = match (ttl, response.ttl) {
+            (Some(a), Some(b)) => Some(a.min(b)),
+            (a, b) => a.or(b),
+        };
+        authenticated &= response.authenticated;
+        chain.extend(response.cname_chain.iter().map(|c| normalize_name(c)));
+        if super::client::cname_loop(name, &chain) {
+            return failed(DnsError::Other(format!(
+                "CNAME loop at {}",
+                normalize_name(name)
+            )));
+        }
+        let answer = match (response.dangling_alias, response.answer) {
+            (Some(target), _) if rtype != RecordType::Cname => {
+                current = target;
+                continue;
+            }
+            (_, Answer::Records { records, .. }) => Answer::Records {
+                records,
+                cname_chain: chain,
+            },
+            (_, other) => other,
+        };
+        return Authenticated {
+            result: Ok(Arc::new(answer)),
+            authenticated,
+            ttl: ttl.map(|t| Duration::from_secs(t.into())),
+        };
+    }
+    failed(DnsError::Other(format!(
+        "CNAME chain of {} longer than {MAX_CHASE}",
+        normalize_name(name)
+    )))
+}
+
+/// Asks `servers` in turn (each attempt goes through the list) until one answers.
+async fn ask_once(
+    servers: &[SocketAddr],
+    timeout: Duration,
+    attempts: usize,
+    name: &str,
+    rtype: RecordType,
+    dnssec: bool,
+) -> Result<Response, DnsError> {
+    if servers.is_empty() {
+        return Err(DnsError::Other("no nameserver configured".into()));
+    }
+    let mut last = DnsError::Timeout;
+    for _ in 0..attempts.max(1) {
+        for server in servers {
+            match exchange(*server, timeout, name, rtype, dnssec).await {
+                Ok(Reading::Answer(response)) => return Ok(response),
+                Ok(Reading::Failed(e)) | Err(e) => last = e,
+                Ok(Reading::Foreign | Reading::Truncated) => {}
+            }
+        }
+    }
+    Err(last)
+}
+
+async fn exchange(
+    server: SocketAddr,
+    timeout: Duration,
+    name: &str,
+    rtype: RecordType,
+    dnssec: bool,
+) -> Result<Reading, DnsError> {
+    let (id, query) = build_query(name, rtype, dnssec)?;
+    let udp = tokio::time::timeout(timeout, udp_exchange(server, id, &query, name, rtype))
+        .await
+        .map_err(|_| DnsError::Timeout)??;
+    if udp != Reading::Truncated {
+        return Ok(udp);
+    }
+    let (id, query) = build_query(name, rtype, dnssec)?;
+    match tokio::time::timeout(timeout, tcp_exchange(server, id, &query, name, rtype)).await {
+        Ok(Err(DnsError::Other(e))) => Err(DnsError::Other(format!(
+            "the UDP answer was truncated, and over TCP: {e}"
+        ))),
+        Ok(reading) => reading,
+        Err(_) => Err(DnsError::Timeout),
+    }
+}
+
+fn io_error(e: std::io::Error) -> DnsError {
+    match e.kind() {
+        std::io::ErrorKind::ConnectionRefused => DnsError::Refused,
+        _ => DnsError::Other(e.to_string()),
+    }
+}
+
+async fn udp_exchange(
+    server: SocketAddr,
+    id: u16,
+    query: &[u8],
+    name: &str,
+    rtype: RecordType,
+) -> Result<Reading, DnsError> {
+    let local: SocketAddr = if server.is_ipv4() {
+        (std::net::Ipv4Addr::UNSPECIFIED, 0).into()
+    } else {
+        (std::net::Ipv6Addr::UNSPECIFIED, 0).into()
+    };
+    let socket = tokio::net::UdpSocket::bind(local).await.map_err(io_error)?;
+    socket.connect(server).await.map_err(io_error)?;
+    socket.send(query).await.map_err(io_error)?;
+    // Larger than the advertised payload, for servers that ignore it; not zeroed.
+    let mut buf = Vec::with_capacity(4096);
+    loop {
+        buf.clear();
+        let n = socket.recv_buf(&mut buf).await.map_err(io_error)?;
+        if n == buf.capacity() {
+            // Cut off by the buffer: a server that ignored the advertised size. TCP has
+            // room for the whole answer.
+            return Ok(Reading::Truncated);
+        }
+        // Datagrams that answer something else (or are garbage) are skipped, not trusted.
+        match read_response(&buf, id, name, rtype) {
+            Reading::Foreign => continue,
+            reading => return Ok(reading),
+        }
+    }
+}
+
+async fn tcp_exchange(
+    server: SocketAddr,
+    id: u16,
+    query: &[u8],
+    name: &str,
+    rtype: RecordType,
+) -> Result<Reading, DnsError> {
+    let mut tcp = tokio::net::TcpStream::connect(server)
+        .await
+        .map_err(io_error)?;
+    let len = u16::try_from(query.len()).map_err(|_| DnsError::Other("query too long".into()))?;
+    let mut framed = len.to_be_bytes().to_vec();
+    framed.extend_from_slice(query);
+    tcp.write_all(&framed).await.map_err(io_error)?;
+    let mut len = [0u8; 2];
+    tcp.read_exact(&mut len).await.map_err(io_error)?;
+    let mut buf = vec![0u8; usize::from(u16::from_be_bytes(len))];
+    tcp.read_exact(&mut buf).await.map_err(io_error)?;
+    match read_response(&buf, id, name, rtype) {
+        Reading::Foreign | Reading::Truncated => Err(DnsError::Other(format!(
+            "{server} answered over TCP with something else"
+        ))),
+        reading => Ok(reading),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use hickory_resolver::proto::rr::rdata::{CNAME, SOA, TLSA, TXT};
+    use hickory_resolver::proto::rr::Record;
+
+    fn response(query: &[u8], edit: impl FnOnce(&mut Message)) -> Vec<u8> {
+        let mut m = Message::from_vec(query).unwrap();
+        m.metadata.message_type = MessageType::Response;
+        m.metadata.authentic_data = false;
+        edit(&mut m);
+        m.to_vec().unwrap()
+    }
+
+    fn name(s: &str) -> Name {
+        Name::from_ascii(s).unwrap()
+    }
+
+    fn soa(ttl: u32, minimum: u32) -> Record {
+        let data = SOA::new(
+            name("ns.example."),
+            name("host.example."),
+            1,
+            3600,
+            600,
+            86400,
+            minimum,
+        );
+        Record::from_rdata(name("example."), ttl, HRData::SOA(data))
+    }
+
+    fn read(bytes: &[u8], id: u16, qname: &str, rtype: RecordType) -> Response {
+        match read_response(bytes, id, qname, rtype) {
+            Reading::Answer(r) => r,
+            other => panic!("not an answer: {other:?}"),
+        }
+    }
+
+    #[test]
+    fn dnssec_queries_set_rd_ad_and_do() {
+        let (id, bytes) = build_query("_25._tcp.MX.example.", RecordType::Tlsa, true).unwrap();
+        let m = Message::from_vec(&bytes).unwrap();
+        assert_eq!(m.metadata.id, id);
+        assert!(m.metadata.recursion_desired && m.metadata.authentic_data);
+        let edns = m.edns.as_ref().unwrap();
+        assert!(edns.flags().dnssec_ok);
+        assert_eq!(edns.max_payload(), EDNS_PAYLOAD);
+        assert_eq!(m.queries[0].name().to_ascii(), "_25._tcp.mx.example.");
+    }
+
+    #[test]
+    fn plain_queries_set_rd_and_edns_only() {
+        let (_, bytes) = build_query("Example.", RecordType::Txt, false).unwrap();
+        let m = Message::from_vec(&bytes).unwrap();
+        assert!(m.metadata.recursion_desired);
+        assert!(!m.metadata.authentic_data);
+        assert!(!m.edns.as_ref().unwrap().flags().dnssec_ok);
+        assert_eq!(m.queries[0].name().to_ascii(), "example.");
+        assert!(matches!(
+            build_query("a..b", RecordType::Txt, false),
+            Err(DnsError::InvalidName(_))
+        ));
+    }
+
+    #[test]
+    fn query_ids_vary() {
+        let ids: std::collections::HashSet<u16> = (0..64)
+            .map(|_| build_query("example", RecordType::A, false).unwrap().0)
+            .collect();
+        assert!(ids.len() > 32, "ids must be random: {ids:?}");
+    }
+
+    #[test]
+    fn reads_records_and_the_ad_bit() {
+        let qname = "_25._tcp.mx.example";
+        let (id, q) = build_query(qname, RecordType::Tlsa, true).unwrap();
+        let owner = name("_25._tcp.mx.example.");
+        let alias = name("tlsa.example.");
+        let tlsa = TLSA::new(3.into(), 1.into(), 1.into(), vec![0xab; 32]);
+        let bytes = response(&q, |m| {
+            m.metadata.authentic_data = true;
+            m.answers.push(Record::from_rdata(
+                owner.clone(),
+                60,
+                HRData::CNAME(CNAME(alias.clone())),
+            ));
+            m.answers
+                .push(Record::from_rdata(alias.clone(), 30, HRData::TLSA(tlsa)));
+            // Authority records do not shorten a positive answer's life.
+            m.authorities.push(soa(5, 5));
+        });
+        let r = read(&bytes, id, qname, RecordType::Tlsa);
+        assert!(r.authenticated);
+        assert_eq!(r.ttl, Some(30), "the smallest TTL of the answer");
+        assert_eq!(r.answer.records().len(), 1);
+        assert_eq!(r.answer.cname_chain(), ["tlsa.example"]);
+        assert_eq!(r.dangling_alias, None);
+        // Without AD: the same question, not vouched for.
+        let bytes = response(&q, |_| {});
+        let r = read(&bytes, id, qname, RecordType::Tlsa);
+        assert_eq!(
+            (r.answer, r.authenticated, r.ttl),
+            (Answer::NoData, false, None)
+        );
+    }
+
+    #[test]
+    fn the_question_is_matched_without_case_or_trailing_dot() {
+        let (id, q) = build_query("MiXeD.Example", RecordType::Txt, false).unwrap();
+        let bytes = response(&q, |m| {
+            m.queries[0] = Query::query(name("mixed.EXAMPLE."), hickory_type(RecordType::Txt));
+            m.answers.push(Record::from_rdata(
+                name("mixed.example."),
+                300,
+                HRData::TXT(TXT::new(vec!["v=spf1 -all".into()])),
+            ));
+        });
+        let r = read(&bytes, id, "mixed.example.", RecordType::Txt);
+        assert_eq!(r.answer.txt_strings(), ["v=spf1 -all"]);
+        assert_eq!(r.ttl, Some(300));
+    }
+
+    #[test]
+    fn negative_answers_live_for_the_soa_negative_ttl() {
+        let (id, q) = build_query("none.example", RecordType::Txt, false).unwrap();
+        // RFC 2308 §5: the smaller of the SOA record's TTL and its MINIMUM field.
+        let nx = response(&q, |m| {
+            m.metadata.response_code = ResponseCode::NXDomain;
+            m.authorities.push(soa(3600, 120));
+        });
+        let r = read(&nx, id, "none.example", RecordType::Txt);
+        assert_eq!((r.answer, r.ttl), (Answer::NxDomain, Some(120)));
+        let nodata = response(&q, |m| m.authorities.push(soa(60, 900)));
+        let r = read(&nodata, id, "none.example", RecordType::Txt);
+        assert_eq!((r.answer, r.ttl), (Answer::NoData, Some(60)));
+    }
+
+    #[test]
+    fn an_alias_without_its_target_is_left_to_follow() {
+        let (id, q) = build_query("www.example", RecordType::A, false).unwrap();
+        let alias = |m: &mut Message| {
+            m.answers.push(Record::from_rdata(
+                name("www.example."),
+                300,
+                HRData::CNAME(CNAME(name("Host.Other."))),
+            ))
+        };
+        let bytes = response(&q, alias);
+        let r = read(&bytes, id, "www.example", RecordType::A);
+        assert_eq!(r.answer, Answer::NoData);
+        assert_eq!(r.dangling_alias.as_deref(), Some("host.other"));
+        assert_eq!(r.cname_chain, ["host.other"]);
+        // With the SOA of the target's zone, the empty answer is final (NODATA at the target).
+        let bytes = response(&q, |m| {
+            alias(m);
+            m.authorities.push(soa(60, 60));
+        });
+        assert_eq!(
+            read(&bytes, id, "www.example", RecordType::A).dangling_alias,
+            None
+        );
+    }
+
+    #[test]
+    fn foreign_truncated_and_failed_responses() {
+        let qname = "_25._tcp.mx.example";
+        let tlsa = RecordType::Tlsa;
+        let (id, q) = build_query(qname, tlsa, true).unwrap();
+        let other_id = response(&q, |m| m.metadata.id = id.wrapping_add(1));
+        assert_eq!(read_response(&other_id, id, qname, tlsa), Reading::Foreign);
+        assert_eq!(
+            read_response(&q, id, qname, tlsa),
+            Reading::Foreign,
+            "the query itself is not a response"
+        );
+        let garbage = |id: u16| [&id.to_be_bytes()[..], b"garbage"].concat();
+        assert_eq!(
+            read_response(&garbage(id.wrapping_add(1)), id, qname, tlsa),
+            Reading::Foreign
+        );
+        assert!(
+            matches!(read_response(&garbage(id), id, qname, tlsa), Reading::Failed(DnsError::Other(m)) if m.contains("malformed")),
+            "garbage under our id is the server's error"
+        );
+        let other_name = response(&q, |m| {
+            m.queries[0] = Query::query(name("x.example."), hickory_type(tlsa))
+        });
+        assert_eq!(
+            read_response(&other_name, id, qname, tlsa),
+            Reading::Foreign
+        );
+        let other_type = response(&q, |m| {
+            m.queries[0] = Query::query(name("_25._tcp.mx.example."), hickory_type(RecordType::A))
+        });
+        assert_eq!(
+            read_response(&other_type, id, qname, tlsa),
+            Reading::Foreign
+        );
+        let tc = response(&q, |m| m.metadata.truncation = true);
+        assert_eq!(read_response(&tc, id, qname, tlsa), Reading::Truncated);
+        let sf = response(&q, |m| m.metadata.response_code = ResponseCode::ServFail);
+        assert_eq!(
+            read_response(&sf, id, qname, tlsa),
+            Reading::Failed(DnsError::ServFail)
+        );
+        let refused = response(&q, |m| m.metadata.response_code = ResponseCode::Refused);
+        assert_eq!(
+            read_response(&refused, id, qname, tlsa),
+            Reading::Failed(DnsError::Refused)
+        );
+        let nx = response(&q, |m| {
+            m.metadata.response_code = ResponseCode::NXDomain;
+            m.metadata.authentic_data = true;
+        });
+        let r = read(&nx, id, qname, tlsa);
+        assert_eq!(
+            (r.answer, r.authenticated, r.ttl),
+            (Answer::NxDomain, true, None)
+        );
+    }
+}
