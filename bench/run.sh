@@ -19,7 +19,8 @@
 # Knobs (environment): BENCH_DIR (default target/bench), CHECKDMARC_SAMPLE (domains given to
 # checkdmarc when N is larger, default 1000), CHECKDMARC_MAX_SECONDS (default 600),
 # CONCURRENCY (the exporter's `check --concurrency`, default 256), SERVE_INTERVAL (the
-# long-running exporter's dns_interval, default 30s), SERVE_INTERVALS (default 5).
+# long-running exporter's dns_interval, default 30s), SERVE_INTERVALS (default 5), BENCH_PHASES
+# (`serve`: only step 6, on the zones an earlier run left in BENCH_DIR).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 REPO=$PWD
@@ -258,7 +259,11 @@ EOF
 }
 
 for n in "${SIZES[@]}"; do
-  bench_size "$n"
+  if [ "${BENCH_PHASES:-lint,serve}" != serve ]; then
+    bench_size "$n"
+  else
+    [ -f "$BENCH_DIR/$n/zones.txt" ] || { echo "BENCH_PHASES=serve needs the zones of an earlier run in $BENCH_DIR/$n" >&2; exit 1; }
+  fi
 done
 largest=$(printf '%s\n' "${SIZES[@]}" | sort -n | tail -1)
 serve_size "$largest"

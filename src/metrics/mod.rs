@@ -152,7 +152,7 @@ pub struct DomainEntry {
     pub report: Arc<DomainReport>,
     /// record name → (text, when it last changed)
     pub changes: BTreeMap<String, (String, f64)>,
-    fragments: Arc<Fragments>,
+    fragments: Fragments,
 }
 
 pub struct Metrics {
@@ -356,7 +356,7 @@ impl Metrics {
                 }
             }
         }
-        let fragments = Arc::new(Fragments::new(render_domain(&report, &changes)));
+        let fragments = Fragments::new(render_domain(&report, &changes));
         let domain = report.domain.clone();
         let entry = DomainEntry {
             report: Arc::new(report),
@@ -410,7 +410,7 @@ impl Metrics {
             tracing::error!("cannot encode metrics: {e}");
             head.clear();
         }
-        let fragments: Vec<Arc<Fragments>> = self
+        let fragments: Vec<Fragments> = self
             .domains
             .read()
             .unwrap_or_else(std::sync::PoisonError::into_inner)
