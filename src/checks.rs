@@ -63,6 +63,74 @@ impl CheckOutcome {
 }
 
 /// Everything learnt about one domain in one run.
+/// What the HTML pages show of a domain's latest report: kept per domain for as long as
+/// the exporter runs. The full report (SPF evaluation per IP, MX addresses, DANE and
+/// blocklist details, the newer records) is turned into series when it arrives and then
+/// dropped: with 10,000 domains it was the larger part of the exporter's memory.
+#[derive(Clone, Debug)]
+pub struct ReportSummary {
+    pub domain: String,
+    pub checked_at: SystemTime,
+    pub outcomes: Box<[CheckOutcome]>,
+    pub findings: Box<[Finding]>,
+    pub spf_record: Option<Box<str>>,
+    pub spf_dns_lookups: u32,
+    pub spf_void_lookups: u32,
+    pub dkim_keys: Box<[DkimKeySummary]>,
+    pub dmarc_record: Option<Box<str>>,
+    pub dmarc_found_at: Option<Box<str>>,
+    /// (preference, host)
+    pub mx_hosts: Box<[(u16, Box<str>)]>,
+    pub null_mx: bool,
+}
+
+#[derive(Clone, Debug)]
+pub struct DkimKeySummary {
+    pub selector: Box<str>,
+    pub key_type: Option<Box<str>>,
+    pub key_bits: Option<u32>,
+    pub testing: bool,
+}
+
+impl ReportSummary {
+    pub fn of(report: DomainReport) -> ReportSummary {
+        let boxed = |s: Option<String>| s.map(String::into_boxed_str);
+        ReportSummary {
+            domain: report.domain,
+            checked_at: report.checked_at,
+            outcomes: report.outcomes.into_boxed_slice(),
+            findings: report.findings.into_boxed_slice(),
+            spf_record: boxed(report.spf.record),
+            spf_dns_lookups: report.spf.dns_lookups,
+            spf_void_lookups: report.spf.void_lookups,
+            dkim_keys: report
+                .dkim
+                .keys
+                .into_iter()
+                .map(|k| DkimKeySummary {
+                    selector: k.selector.into_boxed_str(),
+                    key_type: boxed(k.key_type),
+                    key_bits: k.key_bits,
+                    testing: k.testing,
+                })
+                .collect(),
+            dmarc_record: boxed(report.dmarc.record),
+            dmarc_found_at: boxed(report.dmarc.found_at),
+            mx_hosts: report
+                .mx
+                .hosts
+                .into_iter()
+                .map(|h| (h.preference, h.host.into_boxed_str()))
+                .collect(),
+            null_mx: report.mx.null_mx,
+        }
+    }
+
+    pub fn outcome(&self, check: Check) -> Option<&CheckOutcome> {
+        self.outcomes.iter().find(|o| o.check == check)
+    }
+}
+
 #[derive(Clone, Debug)]
 pub struct DomainReport {
     pub domain: String,
@@ -195,7 +263,13 @@ pub async fn check_domain_with(dns: &dyn Dns, spec: &DomainSpec, https: &Https) 
     let helo = spec.helo.as_deref();
     let run_ptr = !spec.sending_ips.is_empty() || helo.is_some();
     let run_dkim = !spec.dkim_selectors.is_empty();
-    let ((spf, spf_t), (dkim, dkim_t), (dmarc, dmarc_t), (mx, mx_t), (ptr, ptr_t)) = tokio::join!(
+    let (
+        (mut spf, spf_t),
+        (mut dkim, dkim_t),
+        (mut dmarc, dmarc_t),
+        (mut mx, mx_t),
+        (mut ptr, ptr_t),
+    ) = tokio::join!(
         timed(spf::check(dns, &domain, &spec.sending_ips, helo)),
         timed(async {
             if run_dkim {
@@ -222,7 +296,7 @@ pub async fn check_domain_with(dns: &dyn Dns, spec: &DomainSpec, https: &Https) 
     );
 
     let run_dnsbl = !spec.blocklists.is_empty() && !spec.sending_ips.is_empty();
-    let ((newer, newer_t), (dane, dane_t), (dnsbl, dnsbl_t)) = tokio::join!(
+    let ((mut newer, newer_t), (mut dane, dane_t), (mut dnsbl, dnsbl_t)) = tokio::join!(
         timed(newer_records::check(dns, &domain, &dmarc, &mx, https)),
         timed(dane::check(dns, &domain, &mx, 25, https.timeout)),
         timed(async {
@@ -270,14 +344,16 @@ pub async fn check_domain_with(dns: &dyn Dns, spec: &DomainSpec, https: &Https) 
             duration: ptr_t,
         });
     }
+    // Moved, not copied: the report keeps each finding once (10,000 domains' findings
+    // are kept for as long as the exporter runs).
     let mut findings: Vec<Finding> = Vec::new();
-    findings.extend(spf.findings.iter().cloned());
-    findings.extend(dkim.findings.iter().cloned());
-    findings.extend(dmarc.findings.iter().cloned());
-    findings.extend(mx.findings.iter().cloned());
-    findings.extend(ptr.findings.iter().cloned());
-    findings.extend(newer.findings.iter().cloned());
-    findings.extend(dnsbl.findings.iter().cloned());
+    findings.append(&mut spf.findings);
+    findings.append(&mut dkim.findings);
+    findings.append(&mut dmarc.findings);
+    findings.append(&mut mx.findings);
+    findings.append(&mut ptr.findings);
+    findings.append(&mut newer.findings);
+    findings.append(&mut dnsbl.findings);
     for (check, answered) in &newer.answered {
         outcomes.push(CheckOutcome {
             check: *check,
@@ -292,7 +368,7 @@ pub async fn check_domain_with(dns: &dyn Dns, spec: &DomainSpec, https: &Https) 
             duration: dnsbl_t,
         });
     }
-    findings.extend(dane.findings.iter().cloned());
+    findings.append(&mut dane.findings);
     if !dane.hosts.is_empty() || !dane.answered {
         outcomes.push(CheckOutcome {
             check: Check::Dane,
@@ -312,6 +388,7 @@ pub async fn check_domain_with(dns: &dyn Dns, spec: &DomainSpec, https: &Https) 
             findings.extend(parked);
         }
     }
+    findings.shrink_to_fit();
     DomainReport {
         domain,
         checked_at: SystemTime::now(),

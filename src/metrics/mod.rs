@@ -21,7 +21,7 @@ use prometheus::{
     Encoder, Gauge, GaugeVec, HistogramOpts, HistogramVec, IntCounterVec, IntGauge, Opts, Registry,
 };
 
-use crate::checks::DomainReport;
+use crate::checks::{DomainReport, ReportSummary};
 use crate::dns::QueryCounters;
 use crate::findings::Check;
 
@@ -149,10 +149,36 @@ const F_DANE_DNSSEC: usize = 19;
 /// The latest state of one domain.
 #[derive(Clone)]
 pub struct DomainEntry {
-    pub report: Arc<DomainReport>,
-    /// record name → (text, when it last changed)
-    pub changes: BTreeMap<String, (String, f64)>,
+    pub report: Arc<ReportSummary>,
+    pub changes: RecordChanges,
     fragments: Fragments,
+}
+
+/// When each record's text last changed (`mailauth_record_change_timestamp_seconds`),
+/// sorted by record name. Only a digest of the text is kept: noticing the next change
+/// needs no more, and the text itself is in the report. (A map of full texts cost about a
+/// kilobyte per domain.) A record that stops being answered keeps its last change.
+#[derive(Clone, Default)]
+pub struct RecordChanges(Vec<(Box<str>, u64, f64)>);
+
+impl RecordChanges {
+    /// Notes `record`'s current `text`; a new record or a new text changes at `now`.
+    pub fn observe(&mut self, record: &str, text: &str, now: f64) {
+        use std::hash::{Hash, Hasher};
+        let mut hasher = std::collections::hash_map::DefaultHasher::new();
+        text.hash(&mut hasher);
+        let digest = hasher.finish();
+        match self.0.binary_search_by(|(r, ..)| (**r).cmp(record)) {
+            Ok(i) if self.0[i].1 == digest => {}
+            Ok(i) => self.0[i] = (record.into(), digest, now),
+            Err(i) => self.0.insert(i, (record.into(), digest, now)),
+        }
+    }
+
+    /// (record, when its text last changed), by record name.
+    pub fn iter(&self) -> impl Iterator<Item = (&str, f64)> {
+        self.0.iter().map(|(r, _, when)| (&**r, *when))
+    }
 }
 
 pub struct Metrics {
@@ -349,17 +375,12 @@ impl Metrics {
             .map(|e| e.changes.clone())
             .unwrap_or_default();
         for (record, text) in report.record_texts() {
-            match changes.get(&record) {
-                Some((old, _)) if *old == text => {}
-                _ => {
-                    changes.insert(record, (text, now));
-                }
-            }
+            changes.observe(&record, &text, now);
         }
         let fragments = Fragments::new(render_domain(&report, &changes));
         let domain = report.domain.clone();
         let entry = DomainEntry {
-            report: Arc::new(report),
+            report: Arc::new(ReportSummary::of(report)),
             changes,
             fragments,
         };
@@ -427,7 +448,7 @@ impl Metrics {
 
     /// The series of one report that is not kept in the store (`/probe?domain=`).
     pub fn render_report(report: &DomainReport) -> String {
-        let fragments = render_domain(report, &BTreeMap::new());
+        let fragments = render_domain(report, &RecordChanges::default());
         let mut text = String::new();
         for (i, (name, kind, help)) in FAMILIES.iter().enumerate() {
             if fragments[i].is_empty() {
@@ -562,7 +583,7 @@ fn line(out: &mut String, name: &str, labels: &[(&str, &str)], value: f64) {
     let _ = writeln!(out, "}} {value}");
 }
 
-fn render_domain(report: &DomainReport, changes: &BTreeMap<String, (String, f64)>) -> Vec<String> {
+fn render_domain(report: &DomainReport, changes: &RecordChanges) -> Vec<String> {
     let mut f = vec![String::new(); FAMILIES.len()];
     let d = report.domain.as_str();
     let ts = unix(report.checked_at);
@@ -684,12 +705,12 @@ fn render_domain(report: &DomainReport, changes: &BTreeMap<String, (String, f64)
             pct.into(),
         );
     }
-    for (record, (_, when)) in changes {
+    for (record, when) in changes.iter() {
         line(
             &mut f[F_RECORD_CHANGE],
             FAMILIES[F_RECORD_CHANGE].0,
             &[("domain", d), ("record", record)],
-            *when,
+            when,
         );
     }
     if let Some(p) = &report.newer.mta_sts_policy {
@@ -767,6 +788,22 @@ mod tests {
         assert_eq!(FAMILIES.len(), F_DANE_DNSSEC + 1);
         let names: std::collections::HashSet<&str> = FAMILIES.iter().map(|f| f.0).collect();
         assert_eq!(names.len(), FAMILIES.len());
+    }
+
+    #[test]
+    fn a_record_changes_when_its_text_does() {
+        let mut c = RecordChanges::default();
+        c.observe("spf", "v=spf1 -all", 1.0);
+        c.observe("dmarc", "v=DMARC1; p=none", 1.0);
+        c.observe("spf", "v=spf1 -all", 2.0);
+        assert_eq!(c.iter().collect::<Vec<_>>(), [("dmarc", 1.0), ("spf", 1.0)]);
+        c.observe("spf", "v=spf1 ~all", 3.0);
+        c.observe("dmarc", "v=DMARC1; p=none", 3.0);
+        c.observe("bimi", "", 3.0);
+        assert_eq!(
+            c.iter().collect::<Vec<_>>(),
+            [("bimi", 3.0), ("dmarc", 1.0), ("spf", 3.0)]
+        );
     }
 
     #[test]

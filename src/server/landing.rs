@@ -4,7 +4,7 @@
 use std::fmt::Write as _;
 
 use crate::app::App;
-use crate::checks::DomainReport;
+use crate::checks::ReportSummary;
 use crate::findings::{Check, Severity};
 
 pub fn escape(text: &str) -> String {
@@ -44,7 +44,7 @@ const COLUMNS: [Check; 6] = [
     Check::Parked,
 ];
 
-fn status_cell(report: &DomainReport, check: Check) -> String {
+fn status_cell(report: &ReportSummary, check: Check) -> String {
     match report.outcome(check) {
         None => "<td>–</td>".to_string(),
         Some(o) if !o.answered => "<td class=\"unknown\">unknown</td>".to_string(),
@@ -82,11 +82,17 @@ pub fn render_index(app: &App) -> String {
                 .unwrap_or_else(|| crate::dns::normalize_name(d.name()))
         })
         .collect();
+    // Sets and maps, not scans: a platform's page lists 10,000 domains.
+    let mut listed: std::collections::HashSet<String> = names.iter().cloned().collect();
     for e in &entries {
-        if !names.contains(&e.report.domain) {
+        if listed.insert(e.report.domain.clone()) {
             names.push(e.report.domain.clone());
         }
     }
+    let by_name: std::collections::HashMap<&str, &crate::metrics::DomainEntry> = entries
+        .iter()
+        .map(|e| (e.report.domain.as_str(), e))
+        .collect();
     let _ = write!(
         body,
         "<p>{} domain(s) watched, {} checked so far.</p>",
@@ -100,7 +106,7 @@ pub fn render_index(app: &App) -> String {
     body.push_str("<th>Errors</th><th>Warnings</th><th>Last check</th></tr>");
     for name in &names {
         let link = format!("<a href=\"/domain/{0}\">{0}</a>", escape(name));
-        match entries.iter().find(|e| e.report.domain == *name) {
+        match by_name.get(name.as_str()) {
             None => {
                 let _ = write!(
                     body,
@@ -153,16 +159,16 @@ pub fn render_domain(app: &App, name: &str) -> Option<String> {
     row(
         &mut body,
         "SPF",
-        r.spf.record.as_deref().unwrap_or("(none)"),
+        r.spf_record.as_deref().unwrap_or("(none)"),
     );
-    if r.spf.record.is_some() {
+    if r.spf_record.is_some() {
         row(
             &mut body,
             "SPF lookups",
-            &format!("{} of 10 ({} void)", r.spf.dns_lookups, r.spf.void_lookups),
+            &format!("{} of 10 ({} void)", r.spf_dns_lookups, r.spf_void_lookups),
         );
     }
-    for key in &r.dkim.keys {
+    for key in &r.dkim_keys {
         let desc = match (&key.key_type, key.key_bits) {
             (Some(t), Some(b)) => {
                 format!("{t} {b} bits{}", if key.testing { ", testing" } else { "" })
@@ -174,20 +180,20 @@ pub fn render_domain(app: &App, name: &str) -> Option<String> {
     row(
         &mut body,
         "DMARC",
-        r.dmarc.record.as_deref().unwrap_or("(none)"),
+        r.dmarc_record.as_deref().unwrap_or("(none)"),
     );
-    if let Some(at) = &r.dmarc.found_at {
+    if let Some(at) = &r.dmarc_found_at {
         row(&mut body, "DMARC found at", at);
     }
-    let mx: Vec<String> =
-        r.mx.hosts
-            .iter()
-            .map(|h| format!("{} {}", h.preference, h.host))
-            .collect();
+    let mx: Vec<String> = r
+        .mx_hosts
+        .iter()
+        .map(|(preference, host)| format!("{preference} {host}"))
+        .collect();
     row(
         &mut body,
         "MX",
-        &if r.mx.null_mx {
+        &if r.null_mx {
             "null MX".to_string()
         } else {
             mx.join(", ")
