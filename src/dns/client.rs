@@ -90,10 +90,9 @@ impl QueryCounters {
 pub struct HickoryDns {
     resolver: TokioResolver,
     counters: Arc<QueryCounters>,
-    /// The same servers, for the queries sent without hickory ([`super::secure`]).
-    servers: Vec<SocketAddr>,
-    timeout: Duration,
-    attempts: usize,
+    /// Where every check's query goes ([`super::wire`]); hickory's resolver, built for
+    /// the same servers, serves only the libraries that need one.
+    upstream: super::wire::Upstream,
 }
 
 /// An answer and how long it may be reused (record TTL, or the negative TTL of the SOA).
@@ -151,23 +150,17 @@ impl HickoryDns {
         Ok(Self {
             resolver,
             counters,
-            servers,
-            timeout: settings.timeout,
-            attempts: settings.attempts.max(1),
+            upstream: super::wire::Upstream {
+                servers,
+                timeout: settings.timeout,
+                attempts: settings.attempts.max(1),
+            },
         })
     }
 
     /// One query with the DNSSEC OK and AD bits set, counted; whether the resolver set AD.
     pub async fn query_authenticated(&self, name: &str, rtype: RecordType) -> Authenticated {
-        let answer = super::wire::ask(
-            &self.servers,
-            self.timeout,
-            self.attempts,
-            name,
-            rtype,
-            true,
-        )
-        .await;
+        let answer = super::wire::ask(&self.upstream, name, rtype, true).await;
         self.counters.count(&answer.result);
         answer
     }
@@ -196,15 +189,7 @@ impl HickoryDns {
                 ttl: None,
             };
         }
-        let answer = super::wire::ask(
-            &self.servers,
-            self.timeout,
-            self.attempts,
-            &fqdn,
-            rtype,
-            false,
-        )
-        .await;
+        let answer = super::wire::ask(&self.upstream, &fqdn, rtype, false).await;
         TimedAnswer {
             result: answer.result,
             ttl: answer.ttl,

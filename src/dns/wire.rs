@@ -168,12 +168,19 @@ fn same_name(a: &str, b: &str) -> bool {
         .eq_ignore_ascii_case(b.trim_end_matches('.'))
 }
 
+/// Where queries go: the servers, asked in turn, each attempt going through the list.
+#[derive(Clone, Debug)]
+pub struct Upstream {
+    pub servers: Vec<SocketAddr>,
+    /// For one exchange with one server.
+    pub timeout: Duration,
+    pub attempts: usize,
+}
+
 /// Looks up `name`, following aliases the server left dangling, with loops reported as
 /// errors (RFC 1034 §3.6.2 asks resolvers to detect them).
 pub async fn ask(
-    servers: &[SocketAddr],
-    timeout: Duration,
-    attempts: usize,
+    upstream: &Upstream,
     name: &str,
     rtype: RecordType,
     dnssec: bool,
@@ -188,7 +195,7 @@ pub async fn ask(
     let mut authenticated = true;
     let mut current = normalize_name(name);
     for _ in 0..=MAX_CHASE {
-        let response = match ask_once(servers, timeout, attempts, &current, rtype, dnssec).await {
+        let response = match ask_once(upstream, &current, rtype, dnssec).await {
             Ok(r) => r,
             Err(e) => return failed(e),
         };
@@ -250,22 +257,20 @@ fn shared(answer: Answer) -> Arc<Answer> {
     }
 }
 
-/// Asks `servers` in turn (each attempt goes through the list) until one answers.
+/// Asks the servers in turn (each attempt goes through the list) until one answers.
 async fn ask_once(
-    servers: &[SocketAddr],
-    timeout: Duration,
-    attempts: usize,
+    upstream: &Upstream,
     name: &str,
     rtype: RecordType,
     dnssec: bool,
 ) -> Result<Response, DnsError> {
-    if servers.is_empty() {
+    if upstream.servers.is_empty() {
         return Err(DnsError::Other("no nameserver configured".into()));
     }
     let mut last = DnsError::Timeout;
-    for _ in 0..attempts.max(1) {
-        for server in servers {
-            match exchange(*server, timeout, name, rtype, dnssec).await {
+    for _ in 0..upstream.attempts.max(1) {
+        for server in &upstream.servers {
+            match exchange(*server, upstream.timeout, name, rtype, dnssec).await {
                 Ok(Reading::Answer(response)) => return Ok(response),
                 Ok(Reading::Failed(e)) | Err(e) => last = e,
                 Ok(Reading::Foreign | Reading::Truncated) => {}
