@@ -273,9 +273,10 @@ def generate(n, out, seed, key_count, key_dir):
     with open(os.path.join(out, "domains.txt"), "w") as f:
         f.write("\n".join(names) + "\n")
     with open(os.path.join(out, "manifest.json"), "w") as f:
-        # No sending IPs: resolver libraries answer reverse lookups in 127/8 and ::1
-        # themselves (RFC 6761 §6.3), so a PTR check of a loopback sending IP never reaches
-        # the server. The PTR records are there for checkers that do ask (MX addresses).
+        # No sending IPs, as in the first recorded runs: some resolver libraries answer
+        # reverse lookups in 127/8 and ::1 themselves, so a PTR check of a loopback sending
+        # IP may never reach the server. The PTR records are there for checkers that do
+        # ask (MX addresses).
         json.dump({"options": {"dkim_selectors": SELECTORS},
                    "domains": manifest}, f, indent=1)
     return names, z
