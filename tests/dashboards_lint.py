@@ -1,7 +1,7 @@
 #!/usr/bin/env python3
 """Structure of the shipped Grafana dashboards: unique uids and panel ids, the
 ${DS_PROMETHEUS} datasource everywhere, a grid position for every panel, and every metric
-name used in a query defined by the exporter (src/metrics.rs). Whether each query returns
+name used in a query defined by the exporter (src/metrics/). Whether each query returns
 data is checked against a real Prometheus by tests/prometheus_rules.rs."""
 import json
 import pathlib
@@ -9,7 +9,7 @@ import re
 import sys
 
 root = pathlib.Path(__file__).resolve().parent.parent
-metrics_src = (root / "src" / "metrics.rs").read_text()
+metrics_src = "".join(p.read_text() for p in sorted((root / "src" / "metrics").glob("*.rs")))
 defined = set(re.findall(r'"(mailauth_[a-z_]+)"', metrics_src))
 passed = failed = 0
 problems = []
@@ -48,7 +48,7 @@ for path in sorted((root / "dashboards").glob("*.json")):
     for e in exprs:
         for m in re.findall(r"mailauth_[a-z_]+", e):
             base = re.sub(r"_(bucket|sum|count)$", "", m)
-            check(m in defined or base in defined, f"{name}: metric {m} is not defined in src/metrics.rs")
+            check(m in defined or base in defined, f"{name}: metric {m} is not defined in src/metrics/")
 
 for p in problems:
     print(p, file=sys.stderr)

@@ -9,6 +9,7 @@ use mailauth_exporter::config::{domains_file, Config};
 use mailauth_exporter::dns::dkim::key;
 use mailauth_exporter::dns::dmarc::parse as dmarc;
 use mailauth_exporter::dns::spf::parse as spf;
+use mailauth_exporter::dns::{wire, RecordType};
 use mailauth_exporter::mail::{auth_results, header, received, received_spf, verifier_report};
 
 fn soup(pieces: &'static [&'static str]) -> impl Strategy<Value = String> {
@@ -212,6 +213,38 @@ proptest! {
     fn verifier_reports(s in soup(REPORT), raw in any::<String>()) {
         let _ = verifier_report::parse(&s);
         let _ = verifier_report::parse(&raw);
+    }
+
+    /// DNS responses come from the network: arbitrary bytes under our id, and a real
+    /// response (the query turned around, with an answer appended) with bytes changed
+    /// and cut off.
+    #[test]
+    fn dns_responses(
+        tail in any::<Vec<u8>>(),
+        edits in prop::collection::vec((any::<prop::sample::Index>(), any::<u8>()), 0..8),
+        cut in any::<prop::sample::Index>(),
+    ) {
+        let (id, query) = wire::build_query("c00017.example.test", RecordType::Txt, false).unwrap();
+        let mut garbage = id.to_be_bytes().to_vec();
+        garbage.extend_from_slice(&tail);
+        let _ = wire::read_response(&garbage, id, "c00017.example.test", RecordType::Txt);
+        let mut response = query.clone();
+        response[2] |= 0x80; // QR: a response
+        response[7] = 1; // ANCOUNT 1: a TXT record for the question's name, before the OPT
+        let opt = response.len() - 11;
+        let answer = [0xc0, 0x0c, 0, 16, 0, 1, 0, 0, 0, 60, 0, 4, 3, b'a', b'b', b'c'];
+        response.splice(opt..opt, answer);
+        match wire::read_response(&response, id, "c00017.example.test", RecordType::Txt) {
+            wire::Reading::Answer(r) => prop_assert_eq!(r.answer.txt_strings(), ["abc"]),
+            other => prop_assert!(false, "the unchanged response: {:?}", other),
+        }
+        response.extend_from_slice(&tail);
+        for (at, byte) in &edits {
+            let i = at.index(response.len());
+            response[i] = *byte;
+        }
+        let end = cut.index(response.len() + 1);
+        let _ = wire::read_response(&response[..end], id, "c00017.example.test", RecordType::Txt);
     }
 
     #[test]
