@@ -30,7 +30,7 @@ if [ ! -d "$corpus_src" ]; then
 fi
 
 all_targets=(auth_results received_spf verifier_report spf_record dkim_record dmarc_record
-  mta_sts tls_rpt_record bimi_record config message)
+  mta_sts tls_rpt_record bimi_record config message dns_response)
 targets=("$@")
 [ ${#targets[@]} -gt 0 ] || targets=("${all_targets[@]}")
 
@@ -76,6 +76,10 @@ seed() { # seed TARGET DIR
       printf 'v=TLSRPTv1; rua=mailto:tls@example.test,https://tlsrpt.example.test/v1' > "$d/record" ;;
     bimi_record)
       printf 'v=BIMI1; l=https://example.test/logo.svg; a=https://example.test/vmc.pem' > "$d/record" ;;
+    dns_response)
+      # example.test TXT "abc" (id 0x1234), and the same as NXDOMAIN with an SOA.
+      printf '\x12\x34\x81\x80\x00\x01\x00\x01\x00\x00\x00\x00\x07example\x04test\x00\x00\x10\x00\x01\xc0\x0c\x00\x10\x00\x01\x00\x00\x00\x3c\x00\x04\x03abc' > "$d/txt"
+      printf '\x12\x34\x81\x83\x00\x01\x00\x00\x00\x01\x00\x00\x07example\x04test\x00\x00\x10\x00\x01\xc0\x0c\x00\x06\x00\x01\x00\x00\x00\x3c\x00\x1e\x02ns\xc0\x0c\x02hm\xc0\x0c\x00\x00\x00\x01\x00\x00\x0e\x10\x00\x00\x02\x58\x00\x01\x51\x80\x00\x00\x00\x3c' > "$d/nxdomain" ;;
     message)
       cp "$corpus_src"/auth-results/*.txt "$d"/
       printf 'From: a@example.test\r\nContent-Type: multipart/mixed; boundary="b"\r\n\r\n--b\r\nContent-Type: text/plain; charset=utf-8\r\nContent-Transfer-Encoding: base64\r\n\r\nU3VtbWFyeSBvZiBSZXN1bHRz\r\n--b--\r\n' > "$d/mime" ;;
