@@ -212,3 +212,25 @@ async fn aliases_into_other_zones_are_followed() {
         Answer::NxDomain
     );
 }
+
+/// A nameserver on IPv6 loopback is asked like one on IPv4 (the stub's socket follows the
+/// server's address family).
+#[tokio::test]
+async fn an_ipv6_nameserver_is_asked() {
+    let Ok(server) =
+        mailauth_exporter::zone_server::ZoneServer::start("::1".parse().unwrap()).await
+    else {
+        panic!("cannot serve on [::1]: IPv6 loopback is needed by this test");
+    };
+    server
+        .set_zone(
+            "six.test",
+            &util::zone("six.test", 60, "@ IN TXT \"v=spf1 -all\"\n"),
+        )
+        .unwrap();
+    assert!(server.addr().is_ipv6());
+    let (dns, counters) = util::client(&server);
+    let txt = dns.lookup("six.test", RecordType::Txt).await.unwrap();
+    assert_eq!(txt.txt_strings(), ["v=spf1 -all"]);
+    assert_eq!(counters.snapshot()[0], ("ok", 1));
+}
