@@ -123,6 +123,15 @@ async fn each_fault_is_an_error_of_its_own_class_and_heals() {
     assert_eq!(count(&counters, "error"), before + 1);
     assert!(matches!(err, DnsError::Other(_)), "{err:?}");
 
+    // A server that rejects EDNS with FORMERR is asked again without it (RFC 6891 §7),
+    // and the big answer then comes over TCP.
+    proxy.set(bad, Mode::FormErrOnEdns);
+    assert_eq!(spf_of(&dns, bad).await, Ok(want.clone()));
+    proxy.set("big.faults.test", Mode::FormErrOnEdns);
+    let big = spf_of(&dns, "big.faults.test").await;
+    assert_eq!(big, Ok(vec!["v=spf1 ip4:192.0.2.3 -all".to_string()]));
+    proxy.set(bad, Mode::Pass);
+
     // Other names were never touched, and the faulty one heals with the fault.
     assert_eq!(
         spf_of(&dns, "good.faults.test").await,

@@ -54,14 +54,35 @@ pub fn build_query(
     rtype: RecordType,
     dnssec: bool,
 ) -> Result<(u16, Vec<u8>), DnsError> {
+    build(name, rtype, dnssec, true)
+}
+
+/// The same without EDNS, for a server that rejects it: RD, and AD with `dnssec` (a plain
+/// header bit, RFC 6840 §5.7; DO needs EDNS).
+pub fn build_plain_query(
+    name: &str,
+    rtype: RecordType,
+    dnssec: bool,
+) -> Result<(u16, Vec<u8>), DnsError> {
+    build(name, rtype, dnssec, false)
+}
+
+fn build(
+    name: &str,
+    rtype: RecordType,
+    dnssec: bool,
+    with_edns: bool,
+) -> Result<(u16, Vec<u8>), DnsError> {
     let fqdn = format!("{}.", normalize_name(name));
     let qname = Name::from_ascii(&fqdn).map_err(|_| DnsError::InvalidName(name.to_string()))?;
     let mut message = Message::query();
     message.metadata.recursion_desired = true;
     message.metadata.authentic_data = dnssec;
-    let mut edns = Edns::new();
-    edns.set_max_payload(EDNS_PAYLOAD).set_dnssec_ok(dnssec);
-    message.edns = Some(edns);
+    if with_edns {
+        let mut edns = Edns::new();
+        edns.set_max_payload(EDNS_PAYLOAD).set_dnssec_ok(dnssec);
+        message.edns = Some(edns);
+    }
     message
         .queries
         .push(Query::query(qname, hickory_type(rtype)));
@@ -93,6 +114,9 @@ pub enum Reading {
     Foreign,
     /// The UDP response was truncated: ask again over TCP.
     Truncated,
+    /// FORMERR: the server could not read the query (an old server or a middlebox that
+    /// rejects EDNS): ask again without EDNS (RFC 6891 §7).
+    FormatError,
     Answer(Response),
     Failed(DnsError),
 }
@@ -158,6 +182,7 @@ pub fn read_response(bytes: &[u8], id: u16, name: &str, rtype: RecordType) -> Re
         }),
         ResponseCode::ServFail => Reading::Failed(DnsError::ServFail),
         ResponseCode::Refused => Reading::Failed(DnsError::Refused),
+        ResponseCode::FormErr => Reading::FormatError,
         other => Reading::Failed(DnsError::Other(format!("response code {other}"))),
     }
 }
@@ -273,6 +298,7 @@ async fn ask_once(
             match exchange(*server, upstream.timeout, name, rtype, dnssec).await {
                 Ok(Reading::Answer(response)) => return Ok(response),
                 Ok(Reading::Failed(e)) | Err(e) => last = e,
+                Ok(Reading::FormatError) => last = DnsError::Other("response code FORMERR".into()),
                 Ok(Reading::Foreign | Reading::Truncated) => {}
             }
         }
@@ -288,13 +314,27 @@ async fn exchange(
     dnssec: bool,
 ) -> Result<Reading, DnsError> {
     let (id, query) = build_query(name, rtype, dnssec)?;
-    let udp = tokio::time::timeout(timeout, udp_exchange(server, id, &query, name, rtype))
+    let mut udp = tokio::time::timeout(timeout, udp_exchange(server, id, &query, name, rtype))
         .await
         .map_err(|_| DnsError::Timeout)??;
-    if udp != Reading::Truncated {
-        return Ok(udp);
+    let mut with_edns = true;
+    if udp == Reading::FormatError {
+        with_edns = false;
+        let (id, query) = build_plain_query(name, rtype, dnssec)?;
+        udp = tokio::time::timeout(timeout, udp_exchange(server, id, &query, name, rtype))
+            .await
+            .map_err(|_| DnsError::Timeout)??;
     }
-    let (id, query) = build_query(name, rtype, dnssec)?;
+    match udp {
+        Reading::Truncated => {}
+        Reading::FormatError => {
+            return Ok(Reading::Failed(DnsError::Other(
+                "the server answered FORMERR with EDNS and without".into(),
+            )))
+        }
+        reading => return Ok(reading),
+    }
+    let (id, query) = build(name, rtype, dnssec, with_edns)?;
     match tokio::time::timeout(timeout, tcp_exchange(server, id, &query, name, rtype)).await {
         Ok(Err(DnsError::Other(e))) => Err(DnsError::Other(format!(
             "the UDP answer was truncated, and over TCP: {e}"
@@ -366,6 +406,9 @@ async fn tcp_exchange(
         Reading::Foreign | Reading::Truncated => Err(DnsError::Other(format!(
             "{server} answered over TCP with something else"
         ))),
+        Reading::FormatError => Err(DnsError::Other(format!(
+            "{server} answered FORMERR over TCP"
+        ))),
         reading => Ok(reading),
     }
 }
@@ -432,6 +475,20 @@ mod tests {
             build_query("a..b", RecordType::Txt, false),
             Err(DnsError::InvalidName(_))
         ));
+    }
+
+    #[test]
+    fn plain_queries_carry_no_edns() {
+        let (_, bytes) = build_plain_query("example", RecordType::Tlsa, true).unwrap();
+        let m = Message::from_vec(&bytes).unwrap();
+        assert!(m.edns.is_none());
+        assert!(m.metadata.recursion_desired && m.metadata.authentic_data);
+        let (id, q) = build_query("example", RecordType::Tlsa, true).unwrap();
+        let formerr = response(&q, |m| m.metadata.response_code = ResponseCode::FormErr);
+        assert_eq!(
+            read_response(&formerr, id, "example", RecordType::Tlsa),
+            Reading::FormatError
+        );
     }
 
     #[test]

@@ -27,6 +27,9 @@ pub enum Mode {
     WrongId,
     /// The query's id followed by bytes that are not a DNS message.
     Garbage,
+    /// FORMERR for every query that carries EDNS (an old server or a middlebox that
+    /// rejects it); queries without EDNS are answered.
+    FormErrOnEdns,
 }
 
 pub struct DnsProxy {
@@ -156,6 +159,24 @@ fn garbage(query: &[u8]) -> Vec<u8> {
     out
 }
 
+/// Whether the query carries an EDNS OPT record (ARCOUNT > 0: the only additional record
+/// a stub sends).
+fn has_edns(query: &[u8]) -> bool {
+    query.get(10..12).is_some_and(|c| c != [0, 0])
+}
+
+/// FORMERR: the query's header and question, QR set, RCODE 1, no records.
+fn formerr(query: &[u8]) -> Vec<u8> {
+    let end = question_end(query).unwrap_or(query.len().min(12));
+    let mut out = query[..end].to_vec();
+    if out.len() >= 12 {
+        out[2] |= 0x80;
+        out[3] = (out[3] & 0xf0) | 1;
+        out[6..12].fill(0);
+    }
+    out
+}
+
 fn wrong_id(mut reply: Vec<u8>) -> Vec<u8> {
     if reply.len() >= 2 {
         reply[0] ^= 0x5a;
@@ -205,6 +226,9 @@ async fn udp_reply(upstream: SocketAddr, query: &[u8], mode: Mode) -> Option<Vec
     if mode == Mode::Garbage {
         return Some(garbage(query));
     }
+    if mode == Mode::FormErrOnEdns && has_edns(query) {
+        return Some(formerr(query));
+    }
     let reply = ask(upstream, query).await?;
     Some(match mode {
         // An answer too large for the client's UDP payload is truncated, as by a real server.
@@ -212,6 +236,8 @@ async fn udp_reply(upstream: SocketAddr, query: &[u8], mode: Mode) -> Option<Vec
         Mode::Pass => reply,
         Mode::Truncate | Mode::TruncateThenClose => truncated(&reply),
         Mode::WrongId => wrong_id(reply),
+        Mode::FormErrOnEdns if reply.len() > udp_limit(query) => truncated(&reply),
+        Mode::FormErrOnEdns => reply,
         Mode::Garbage => unreachable!(),
     })
 }
@@ -221,14 +247,17 @@ async fn serve_tcp(mut conn: TcpStream, upstream: SocketAddr, state: Arc<Mutex<(
         let reply = match mode_for(&state, &query) {
             Mode::TruncateThenClose => return,
             Mode::Garbage => garbage(&query),
+            Mode::FormErrOnEdns if has_edns(&query) => formerr(&query),
             Mode::WrongId => match ask(upstream, &query).await {
                 Some(r) => wrong_id(r),
                 None => return,
             },
-            Mode::Pass | Mode::Truncate => match ask(upstream, &query).await {
-                Some(r) => r,
-                None => return,
-            },
+            Mode::Pass | Mode::Truncate | Mode::FormErrOnEdns => {
+                match ask(upstream, &query).await {
+                    Some(r) => r,
+                    None => return,
+                }
+            }
         };
         if conn
             .write_all(&(reply.len() as u16).to_be_bytes())
