@@ -57,17 +57,9 @@ pub fn build_query(
     build(name, rtype, dnssec, true)
 }
 
-/// The same without EDNS, for a server that rejects it: RD, and AD with `dnssec` (a plain
-/// header bit, RFC 6840 §5.7; DO needs EDNS).
-pub fn build_plain_query(
-    name: &str,
-    rtype: RecordType,
-    dnssec: bool,
-) -> Result<(u16, Vec<u8>), DnsError> {
-    build(name, rtype, dnssec, false)
-}
-
-fn build(
+/// The same, or without EDNS (`with_edns` false) for a server that rejects it: RD, and AD
+/// with `dnssec` (a plain header bit, RFC 6840 §5.7; DO needs EDNS).
+pub fn build(
     name: &str,
     rtype: RecordType,
     dnssec: bool,
@@ -320,7 +312,7 @@ async fn exchange(
     let mut with_edns = true;
     if udp == Reading::FormatError {
         with_edns = false;
-        let (id, query) = build_plain_query(name, rtype, dnssec)?;
+        let (id, query) = build(name, rtype, dnssec, false)?;
         udp = tokio::time::timeout(timeout, udp_exchange(server, id, &query, name, rtype))
             .await
             .map_err(|_| DnsError::Timeout)??;
@@ -479,7 +471,7 @@ mod tests {
 
     #[test]
     fn plain_queries_carry_no_edns() {
-        let (_, bytes) = build_plain_query("example", RecordType::Tlsa, true).unwrap();
+        let (_, bytes) = build("example", RecordType::Tlsa, true, false).unwrap();
         let m = Message::from_vec(&bytes).unwrap();
         assert!(m.edns.is_none());
         assert!(m.metadata.recursion_desired && m.metadata.authentic_data);
