@@ -3,7 +3,7 @@
 
 mod util;
 
-use util::http::{get, http};
+use util::http::{get, has, http};
 
 use std::path::Path;
 use std::sync::Arc;
@@ -56,10 +56,6 @@ async fn metrics_until(base: &str, what: &str, pred: impl Fn(&str) -> bool) -> S
 
 fn demo(zones: &ZoneServer) -> (Config, Option<std::path::PathBuf>) {
     (demo::demo_config(zones, "127.0.0.1:0"), None)
-}
-
-fn has(body: &str, line: &str) -> bool {
-    body.lines().any(|l| l == line)
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -1,6 +1,8 @@
-//! The wire side of [`Dns`]: hickory-resolver with its own cache switched off (the
-//! [`CachingDns`](super::CachingDns) layer above decides what is fresh), answers mapped to
-//! [`Answer`]/[`DnsError`], and every query sent counted by its outcome.
+//! The uncached side of [`Dns`]: every query sent through the exporter's own exchange
+//! ([`super::wire`]) to the configured servers (or resolv.conf's), counted by its outcome.
+//! The [`CachingDns`](super::CachingDns) layer above decides what is fresh. A
+//! hickory-resolver for the same servers, its own cache off, is kept for the libraries
+//! that take one (mail-auth's DKIM verifier).
 
 use std::net::SocketAddr;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -11,12 +13,11 @@ use hickory_resolver::config::{
     ConnectionConfig, NameServerConfig, ProtocolConfig, ResolverConfig, ResolverOpts,
 };
 use hickory_resolver::net::runtime::TokioRuntimeProvider;
-use hickory_resolver::proto::rr::{RData as HRData, RecordType as HRecordType};
 use hickory_resolver::{Resolver, TokioResolver};
 
 use super::wire::Authenticated;
 use super::{
-    normalize_name, Answer, AuthenticatedFuture, Dns, DnsError, LookupFuture, LookupResult, RData,
+    normalize_name, Answer, AuthenticatedFuture, Dns, DnsError, LookupFuture, LookupResult,
     RecordType,
 };
 
@@ -208,94 +209,5 @@ impl Dns for HickoryDns {
         rtype: RecordType,
     ) -> AuthenticatedFuture<'a> {
         Box::pin(self.query_authenticated(name, rtype))
-    }
-}
-
-/// A chain of aliases that comes back to a name already in it (the queried name
-/// included) ends nowhere: a broken zone, which must show as a DNS error, not as "no
-/// record" (RFC 1034 §3.6.2 asks resolvers to detect such loops).
-pub(super) fn cname_loop(name: &str, chain: &[String]) -> bool {
-    let mut seen = std::collections::HashSet::from([normalize_name(name)]);
-    chain
-        .iter()
-        .any(|target| !seen.insert(normalize_name(target)))
-}
-
-/// The records of `rtype` in an answer section, and the CNAME targets that led to them.
-pub(super) fn answer_records<'a>(
-    data: impl Iterator<Item = &'a HRData>,
-    rtype: RecordType,
-) -> (Vec<RData>, Vec<String>) {
-    let mut records = Vec::new();
-    let mut cname_chain = Vec::new();
-    for d in data {
-        match convert(d) {
-            Some(RData::Cname(target)) if rtype != RecordType::Cname => cname_chain.push(target),
-            Some(data) if record_type_of(&data) == rtype => records.push(data),
-            _ => {}
-        }
-    }
-    (records, cname_chain)
-}
-
-pub(super) fn hickory_type(rtype: RecordType) -> HRecordType {
-    match rtype {
-        RecordType::A => HRecordType::A,
-        RecordType::Aaaa => HRecordType::AAAA,
-        RecordType::Mx => HRecordType::MX,
-        RecordType::Txt => HRecordType::TXT,
-        RecordType::Ptr => HRecordType::PTR,
-        RecordType::Cname => HRecordType::CNAME,
-        RecordType::Tlsa => HRecordType::TLSA,
-    }
-}
-
-pub(super) fn record_type_of(data: &RData) -> RecordType {
-    match data {
-        RData::A(_) => RecordType::A,
-        RData::Aaaa(_) => RecordType::Aaaa,
-        RData::Mx { .. } => RecordType::Mx,
-        RData::Txt(_) => RecordType::Txt,
-        RData::Ptr(_) => RecordType::Ptr,
-        RData::Cname(_) => RecordType::Cname,
-        RData::Tlsa { .. } => RecordType::Tlsa,
-    }
-}
-
-pub(super) fn convert(data: &HRData) -> Option<RData> {
-    Some(match data {
-        HRData::A(a) => RData::A(a.0),
-        HRData::AAAA(a) => RData::Aaaa(a.0),
-        HRData::MX(mx) => RData::Mx {
-            preference: mx.preference,
-            exchange: normalize_name(&mx.exchange.to_ascii()),
-        },
-        HRData::TXT(txt) => RData::Txt(txt.txt_data.iter().map(|s| s.to_vec()).collect()),
-        HRData::PTR(ptr) => RData::Ptr(normalize_name(&ptr.0.to_ascii())),
-        HRData::CNAME(c) => RData::Cname(normalize_name(&c.0.to_ascii())),
-        HRData::TLSA(t) => RData::Tlsa {
-            usage: u8::from(t.cert_usage),
-            selector: u8::from(t.selector),
-            matching: u8::from(t.matching),
-            data: t.cert_data.clone(),
-        },
-        _ => return None,
-    })
-}
-
-#[cfg(test)]
-mod tests {
-    use super::cname_loop;
-
-    #[test]
-    fn alias_chains_that_return_to_a_name_are_loops() {
-        let chain = |v: &[&str]| v.iter().map(|s| s.to_string()).collect::<Vec<_>>();
-        assert!(cname_loop("a.test.", &chain(&["b.test", "a.test"])));
-        assert!(cname_loop(
-            "a.test",
-            &chain(&["b.test", "c.test", "B.test"])
-        ));
-        assert!(!cname_loop("a.test", &chain(&["b.test", "c.test"])));
-        assert!(!cname_loop("a.test", &[]));
     }
 }

@@ -175,8 +175,9 @@ pub trait Dns: Send + Sync {
     fn lookup<'a>(&'a self, name: &'a str, rtype: RecordType) -> LookupFuture<'a>;
 
     /// Looks up `name` asking the resolver to say whether it validated the answer with
-    /// DNSSEC (the AD bit, [`wire`]). Never cached: DANE asks rarely and must see the
-    /// current state. An implementation that cannot tell says "not validated".
+    /// DNSSEC (the AD bit, [`wire`]). Cached apart from the plain lookups, since only
+    /// these answers carry the resolver's verdict. An implementation that cannot tell
+    /// says "not validated".
     fn lookup_authenticated<'a>(
         &'a self,
         name: &'a str,

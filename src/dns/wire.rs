@@ -24,11 +24,10 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use hickory_resolver::proto::op::{Edns, Message, MessageType, Query, ResponseCode};
-use hickory_resolver::proto::rr::{Name, RData as HRData};
+use hickory_resolver::proto::rr::{Name, RData as HRData, RecordType as HRecordType};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
-use super::client::{answer_records, hickory_type};
-use super::{normalize_name, Answer, DnsError, LookupResult, RecordType};
+use super::{normalize_name, Answer, DnsError, LookupResult, RData, RecordType};
 
 /// The UDP payload size advertised with EDNS (the DNS flag day 2020 value: no fragments).
 const EDNS_PAYLOAD: u16 = 1232;
@@ -222,7 +221,7 @@ pub async fn ask(
         };
         authenticated &= response.authenticated;
         chain.extend(response.cname_chain.iter().map(|c| normalize_name(c)));
-        if super::client::cname_loop(name, &chain) {
+        if cname_loop(name, &chain) {
             return failed(DnsError::Other(format!(
                 "CNAME loop at {}",
                 normalize_name(name)
@@ -305,17 +304,17 @@ async fn exchange(
     rtype: RecordType,
     dnssec: bool,
 ) -> Result<Reading, DnsError> {
-    let (id, query) = build_query(name, rtype, dnssec)?;
-    let mut udp = tokio::time::timeout(timeout, udp_exchange(server, id, &query, name, rtype))
-        .await
-        .map_err(|_| DnsError::Timeout)??;
+    let udp_attempt = |with_edns| async move {
+        let (id, query) = build(name, rtype, dnssec, with_edns)?;
+        tokio::time::timeout(timeout, udp_exchange(server, id, &query, name, rtype))
+            .await
+            .map_err(|_| DnsError::Timeout)?
+    };
     let mut with_edns = true;
+    let mut udp = udp_attempt(true).await?;
     if udp == Reading::FormatError {
         with_edns = false;
-        let (id, query) = build(name, rtype, dnssec, false)?;
-        udp = tokio::time::timeout(timeout, udp_exchange(server, id, &query, name, rtype))
-            .await
-            .map_err(|_| DnsError::Timeout)??;
+        udp = udp_attempt(false).await?;
     }
     match udp {
         Reading::Truncated => {}
@@ -403,6 +402,78 @@ async fn tcp_exchange(
         ))),
         reading => Ok(reading),
     }
+}
+
+/// A chain of aliases that comes back to a name already in it (the queried name
+/// included) ends nowhere: a broken zone, which must show as a DNS error, not as "no
+/// record" (RFC 1034 §3.6.2 asks resolvers to detect such loops).
+fn cname_loop(name: &str, chain: &[String]) -> bool {
+    let mut seen = std::collections::HashSet::from([normalize_name(name)]);
+    chain
+        .iter()
+        .any(|target| !seen.insert(normalize_name(target)))
+}
+
+/// The records of `rtype` in an answer section, and the CNAME targets that led to them.
+fn answer_records<'a>(
+    data: impl Iterator<Item = &'a HRData>,
+    rtype: RecordType,
+) -> (Vec<RData>, Vec<String>) {
+    let mut records = Vec::new();
+    let mut cname_chain = Vec::new();
+    for d in data {
+        match convert(d) {
+            Some(RData::Cname(target)) if rtype != RecordType::Cname => cname_chain.push(target),
+            Some(data) if record_type_of(&data) == rtype => records.push(data),
+            _ => {}
+        }
+    }
+    (records, cname_chain)
+}
+
+pub(super) fn hickory_type(rtype: RecordType) -> HRecordType {
+    match rtype {
+        RecordType::A => HRecordType::A,
+        RecordType::Aaaa => HRecordType::AAAA,
+        RecordType::Mx => HRecordType::MX,
+        RecordType::Txt => HRecordType::TXT,
+        RecordType::Ptr => HRecordType::PTR,
+        RecordType::Cname => HRecordType::CNAME,
+        RecordType::Tlsa => HRecordType::TLSA,
+    }
+}
+
+fn record_type_of(data: &RData) -> RecordType {
+    match data {
+        RData::A(_) => RecordType::A,
+        RData::Aaaa(_) => RecordType::Aaaa,
+        RData::Mx { .. } => RecordType::Mx,
+        RData::Txt(_) => RecordType::Txt,
+        RData::Ptr(_) => RecordType::Ptr,
+        RData::Cname(_) => RecordType::Cname,
+        RData::Tlsa { .. } => RecordType::Tlsa,
+    }
+}
+
+fn convert(data: &HRData) -> Option<RData> {
+    Some(match data {
+        HRData::A(a) => RData::A(a.0),
+        HRData::AAAA(a) => RData::Aaaa(a.0),
+        HRData::MX(mx) => RData::Mx {
+            preference: mx.preference,
+            exchange: normalize_name(&mx.exchange.to_ascii()),
+        },
+        HRData::TXT(txt) => RData::Txt(txt.txt_data.iter().map(|s| s.to_vec()).collect()),
+        HRData::PTR(ptr) => RData::Ptr(normalize_name(&ptr.0.to_ascii())),
+        HRData::CNAME(c) => RData::Cname(normalize_name(&c.0.to_ascii())),
+        HRData::TLSA(t) => RData::Tlsa {
+            usage: u8::from(t.cert_usage),
+            selector: u8::from(t.selector),
+            matching: u8::from(t.matching),
+            data: t.cert_data.clone(),
+        },
+        _ => return None,
+    })
 }
 
 #[cfg(test)]
@@ -638,5 +709,17 @@ mod tests {
             (r.answer, r.authenticated, r.ttl),
             (Answer::NxDomain, true, None)
         );
+    }
+
+    #[test]
+    fn alias_chains_that_return_to_a_name_are_loops() {
+        let chain = |v: &[&str]| v.iter().map(|s| s.to_string()).collect::<Vec<_>>();
+        assert!(cname_loop("a.test.", &chain(&["b.test", "a.test"])));
+        assert!(cname_loop(
+            "a.test",
+            &chain(&["b.test", "c.test", "B.test"])
+        ));
+        assert!(!cname_loop("a.test", &chain(&["b.test", "c.test"])));
+        assert!(!cname_loop("a.test", &[]));
     }
 }
