@@ -5,7 +5,7 @@ use std::path::PathBuf;
 
 use clap::{Args, Parser, Subcommand, ValueEnum};
 
-use crate::dns::dmarc::Policy;
+use crate::checks::dmarc::Policy;
 
 #[derive(Parser, Debug)]
 #[command(

@@ -8,13 +8,14 @@ use std::sync::Arc;
 use clap::Parser;
 use futures::StreamExt;
 
-use mailauth_exporter::app::App;
-use mailauth_exporter::batch;
 use mailauth_exporter::checks::DomainSpec;
 use mailauth_exporter::cli::{CheckArgs, Cli, Command, ConfigCommand, Format, LogArgs, ServeArgs};
+use mailauth_exporter::commands;
+use mailauth_exporter::commands::demo;
 use mailauth_exporter::config::Config;
-use mailauth_exporter::dns::{CachingDns, HickoryDns, QueryCounters, ResolverSettings};
-use mailauth_exporter::{demo, output, server};
+use mailauth_exporter::resolver::{CachingDns, HickoryDns, QueryCounters, ResolverSettings};
+use mailauth_exporter::service::app::App;
+use mailauth_exporter::{output, server};
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
@@ -32,7 +33,7 @@ fn main() -> ExitCode {
         None => runtime.block_on(serve(cli.serve)),
         Some(Command::Serve(args)) => runtime.block_on(serve(args)),
         Some(Command::Check(args)) => runtime.block_on(check(args)),
-        Some(Command::Inspect(args)) => mailauth_exporter::inspect::run(&args),
+        Some(Command::Inspect(args)) => mailauth_exporter::commands::inspect::run(&args),
         Some(Command::Demo(args)) => runtime.block_on(run_demo(
             args.listen_address,
             args.web_config_file.as_deref(),
@@ -175,7 +176,7 @@ async fn check(args: CheckArgs) -> ExitCode {
     let dns = Arc::new(CachingDns::new(wire, std::time::Duration::from_secs(300)));
     let mut names = Vec::new();
     for raw in &args.domains {
-        let Some(domain) = mailauth_exporter::dns::to_ascii_name(raw)
+        let Some(domain) = mailauth_exporter::resolver::to_ascii_name(raw)
             .filter(|d| mailauth_exporter::config::is_domain_name(d))
         else {
             eprintln!("invalid domain name {raw:?}");
@@ -215,7 +216,7 @@ async fn check(args: CheckArgs) -> ExitCode {
     };
     let (mut unanswered, mut errors) = (false, false);
     let mut out = std::io::BufWriter::new(std::io::stdout().lock());
-    let mut reports = std::pin::pin!(batch::check_all(
+    let mut reports = std::pin::pin!(commands::check::check_all(
         dns.clone(),
         specs,
         args.concurrency as usize
@@ -241,7 +242,10 @@ async fn check(args: CheckArgs) -> ExitCode {
         return ExitCode::from(2);
     }
     if args.stats {
-        eprintln!("{}", batch::RunStats::collect(&dns, count, started).line());
+        eprintln!(
+            "{}",
+            commands::check::RunStats::collect(&dns, count, started).line()
+        );
     }
     if unanswered {
         ExitCode::from(2)

@@ -5,7 +5,7 @@ mod util;
 
 use std::process::Command;
 
-use mailauth_exporter::demo;
+use mailauth_exporter::commands::demo;
 
 fn bin() -> Command {
     Command::new(env!("CARGO_BIN_EXE_mailauth-exporter"))
@@ -71,7 +71,7 @@ async fn check_json_lists_exactly_the_expected_findings() {
     assert_eq!(v["mx"][0]["host"], "mx1.healthy.demo.test");
     assert_eq!(v["mx"][0]["addresses"], serde_json::json!(["127.0.0.1"]));
 
-    // lookups.demo.test, counted by hand from the zone in src/demo.rs: include:a, include:b,
+    // lookups.demo.test, counted by hand from the zone in src/commands/demo.rs: include:a, include:b,
     // include:g (3); in a: include:c, include:d, a, mx (4); in b: include:e, include:f,
     // exists (3); in f: include:_spf.provider (1); in g: a:x (1) = 12. Void: a.lookups has
     // no A and no MX for its `a` and `mx` terms = 2.

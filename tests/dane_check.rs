@@ -7,8 +7,8 @@ mod util;
 use std::sync::Arc;
 use std::time::Duration;
 
+use mailauth_exporter::checks::newer_records::Https;
 use mailauth_exporter::checks::{check_domain_with, DomainSpec};
-use mailauth_exporter::dns::newer_records::Https;
 use mailauth_exporter::findings::{Check, Code};
 use tokio::io::{AsyncBufReadExt, AsyncReadExt, AsyncWriteExt, BufReader};
 
@@ -79,7 +79,7 @@ async fn smtp_server(
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn tlsa_records_against_the_presented_certificate() {
-    mailauth_exporter::mail::tls::install_crypto_provider();
+    mailauth_exporter::tls::install_crypto_provider();
     let dir = tempfile::tempdir().unwrap();
     let d = dir.path();
     sh(d, "openssl req -x509 -newkey rsa:2048 -nodes -days 2 -subj '/CN=dane CA' -keyout ca.key -out ca.pem 2>/dev/null");
@@ -145,7 +145,7 @@ async fn tlsa_records_against_the_presented_certificate() {
     );
     let (_s, dns) = util::serve_zone("example.test", &zone).await;
     let https = Https {
-        tls: mailauth_exporter::mail::tls::client_config(None, false).unwrap(),
+        tls: mailauth_exporter::tls::client_config(None, false).unwrap(),
         timeout: Duration::from_secs(3),
     };
     let check = |name: &str| {

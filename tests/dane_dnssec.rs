@@ -13,7 +13,7 @@ use std::time::{Duration, Instant};
 
 use hickory_proto::op::{Edns, Message, Query};
 use hickory_proto::rr::{Name, RecordType as HRecordType};
-use mailauth_exporter::dns::{HickoryDns, QueryCounters, RecordType, ResolverSettings};
+use mailauth_exporter::resolver::{HickoryDns, QueryCounters, RecordType, ResolverSettings};
 use tokio::io::{AsyncBufReadExt, AsyncReadExt, AsyncWriteExt, BufReader};
 
 /// A child process killed (by its PID) and reaped when dropped.
@@ -119,7 +119,7 @@ fn series<'a>(metrics: &'a str, family: &str, labels: &str) -> Option<&'a str> {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn tlsa_validated_only_in_a_signed_zone_behind_a_validating_resolver() {
-    mailauth_exporter::mail::tls::install_crypto_provider();
+    mailauth_exporter::tls::install_crypto_provider();
     let dir = tempfile::tempdir().unwrap();
     let d = dir.path();
 

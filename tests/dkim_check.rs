@@ -2,7 +2,7 @@
 
 mod util;
 
-use mailauth_exporter::dns::dkim;
+use mailauth_exporter::checks::dkim;
 use mailauth_exporter::findings::Code;
 use mailauth_exporter::zone_server::Fault;
 

@@ -2,7 +2,7 @@
 
 mod util;
 
-use mailauth_exporter::dns::dmarc::{self, Policy};
+use mailauth_exporter::checks::dmarc::{self, Policy};
 use mailauth_exporter::findings::Code;
 use mailauth_exporter::zone_server::Fault;
 
@@ -23,7 +23,7 @@ const REPORTS: &str = r#"ext.example.test._report._dmarc IN TXT "v=DMARC1""#;
 
 async fn setup() -> (
     mailauth_exporter::zone_server::ZoneServer,
-    std::sync::Arc<mailauth_exporter::dns::CachingDns>,
+    std::sync::Arc<mailauth_exporter::resolver::CachingDns>,
 ) {
     let server = util::server().await;
     server

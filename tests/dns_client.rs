@@ -2,7 +2,7 @@
 
 mod util;
 
-use mailauth_exporter::dns::{Answer, Dns, DnsError, RData, RecordType};
+use mailauth_exporter::resolver::{Answer, Dns, DnsError, RData, RecordType};
 use mailauth_exporter::zone_server::Fault;
 
 const BODY: &str = r#"

@@ -12,10 +12,10 @@ mod util;
 use std::sync::Arc;
 use std::time::Duration;
 
-use mailauth_exporter::app::App;
 use mailauth_exporter::config::Config;
-use mailauth_exporter::dns::RecordType;
-use mailauth_exporter::dns::{Dns, DnsError, HickoryDns, QueryCounters, ResolverSettings};
+use mailauth_exporter::resolver::RecordType;
+use mailauth_exporter::resolver::{Dns, DnsError, HickoryDns, QueryCounters, ResolverSettings};
+use mailauth_exporter::service::app::App;
 use mailauth_exporter::zone_server::ZoneServer;
 use util::dns_proxy::{DnsProxy, Mode};
 use util::http::{has, metrics_until};

@@ -9,9 +9,9 @@ use std::path::Path;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use mailauth_exporter::app::App;
+use mailauth_exporter::commands::demo;
 use mailauth_exporter::config::Config;
-use mailauth_exporter::demo;
+use mailauth_exporter::service::app::App;
 use mailauth_exporter::zone_server::ZoneServer;
 
 struct Running {

@@ -14,8 +14,8 @@ use std::collections::HashSet;
 use std::path::Path;
 use std::sync::atomic::Ordering;
 
-use mailauth_exporter::app::App;
 use mailauth_exporter::config::Config;
+use mailauth_exporter::service::app::App;
 use util::http::{has, metrics_until, value};
 use util::imap_fault::{ImapFault, Mode};
 use util::mailstack::MailStack;
@@ -112,7 +112,7 @@ fn unrelated_left(stack: &MailStack) -> HashSet<usize> {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn drops_in_idle_and_in_fetch_are_mailbox_failures_and_heal() {
-    mailauth_exporter::mail::tls::install_crypto_provider();
+    mailauth_exporter::tls::install_crypto_provider();
     // Delivery a second after acceptance: the exporter's first search finds nothing, so it
     // waits in IDLE, then FETCHes what arrived.
     let stack = MailStack::start_with("ok", &["--authres", AUTHRES, "--deliver-delay", "1"]);
@@ -173,7 +173,7 @@ async fn drops_in_idle_and_in_fetch_are_mailbox_failures_and_heal() {
 async fn ten_thousand_unrelated_messages_and_a_50_mb_probe() {
     const COUNT: usize = 10_000;
     const PAD: usize = 50 * 1024 * 1024;
-    mailauth_exporter::mail::tls::install_crypto_provider();
+    mailauth_exporter::tls::install_crypto_provider();
     let stack = MailStack::start_with(
         "ok",
         &["--authres", AUTHRES, "--pad-bytes", &PAD.to_string()],

@@ -10,7 +10,7 @@ use std::process::{Command, Stdio};
 use mail_auth::common::crypto::{RsaKey, Sha256};
 use mail_auth::common::headers::HeaderWriter;
 use mail_auth::dkim::DkimSigner;
-use mailauth_exporter::inspect::inspect_offline;
+use mailauth_exporter::commands::inspect::inspect_offline;
 use rustls::pki_types::PrivateKeyDer;
 
 fn openssl(args: &[&str], dir: &std::path::Path) -> Vec<u8> {

@@ -47,7 +47,7 @@ fn unrelated_messages() -> Vec<String> {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn probe_round_trip_deletes_only_its_own_message() {
-    mailauth_exporter::mail::tls::install_crypto_provider();
+    mailauth_exporter::tls::install_crypto_provider();
     let stack = std::sync::Arc::new(MailStack::start("ok"));
     for m in unrelated_messages() {
         stack.deliver(m.as_bytes());
@@ -135,7 +135,7 @@ async fn probe_round_trip_deletes_only_its_own_message() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn idle_sees_a_message_delivered_by_another_connection() {
-    mailauth_exporter::mail::tls::install_crypto_provider();
+    mailauth_exporter::tls::install_crypto_provider();
     let stack = std::sync::Arc::new(MailStack::start("ok"));
     let (_, mailbox) = configs(&stack, "tls");
     let token = new_token();
@@ -166,7 +166,7 @@ async fn idle_sees_a_message_delivered_by_another_connection() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn submission_failures_are_typed_errors_without_the_password() {
-    mailauth_exporter::mail::tls::install_crypto_provider();
+    mailauth_exporter::tls::install_crypto_provider();
     let mut stack = MailStack::start("reject-rcpt");
     let (smtp, _) = configs(&stack, "starttls");
     let token = new_token();
@@ -206,7 +206,7 @@ async fn submission_failures_are_typed_errors_without_the_password() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn imap_failures_are_typed_errors() {
-    mailauth_exporter::mail::tls::install_crypto_provider();
+    mailauth_exporter::tls::install_crypto_provider();
     let stack = MailStack::start("ok");
     let (_, mailbox) = configs(&stack, "tls");
     let result = tokio::task::spawn_blocking(move || {
@@ -242,7 +242,7 @@ async fn imap_failures_are_typed_errors() {
 /// Implicit TLS (port 465 style) with AUTH, and plain SMTP without TLS or AUTH.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn implicit_tls_and_plain_submission() {
-    mailauth_exporter::mail::tls::install_crypto_provider();
+    mailauth_exporter::tls::install_crypto_provider();
     for (mode, tls, auth) in [("implicit", "tls", true), ("none", "none", false)] {
         let stack = MailStack::start_full("ok", &["--tls-mode", mode], "");
         let (mut smtp, mailbox) = configs(&stack, "tls");

@@ -8,8 +8,8 @@ mod util;
 use std::sync::Arc;
 use std::time::Duration;
 
+use mailauth_exporter::checks::newer_records::Https;
 use mailauth_exporter::checks::{check_domain_with, DomainSpec};
-use mailauth_exporter::dns::newer_records::Https;
 use mailauth_exporter::findings::Code;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
@@ -120,7 +120,7 @@ async fn serve(listener: tokio::net::TcpListener, config: Arc<rustls::ServerConf
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn policies_fetched_over_https() {
-    mailauth_exporter::mail::tls::install_crypto_provider();
+    mailauth_exporter::tls::install_crypto_provider();
     let dir = tempfile::tempdir().unwrap();
     let sans: Vec<String> = DOMAINS
         .iter()
@@ -151,11 +151,8 @@ async fn policies_fetched_over_https() {
     }
     let (_s, dns) = util::serve_zone("example.test", &zone).await;
     let https = Https {
-        tls: mailauth_exporter::mail::tls::client_config(
-            Some(&dir.path().join("trusted-ca.pem")),
-            false,
-        )
-        .unwrap(),
+        tls: mailauth_exporter::tls::client_config(Some(&dir.path().join("trusted-ca.pem")), false)
+            .unwrap(),
         timeout: Duration::from_secs(2),
     };
     let mta_sts_codes = |r: &mailauth_exporter::checks::DomainReport| {

@@ -4,7 +4,7 @@ mod util;
 
 use std::net::IpAddr;
 
-use mailauth_exporter::dns::{mx, ptr};
+use mailauth_exporter::checks::{mx, ptr};
 use mailauth_exporter::findings::Code;
 use mailauth_exporter::zone_server::Fault;
 
@@ -38,7 +38,7 @@ const REVERSE6: &str =
 
 async fn setup() -> (
     mailauth_exporter::zone_server::ZoneServer,
-    std::sync::Arc<mailauth_exporter::dns::CachingDns>,
+    std::sync::Arc<mailauth_exporter::resolver::CachingDns>,
 ) {
     let server = util::server().await;
     server

@@ -5,12 +5,12 @@
 
 use proptest::prelude::*;
 
+use mailauth_exporter::checks::dkim::key;
+use mailauth_exporter::checks::dmarc::parse as dmarc;
+use mailauth_exporter::checks::spf::parse as spf;
 use mailauth_exporter::config::{domains_file, Config};
-use mailauth_exporter::dns::dkim::key;
-use mailauth_exporter::dns::dmarc::parse as dmarc;
-use mailauth_exporter::dns::spf::parse as spf;
-use mailauth_exporter::dns::{wire, RecordType};
 use mailauth_exporter::mail::{auth_results, header, received, received_spf, verifier_report};
+use mailauth_exporter::resolver::{wire, RecordType};
 
 fn soup(pieces: &'static [&'static str]) -> impl Strategy<Value = String> {
     prop::collection::vec(prop::sample::select(pieces), 0..40).prop_map(|v| v.concat())

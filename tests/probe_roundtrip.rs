@@ -8,9 +8,9 @@ mod util;
 use std::path::Path;
 use std::time::{Duration, Instant};
 
-use mailauth_exporter::app::App;
 use mailauth_exporter::config::Config;
 use mailauth_exporter::mail::mailbox::Mailbox;
+use mailauth_exporter::service::app::App;
 use util::http::get;
 use util::mailstack::{MailStack, PASSWORD};
 
@@ -72,7 +72,7 @@ fn mailbox_uids(stack: &MailStack) -> Vec<Vec<u8>> {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_probe_round_updates_every_probe_metric_and_cleans_up() {
-    mailauth_exporter::mail::tls::install_crypto_provider();
+    mailauth_exporter::tls::install_crypto_provider();
     let stack = MailStack::start_with(
         "ok",
         &["--authres", "mx.receiver.test; spf=pass smtp.mailfrom=MAILFROM; dkim=pass header.d=example.test; dmarc=pass header.from=example.test", "--verifier-results", "SPF=pass,DKIM=pass,DMARC=pass,\"iprev\"=pass"],
@@ -216,7 +216,7 @@ async fn a_probe_round_updates_every_probe_metric_and_cleans_up() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn silent_verifier_and_dead_submission_are_failure_stages() {
-    mailauth_exporter::mail::tls::install_crypto_provider();
+    mailauth_exporter::tls::install_crypto_provider();
     let mut stack = MailStack::start_with(
         "silent-verifier",
         &[
@@ -284,7 +284,7 @@ async fn silent_verifier_and_dead_submission_are_failure_stages() {
 /// Mailbox login refused → stage `mailbox`; no trusted Authentication-Results → `parse`.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn mailbox_and_parse_failure_stages() {
-    mailauth_exporter::mail::tls::install_crypto_provider();
+    mailauth_exporter::tls::install_crypto_provider();
     // No --authres: the receiver writes no verdict the exporter trusts.
     let stack = MailStack::start_with("ok", &[]);
     let server = util::server().await;
@@ -332,7 +332,7 @@ async fn mailbox_and_parse_failure_stages() {
 /// A server without IDLE (polled instead) and without UIDPLUS (nothing is expunged).
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn server_without_idle_or_uidplus() {
-    mailauth_exporter::mail::tls::install_crypto_provider();
+    mailauth_exporter::tls::install_crypto_provider();
     let stack = MailStack::start_full(
         "ok",
         &["--authres", "mx.receiver.test; spf=pass; dkim=pass; dmarc=pass"],

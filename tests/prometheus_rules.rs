@@ -8,9 +8,9 @@ use std::collections::BTreeSet;
 use std::path::Path;
 use std::time::{Duration, Instant};
 
-use mailauth_exporter::app::App;
+use mailauth_exporter::commands::demo;
 use mailauth_exporter::config::Config;
-use mailauth_exporter::demo;
+use mailauth_exporter::service::app::App;
 use util::mailstack::MailStack;
 use util::prometheus::{repo_file, with_short_for, Prometheus};
 
@@ -92,7 +92,7 @@ fn dashboard_exprs(json: &str) -> Vec<(String, String)> {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn alerts_fire_and_dashboard_queries_return_data() {
-    mailauth_exporter::mail::tls::install_crypto_provider();
+    mailauth_exporter::tls::install_crypto_provider();
     let stack = MailStack::start_with(
         "ok",
         &["--authres", "mx.receiver.test; spf=pass smtp.mailfrom=MAILFROM; dkim=pass header.d=example.test; dmarc=pass", "--verifier-results", "SPF=pass,DKIM=pass,DMARC=pass"],

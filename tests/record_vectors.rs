@@ -3,8 +3,8 @@
 //! expectation is an implementation's own choice rather than the RFC's are listed with
 //! the reason and checked for what the RFC does say.
 
-use mailauth_exporter::dns::dkim::key;
-use mailauth_exporter::dns::dmarc::{parse as dmarc, Policy};
+use mailauth_exporter::checks::dkim::key;
+use mailauth_exporter::checks::dmarc::{parse as dmarc, Policy};
 use serde_json::Value;
 
 fn corpus(rel: &str) -> Value {

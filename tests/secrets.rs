@@ -9,7 +9,7 @@ use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
 use base64::Engine;
-use mailauth_exporter::demo;
+use mailauth_exporter::commands::demo;
 use util::http::get;
 use util::mailstack::{MailStack, PASSWORD};
 

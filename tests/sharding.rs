@@ -7,9 +7,9 @@ mod util;
 use std::collections::{BTreeMap, BTreeSet};
 use std::time::{Duration, Instant};
 
-use mailauth_exporter::app::App;
+use mailauth_exporter::commands::demo;
 use mailauth_exporter::config::Config;
-use mailauth_exporter::demo;
+use mailauth_exporter::service::app::App;
 use util::prometheus::Prometheus;
 
 const DOMAINS: &[&str] = &[

@@ -11,9 +11,9 @@ mod util;
 
 use std::path::Path;
 
-use mailauth_exporter::app::App;
 use mailauth_exporter::config::Config;
 use mailauth_exporter::mail::mailbox::Mailbox;
+use mailauth_exporter::service::app::App;
 use util::http::{has, metrics_until, value};
 use util::mailstack::{MailStack, PASSWORD};
 use util::smtp_fault::{Mode, SmtpFault};
@@ -67,7 +67,7 @@ const B_DELIVERED: &str =
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn each_submission_fault_is_a_send_failure_and_heals() {
-    mailauth_exporter::mail::tls::install_crypto_provider();
+    mailauth_exporter::tls::install_crypto_provider();
     let stack = MailStack::start_with("ok", &["--authres", "mx.receiver.test; spf=pass"]);
     let unrelated: &[&[u8]] = &[
         b"From: a@example.org\r\nTo: probe@imap.test\r\nSubject: hello\r\n\r\nhi\r\n",

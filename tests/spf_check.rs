@@ -5,7 +5,7 @@ mod util;
 
 use std::net::IpAddr;
 
-use mailauth_exporter::dns::spf::{self, Identity, SpfResult};
+use mailauth_exporter::checks::spf::{self, Identity, SpfResult};
 use mailauth_exporter::findings::Code;
 use mailauth_exporter::zone_server::Fault;
 
@@ -53,7 +53,7 @@ broken          IN TXT "v=spf1 include:failing.example.test -all"
 
 async fn setup() -> (
     mailauth_exporter::zone_server::ZoneServer,
-    std::sync::Arc<mailauth_exporter::dns::CachingDns>,
+    std::sync::Arc<mailauth_exporter::resolver::CachingDns>,
 ) {
     let server = util::server().await;
     server

@@ -12,8 +12,8 @@ use std::collections::BTreeMap;
 use std::net::IpAddr;
 use std::time::Duration;
 
-use mailauth_exporter::dns::spf::check_host;
-use mailauth_exporter::dns::{CachingDns, HickoryDns, QueryCounters, ResolverSettings};
+use mailauth_exporter::checks::spf::check_host;
+use mailauth_exporter::resolver::{CachingDns, HickoryDns, QueryCounters, ResolverSettings};
 use mailauth_exporter::zone_server::Fault;
 use serde_yaml::Value;
 

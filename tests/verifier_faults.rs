@@ -10,8 +10,8 @@ mod util;
 
 use std::path::Path;
 
-use mailauth_exporter::app::App;
 use mailauth_exporter::config::Config;
+use mailauth_exporter::service::app::App;
 use util::http::{has, metrics_until, value};
 use util::mailstack::MailStack;
 
@@ -53,7 +53,7 @@ async fn rounds(base: &str, what: &str, rounds: f64) -> String {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn verifier_answering_twice_garbage_another_token_bad_mime() {
-    mailauth_exporter::mail::tls::install_crypto_provider();
+    mailauth_exporter::tls::install_crypto_provider();
     let mut stack = MailStack::start_with(
         "ok",
         &[

@@ -105,7 +105,7 @@ impl Client {
     }
 
     fn config(&self) -> Arc<rustls::ClientConfig> {
-        mailauth_exporter::mail::tls::install_crypto_provider();
+        mailauth_exporter::tls::install_crypto_provider();
         let mut roots = rustls::RootCertStore::empty();
         for c in pem_certs(&self.ca) {
             roots.add(c).unwrap();
@@ -395,9 +395,11 @@ async fn bad_web_config_is_refused_with_file_line_and_key() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn data_endpoints_answer_get_and_head_only() {
-    let zones = mailauth_exporter::demo::start_zone_server().await.unwrap();
-    let config = mailauth_exporter::demo::demo_config(&zones, "127.0.0.1:0");
-    let app = mailauth_exporter::app::App::start(config, None, false).unwrap();
+    let zones = mailauth_exporter::commands::demo::start_zone_server()
+        .await
+        .unwrap();
+    let config = mailauth_exporter::commands::demo::demo_config(&zones, "127.0.0.1:0");
+    let app = mailauth_exporter::service::app::App::start(config, None, false).unwrap();
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let base = format!("http://{}", listener.local_addr().unwrap());
     tokio::spawn(mailauth_exporter::server::serve_on(app, listener));

@@ -2,7 +2,7 @@
 #![no_main]
 
 use libfuzzer_sys::fuzz_target;
-use mailauth_exporter::dns::dmarc::{self, parse};
+use mailauth_exporter::checks::dmarc::{self, parse};
 
 fuzz_target!(|data: &[u8]| {
     if let Ok(text) = std::str::from_utf8(data) {

@@ -4,7 +4,7 @@
 #![no_main]
 
 use libfuzzer_sys::fuzz_target;
-use mailauth_exporter::dns::{wire, RecordType};
+use mailauth_exporter::resolver::{wire, RecordType};
 
 fuzz_target!(|data: &[u8]| {
     if data.len() < 2 {

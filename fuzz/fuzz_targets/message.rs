@@ -4,7 +4,7 @@
 #![no_main]
 
 use libfuzzer_sys::fuzz_target;
-use mailauth_exporter::inspect;
+use mailauth_exporter::commands::inspect;
 
 fuzz_target!(|data: &[u8]| {
     let _ = inspect::body_text(data);

@@ -3,7 +3,7 @@
 #![no_main]
 
 use libfuzzer_sys::fuzz_target;
-use mailauth_exporter::dns::{mta_sts, newer_records};
+use mailauth_exporter::checks::{mta_sts, newer_records};
 
 fuzz_target!(|data: &[u8]| {
     if let Ok(text) = std::str::from_utf8(data) {

@@ -3,8 +3,8 @@
 #![no_main]
 
 use libfuzzer_sys::fuzz_target;
-use mailauth_exporter::dns::spf::macros::{expand, MacroContext};
-use mailauth_exporter::dns::spf::parse;
+use mailauth_exporter::checks::spf::macros::{expand, MacroContext};
+use mailauth_exporter::checks::spf::parse;
 
 fuzz_target!(|data: &[u8]| {
     let Ok(text) = std::str::from_utf8(data) else {

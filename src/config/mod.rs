@@ -16,7 +16,7 @@ use std::time::Duration;
 use serde::{Deserialize, Deserializer};
 use toml::Spanned;
 
-use crate::dns::dmarc::Policy;
+use crate::checks::dmarc::Policy;
 pub use error::ConfigError;
 pub use secret::Secret;
 
@@ -380,7 +380,7 @@ impl Config {
         }
         let mut seen = HashSet::new();
         for domain in &self.domains {
-            let name = crate::dns::to_ascii_name(domain.name()).unwrap_or_default();
+            let name = crate::resolver::to_ascii_name(domain.name()).unwrap_or_default();
             if !is_domain_name(&name) {
                 return Err(at(
                     domain.name.span(),
@@ -436,7 +436,7 @@ impl Config {
                     format!("no [smtp.{}] section", probe.smtp.get_ref()),
                 ));
             }
-            let domain = crate::dns::to_ascii_name(probe.domain.get_ref()).unwrap_or_default();
+            let domain = crate::resolver::to_ascii_name(probe.domain.get_ref()).unwrap_or_default();
             if !seen.contains(&domain) {
                 return Err(at(
                     probe.domain.span(),
@@ -456,8 +456,9 @@ impl Config {
     }
 
     pub fn domain(&self, name: &str) -> Option<&DomainConfig> {
-        let ascii =
-            |n: &str| crate::dns::to_ascii_name(n).unwrap_or_else(|| crate::dns::normalize_name(n));
+        let ascii = |n: &str| {
+            crate::resolver::to_ascii_name(n).unwrap_or_else(|| crate::resolver::normalize_name(n))
+        };
         let name = ascii(name);
         self.domains.iter().find(|d| ascii(d.name()) == name)
     }

@@ -9,5 +9,4 @@ pub mod received;
 pub mod received_spf;
 pub mod results;
 pub mod send;
-pub mod tls;
 pub mod verifier_report;

@@ -10,12 +10,13 @@ use std::collections::VecDeque;
 use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
+use crate::checks::{dmarc, spf};
 use crate::config::{Config, MailboxConfig, ProbeConfig, TargetKind};
-use crate::dns::{dmarc, normalize_name, spf, Dns};
 use crate::mail::mailbox::{remaining, Fetched, Mailbox};
 use crate::mail::results::{self, MethodResults};
 use crate::mail::send::{new_token, send, ProbeMessage};
 use crate::mail::{auth_results, dkim_verify, received, received_spf, verifier_report};
+use crate::resolver::{normalize_name, Dns};
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Stage {
@@ -428,7 +429,7 @@ pub async fn run_probe(
             }
             TargetKind::Verifier => {
                 outcome.delivery = Some(arrival.seen_at.saturating_duration_since(accepted));
-                let body = crate::inspect::body_text(raw);
+                let body = crate::commands::inspect::body_text(raw);
                 match verifier_report::parse(&body) {
                     Some(report)
                         if report.echoed_header(crate::mail::send::TOKEN_HEADER)

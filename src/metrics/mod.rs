@@ -22,8 +22,8 @@ use prometheus::{
 };
 
 use crate::checks::{DomainReport, ReportSummary};
-use crate::dns::QueryCounters;
 use crate::findings::Check;
+use crate::resolver::QueryCounters;
 
 /// Per-domain metric families: (name, type, help).
 const FAMILIES: &[(&str, &str, &str)] = &[
@@ -652,10 +652,10 @@ fn render_domain(report: &DomainReport, changes: &RecordChanges) -> Vec<String> 
         for r in &spf.ip_results {
             let ip = r.ip.to_string();
             let identity = match r.identity {
-                crate::dns::spf::Identity::MailFrom => "mailfrom",
-                crate::dns::spf::Identity::Helo => "helo",
+                crate::checks::spf::Identity::MailFrom => "mailfrom",
+                crate::checks::spf::Identity::Helo => "helo",
             };
-            let pass = f64::from(u8::from(r.result == crate::dns::spf::SpfResult::Pass));
+            let pass = f64::from(u8::from(r.result == crate::checks::spf::SpfResult::Pass));
             line(
                 &mut f[F_SPF_IP],
                 FAMILIES[F_SPF_IP].0,

@@ -3,9 +3,9 @@
 
 use std::fmt::Write as _;
 
-use crate::app::App;
 use crate::checks::ReportSummary;
 use crate::findings::{Check, Severity};
+use crate::service::app::App;
 
 pub fn escape(text: &str) -> String {
     let mut out = String::with_capacity(text.len());
@@ -78,8 +78,8 @@ pub fn render_index(app: &App) -> String {
         .domains
         .iter()
         .map(|d| {
-            crate::dns::to_ascii_name(d.name())
-                .unwrap_or_else(|| crate::dns::normalize_name(d.name()))
+            crate::resolver::to_ascii_name(d.name())
+                .unwrap_or_else(|| crate::resolver::normalize_name(d.name()))
         })
         .collect();
     // Sets and maps, not scans: a platform's page lists 10,000 domains.
@@ -135,7 +135,7 @@ pub fn render_index(app: &App) -> String {
 }
 
 pub fn render_domain(app: &App, name: &str) -> Option<String> {
-    let name = crate::dns::normalize_name(name);
+    let name = crate::resolver::normalize_name(name);
     let config = app.config();
     let known = config.domain(&name).is_some() || app.metrics.domain_entry(&name).is_some();
     if !known {

@@ -3,7 +3,6 @@
 
 pub mod basic_auth;
 mod landing;
-pub mod probe;
 pub mod security;
 pub mod tls;
 pub mod web_config;
@@ -17,7 +16,7 @@ use axum::response::{Html, IntoResponse, Response};
 use axum::routing::{get, post};
 use axum::Router;
 
-use crate::app::App;
+use crate::service::app::App;
 pub use security::{Security, WebSecurity};
 
 pub fn router(app: Arc<App>) -> Router {
@@ -50,7 +49,7 @@ struct ProbeParams {
 }
 
 async fn probe_domain(State(app): State<Arc<App>>, Query(params): Query<ProbeParams>) -> Response {
-    let Some(domain) = params.domain.map(|d| crate::dns::normalize_name(&d)) else {
+    let Some(domain) = params.domain.map(|d| crate::resolver::normalize_name(&d)) else {
         return (StatusCode::BAD_REQUEST, "domain parameter is missing\n").into_response();
     };
     if !crate::config::is_domain_name(&domain) {

@@ -24,7 +24,7 @@ const MAX_HANDSHAKES: usize = 64;
 
 /// Reads the certificate, key and client CA files and builds the server config.
 pub fn server_config(tls: &TlsSettings) -> Result<Arc<ServerConfig>, String> {
-    crate::mail::tls::install_crypto_provider();
+    crate::tls::install_crypto_provider();
     let provider = Arc::new(rustls::crypto::ring::default_provider());
     let chain = read_certs(&tls.cert_file, "cert_file")?;
     let key = read_key(tls)?;

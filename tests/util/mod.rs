@@ -11,7 +11,7 @@ pub mod smtp_fault;
 use std::sync::Arc;
 use std::time::Duration;
 
-use mailauth_exporter::dns::{CachingDns, HickoryDns, QueryCounters, ResolverSettings};
+use mailauth_exporter::resolver::{CachingDns, HickoryDns, QueryCounters, ResolverSettings};
 use mailauth_exporter::zone_server::ZoneServer;
 
 /// A zone file with SOA and NS, `$TTL` as given, followed by `body`.

@@ -60,7 +60,7 @@ fn acceptor(cert: &Path, key: &Path) -> TlsAcceptor {
 impl SmtpFault {
     /// On a free port of 127.0.0.1, passing through to `upstream` while in `Mode::Pass`.
     pub async fn start(upstream: SocketAddr, cert: &Path, key: &Path) -> SmtpFault {
-        mailauth_exporter::mail::tls::install_crypto_provider();
+        mailauth_exporter::tls::install_crypto_provider();
         let tls = acceptor(cert, key);
         let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
         let port = listener.local_addr().unwrap().port();

@@ -11,8 +11,8 @@ use super::dmarc::{DmarcReport, Policy};
 use super::mta_sts;
 use super::mx::MxReport;
 use super::taglist;
-use crate::dns::{normalize_name, Dns, RecordType};
 use crate::findings::{Check, Code, Finding};
+use crate::resolver::{normalize_name, Dns, RecordType};
 
 #[derive(Clone, Debug, Default, PartialEq, Eq, Serialize)]
 pub struct NewerRecords {
@@ -137,7 +137,7 @@ impl Https {
         static SYSTEM: OnceLock<Https> = OnceLock::new();
         SYSTEM
             .get_or_init(|| Https {
-                tls: crate::mail::tls::client_config(None, false).unwrap_or_else(|_| {
+                tls: crate::tls::client_config(None, false).unwrap_or_else(|_| {
                     Arc::new(
                         rustls::ClientConfig::builder()
                             .with_root_certificates(rustls::RootCertStore::empty())

@@ -24,8 +24,8 @@ impl Default for DmarcReport {
     }
 }
 
-use crate::dns::{normalize_name, Dns, DnsError, RecordType};
 use crate::findings::{Check, Code, Finding};
+use crate::resolver::{normalize_name, Dns, DnsError, RecordType};
 
 /// A DMARC policy; ordered from weakest to strongest.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]

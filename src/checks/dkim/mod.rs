@@ -6,8 +6,8 @@ use serde::Serialize;
 
 pub mod key;
 
-use crate::dns::{normalize_name, Dns, RecordType};
 use crate::findings::{Check, Code, Finding};
+use crate::resolver::{normalize_name, Dns, RecordType};
 
 #[derive(Clone, Debug, Default, PartialEq, Eq, Serialize)]
 pub struct DkimKeyReport {

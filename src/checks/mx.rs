@@ -8,8 +8,8 @@ use std::net::IpAddr;
 
 use serde::Serialize;
 
-use crate::dns::{Answer, Dns, DnsError, RData, RecordType};
 use crate::findings::{Check, Code, Finding};
+use crate::resolver::{Answer, Dns, DnsError, RData, RecordType};
 
 #[derive(Clone, Debug, Default, PartialEq, Eq, Serialize)]
 pub struct MxHost {

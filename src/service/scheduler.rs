@@ -14,10 +14,10 @@ use rand::Rng;
 use tokio::sync::Semaphore;
 use tokio::task::{AbortHandle, JoinSet};
 
+use crate::checks::newer_records::Https;
 use crate::checks::{check_domain_with, DomainReport, DomainSpec};
-use crate::dns::newer_records::Https;
-use crate::dns::Dns;
 use crate::metrics::Metrics;
+use crate::resolver::Dns;
 
 /// The running DNS check loops of one configuration.
 pub struct Scheduler {
@@ -164,7 +164,7 @@ impl ProbeScheduler {
         // Counters start at 0 for every stage, so that the first failure is an increase
         // that rate() and increase() can see (a series born at 1 shows none).
         for probe in &config.probes {
-            let domain = crate::dns::normalize_name(probe.domain.get_ref());
+            let domain = crate::resolver::normalize_name(probe.domain.get_ref());
             for target in &probe.targets {
                 let t = target.kind.as_str();
                 metrics.probe_sent.with_label_values(&[domain.as_str(), t]);
@@ -185,7 +185,7 @@ impl ProbeScheduler {
             tasks.spawn(async move {
                 let ledger = crate::mail::probe::TokenLedger::default();
                 let probe = &config.probes[index];
-                let domain = crate::dns::normalize_name(probe.domain.get_ref());
+                let domain = crate::resolver::normalize_name(probe.domain.get_ref());
                 loop {
                     let outcomes = crate::mail::probe::run_probe(
                         &config,
@@ -219,13 +219,16 @@ mod tests {
             .build()
             .unwrap();
         let _guard = rt.enter();
-        let settings = crate::dns::ResolverSettings {
+        let settings = crate::resolver::ResolverSettings {
             nameservers: vec!["127.0.0.1:9".parse().unwrap()],
             ..Default::default()
         };
-        let wire = crate::dns::HickoryDns::new(&settings, Default::default()).unwrap();
-        let dns: Arc<dyn Dns> = Arc::new(crate::dns::CachingDns::new(wire, Duration::from_secs(1)));
-        let counters = Arc::new(crate::dns::QueryCounters::default());
+        let wire = crate::resolver::HickoryDns::new(&settings, Default::default()).unwrap();
+        let dns: Arc<dyn Dns> = Arc::new(crate::resolver::CachingDns::new(
+            wire,
+            Duration::from_secs(1),
+        ));
+        let counters = Arc::new(crate::resolver::QueryCounters::default());
         let fut = domain_loop(
             dns,
             Https::system(),

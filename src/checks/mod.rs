@@ -2,19 +2,30 @@
 //! `parked` profile that reads the other checks' results. Returns a typed report; nothing
 //! here formats output or touches metrics.
 
+pub mod dane;
+pub mod dkim;
+pub mod dmarc;
+pub mod dnsbl;
+pub mod mta_sts;
+pub mod mx;
+pub mod newer_records;
+pub mod ptr;
+pub mod spf;
+pub mod taglist;
+
 use std::net::IpAddr;
 use std::time::{Duration, Instant, SystemTime};
 
-use crate::dns::dane::DaneReport;
-use crate::dns::dkim::DkimReport;
-use crate::dns::dmarc::{DmarcReport, Policy};
-use crate::dns::dnsbl::DnsblReport;
-use crate::dns::mx::MxReport;
-use crate::dns::newer_records::{Https, NewerRecords};
-use crate::dns::ptr::PtrReport;
-use crate::dns::spf::SpfReport;
-use crate::dns::{dane, dkim, dmarc, dnsbl, mx, newer_records, normalize_name, ptr, spf, Dns};
+use self::dane::DaneReport;
+use self::dkim::DkimReport;
+use self::dmarc::{DmarcReport, Policy};
+use self::dnsbl::DnsblReport;
+use self::mx::MxReport;
+use self::newer_records::{Https, NewerRecords};
+use self::ptr::PtrReport;
+use self::spf::SpfReport;
 use crate::findings::{Check, Code, Finding, Severity};
+use crate::resolver::{normalize_name, Dns};
 
 /// What to check for one domain (from the config or the `check` command line).
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
@@ -32,7 +43,8 @@ pub struct DomainSpec {
 impl From<&crate::config::DomainConfig> for DomainSpec {
     fn from(d: &crate::config::DomainConfig) -> Self {
         DomainSpec {
-            name: crate::dns::to_ascii_name(d.name()).unwrap_or_else(|| normalize_name(d.name())),
+            name: crate::resolver::to_ascii_name(d.name())
+                .unwrap_or_else(|| normalize_name(d.name())),
             dkim_selectors: d.dkim_selectors.clone(),
             sending_ips: d.sending_ips.clone(),
             helo: d.helo.clone(),

@@ -12,8 +12,8 @@ pub mod eval;
 pub mod macros;
 pub mod parse;
 
-use crate::dns::{normalize_name, Dns, RecordType};
 use crate::findings::{Check, Code, Finding};
+use crate::resolver::{normalize_name, Dns, RecordType};
 
 /// RFC 7208 §2.6 results.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize)]

@@ -10,9 +10,9 @@ use std::time::{Duration, Instant};
 
 use tokio::sync::Semaphore;
 
-use crate::app::App;
 use crate::checks::{check_domain_with, DomainSpec};
 use crate::metrics::Metrics;
+use crate::service::app::App;
 
 /// How long an on-demand result is reused.
 pub const PROBE_CACHE_TTL: Duration = Duration::from_secs(30);

@@ -16,7 +16,7 @@ use std::pin::Pin;
 use super::macros::{expand, needs_sender, truncate_domain, MacroContext};
 use super::parse::{self, Mechanism, Qualifier};
 use super::SpfResult;
-use crate::dns::{normalize_name, Answer, Dns, DnsError, RData, RecordType};
+use crate::resolver::{normalize_name, Answer, Dns, DnsError, RData, RecordType};
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Mode {
@@ -194,7 +194,7 @@ impl<'a> Walk<'a> {
     async fn ptr_names(&self, ip: IpAddr) -> Vec<String> {
         let Ok(answer) = self
             .dns
-            .lookup(&crate::dns::reverse_name(ip), RecordType::Ptr)
+            .lookup(&crate::resolver::reverse_name(ip), RecordType::Ptr)
             .await
         else {
             return Vec::new();

@@ -8,17 +8,17 @@ use std::time::SystemTime;
 
 use crate::checks::DomainSpec;
 use crate::config::Config;
-use crate::dns::{CachingDns, Dns, HickoryDns, QueryCounters, ResolverSettings};
 use crate::metrics::Metrics;
-use crate::scheduler::Scheduler;
+use crate::resolver::{CachingDns, Dns, HickoryDns, QueryCounters, ResolverSettings};
+use crate::service::scheduler::Scheduler;
 
 struct Running {
     config: Arc<Config>,
     scheduler: Option<Scheduler>,
     dns: Option<Arc<dyn Dns>>,
     watcher: Option<tokio::task::JoinHandle<()>>,
-    probes: Option<crate::scheduler::ProbeScheduler>,
-    https: Option<crate::dns::newer_records::Https>,
+    probes: Option<crate::service::scheduler::ProbeScheduler>,
+    https: Option<crate::checks::newer_records::Https>,
 }
 
 pub struct App {
@@ -30,7 +30,7 @@ pub struct App {
     /// `POST /-/reload` allowed.
     pub lifecycle: bool,
     /// On-demand checks for `/probe`.
-    pub probes: crate::server::probe::ProbeCache,
+    pub probes: crate::service::probe::ProbeCache,
 }
 
 /// Builds the resolver stack a configuration asks for.
@@ -67,7 +67,7 @@ impl App {
                 https: None,
             }),
             lifecycle: lifecycle || config.exporter.enable_lifecycle,
-            probes: crate::server::probe::ProbeCache::new(config.exporter.concurrency),
+            probes: crate::service::probe::ProbeCache::new(config.exporter.concurrency),
         });
         app.apply(config)?;
         Ok(app)
@@ -90,8 +90,8 @@ impl App {
             None => Vec::new(),
         };
         let domains = merge_domains(&config, &file_domains);
-        let https = crate::dns::newer_records::Https {
-            tls: crate::mail::tls::client_config(config.mta_sts.ca_file.as_deref(), false)?,
+        let https = crate::checks::newer_records::Https {
+            tls: crate::tls::client_config(config.mta_sts.ca_file.as_deref(), false)?,
             timeout: config.mta_sts.timeout,
         };
         self.metrics
@@ -124,7 +124,7 @@ impl App {
             };
             let resolver =
                 HickoryDns::new(&settings, Arc::new(QueryCounters::default()))?.resolver();
-            running.probes = Some(crate::scheduler::ProbeScheduler::start(
+            running.probes = Some(crate::service::scheduler::ProbeScheduler::start(
                 config.clone(),
                 dns.clone(),
                 resolver,
@@ -160,12 +160,12 @@ impl App {
     }
 
     /// The HTTPS settings of the running config (MTA-STS policy fetches).
-    pub fn https(&self) -> crate::dns::newer_records::Https {
+    pub fn https(&self) -> crate::checks::newer_records::Https {
         let running = self.running.lock().expect("app lock");
         running
             .https
             .clone()
-            .unwrap_or_else(crate::dns::newer_records::Https::system)
+            .unwrap_or_else(crate::checks::newer_records::Https::system)
     }
 
     pub fn config(&self) -> Arc<Config> {

@@ -10,7 +10,7 @@ use futures::{Stream, StreamExt};
 use tokio::sync::Semaphore;
 
 use crate::checks::{check_domain, DomainReport, DomainSpec};
-use crate::dns::CachingDns;
+use crate::resolver::CachingDns;
 
 /// How many reports may be finished and waiting behind a slow earlier domain, per slot of
 /// concurrency: enough that one domain waiting for a timeout does not stall the others.

@@ -15,9 +15,9 @@ use rustls::pki_types::ServerName;
 use serde::Serialize;
 use tokio::io::{AsyncBufReadExt, AsyncWriteExt, BufReader};
 
-use crate::dns::mx::MxReport;
-use crate::dns::{Dns, RData, RecordType};
+use crate::checks::mx::MxReport;
 use crate::findings::{Check, Code, Finding};
+use crate::resolver::{Dns, RData, RecordType};
 
 #[derive(Clone, Debug, PartialEq, Eq, Serialize)]
 pub struct Tlsa {
@@ -205,7 +205,7 @@ async fn fetch_chain_inner(host: &str, ip: IpAddr, port: u16) -> Result<Vec<Vec<
     }
     let tcp = reader.into_inner();
     let name = ServerName::try_from(host.to_string()).map_err(|e| format!("{host}: {e}"))?;
-    let tls = tokio_rustls::TlsConnector::from(crate::mail::tls::capture_config())
+    let tls = tokio_rustls::TlsConnector::from(crate::tls::capture_config())
         .connect(name, tcp)
         .await
         .map_err(|e| format!("TLS with {host}: {e}"))?;

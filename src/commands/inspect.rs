@@ -11,11 +11,11 @@ use std::time::Duration;
 use serde::Serialize;
 
 use crate::cli::{Format, InspectArgs};
-use crate::dns::{HickoryDns, QueryCounters, ResolverSettings};
 use crate::mail::auth_results::{self, AuthResultsField};
 use crate::mail::dkim_verify::{self, DkimVerification};
 use crate::mail::received_spf::{self, ReceivedSpf};
 use crate::mail::verifier_report::{self, VerifierReport};
+use crate::resolver::{HickoryDns, QueryCounters, ResolverSettings};
 
 /// Larger input is refused rather than read into memory.
 const MAX_INPUT_BYTES: u64 = 64 * 1024 * 1024;

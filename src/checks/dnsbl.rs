@@ -7,8 +7,8 @@ use std::net::{IpAddr, Ipv4Addr};
 
 use serde::Serialize;
 
-use crate::dns::{normalize_name, reverse_name, Dns, DnsError, RData, RecordType};
 use crate::findings::{Check, Code, Finding};
+use crate::resolver::{normalize_name, reverse_name, Dns, DnsError, RData, RecordType};
 
 #[derive(Clone, Debug, PartialEq, Eq, Serialize)]
 pub struct Listing {

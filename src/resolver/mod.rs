@@ -7,16 +7,6 @@
 
 pub mod cache;
 pub mod client;
-pub mod dane;
-pub mod dkim;
-pub mod dmarc;
-pub mod dnsbl;
-pub mod mta_sts;
-pub mod mx;
-pub mod newer_records;
-pub mod ptr;
-pub mod spf;
-pub mod taglist;
 pub mod wire;
 
 use std::fmt;

@@ -14,7 +14,7 @@ use rustls::pki_types::ServerName;
 use serde::Serialize;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
-use crate::dns::{Dns, RData, RecordType};
+use crate::resolver::{Dns, RData, RecordType};
 
 /// RFC 8461 §3.2 leaves the size to senders; 64 KiB is what they commonly accept.
 pub const MAX_POLICY_BYTES: usize = 64 * 1024;
