@@ -287,6 +287,9 @@ codes! {
     DnsError => "dns.error", Spf, Error,
         "The check could not be answered: DNS timed out, failed or refused. The result is unknown, not absent.",
         "Check the authoritative servers of the name in the message and the resolver in [dns].";
+    CheckFailed => "check.failed", Spf, Error,
+        "The check did not finish: it overran its deadline or failed inside the exporter. The result is unknown, not absent; the domain is checked again on its next run.",
+        "A timeout: look at the DNS servers and the hosts the check connects to (MTA-STS over HTTPS, DANE over SMTP). A failure inside the exporter: report the log line that names the check.";
 }
 
 impl fmt::Display for Code {
@@ -321,6 +324,16 @@ impl Finding {
         }
     }
 
+    /// `check.failed` for `check`: it panicked or overran its deadline.
+    pub fn check_failed(check: Check, message: impl Into<String>) -> Self {
+        Self {
+            check,
+            code: Code::CheckFailed,
+            severity: Severity::Error,
+            message: message.into(),
+        }
+    }
+
     /// `dns.error` for `check`.
     pub fn dns_error(check: Check, message: impl Into<String>) -> Self {
         Self {
@@ -342,7 +355,7 @@ mod tests {
         let mut seen = HashSet::new();
         for code in Code::ALL {
             assert!(seen.insert(code.as_str()), "duplicate {code}");
-            if *code != Code::DnsError && *code != Code::HeloMismatch {
+            if ![Code::DnsError, Code::CheckFailed, Code::HeloMismatch].contains(code) {
                 assert!(code.as_str().starts_with(code.check().as_str()), "{code}");
             }
             assert!(!code.explanation().is_empty() && !code.fix().is_empty());

@@ -201,13 +201,13 @@ async fn check(args: CheckArgs) -> ExitCode {
     let specs: Vec<DomainSpec> = names
         .into_iter()
         .map(|name| DomainSpec {
-            name,
             dkim_selectors: args.dkim_selectors.clone(),
             sending_ips: args.sending_ips.clone(),
             helo: args.helo.clone(),
             expect_dmarc_policy: args.expect_dmarc_policy,
             parked: args.parked,
             blocklists: args.blocklists.clone(),
+            ..DomainSpec::named(&name)
         })
         .collect();
     let count = specs.len();

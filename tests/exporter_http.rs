@@ -289,6 +289,38 @@ async fn probe_endpoint_checks_one_domain_on_demand() {
     );
 }
 
+/// `/probe?domain=` for a configured domain checks what the scheduler checks, `[dns]
+/// blocklists` included: the two agree series for series (durations and timestamps
+/// aside). They used to build their specs apart, and `/probe` never ran DNSBL.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn probe_and_metrics_agree_for_a_configured_domain() {
+    let r = start(demo, false).await;
+    let domain = "weak.demo.test";
+    let body = metrics_until(&r.base, "weak.demo.test's blocklist check", |b| {
+        b.contains(&format!(
+            r#"mailauth_dns_check_success{{domain="{domain}",check="dnsbl"}}"#
+        ))
+    })
+    .await;
+    let stable = |text: &str| -> Vec<String> {
+        let mut lines: Vec<String> = text
+            .lines()
+            .filter(|l| l.contains(&format!(r#"domain="{domain}""#)))
+            .filter(|l| !l.contains("_seconds"))
+            .map(str::to_string)
+            .collect();
+        lines.sort();
+        lines
+    };
+    let (status, probed) = get(&format!("{}/probe?domain={domain}", r.base)).await;
+    assert_eq!(status, 200, "{probed}");
+    assert!(
+        probed.contains(r#"mailauth_dnsbl_listed{domain="weak.demo.test",ip="192.0.2.31",list="bl.demo.test"} 1"#),
+        "{probed}"
+    );
+    assert_eq!(stable(&probed), stable(&body));
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn domains_file_is_reread_when_it_changes() {
     let dir = tempfile::tempdir().unwrap();

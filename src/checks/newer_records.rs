@@ -31,6 +31,35 @@ pub struct NewerRecords {
     pub answered: Vec<(Check, bool)>,
 }
 
+impl NewerRecords {
+    /// Takes in the part that one of the three checks filled (each fills only its own
+    /// fields), so that the report holds all three records side by side.
+    pub fn absorb(&mut self, part: NewerRecords) {
+        let NewerRecords {
+            mta_sts,
+            mta_sts_id,
+            mta_sts_policy,
+            tls_rpt,
+            tls_rpt_rua,
+            bimi,
+            bimi_logo,
+            bimi_authority,
+            mut findings,
+            mut answered,
+        } = part;
+        self.mta_sts = self.mta_sts.take().or(mta_sts);
+        self.mta_sts_id = self.mta_sts_id.take().or(mta_sts_id);
+        self.mta_sts_policy = self.mta_sts_policy.take().or(mta_sts_policy);
+        self.tls_rpt = self.tls_rpt.take().or(tls_rpt);
+        self.tls_rpt_rua.extend(tls_rpt_rua);
+        self.bimi = self.bimi.take().or(bimi);
+        self.bimi_logo = self.bimi_logo.take().or(bimi_logo);
+        self.bimi_authority = self.bimi_authority.take().or(bimi_authority);
+        self.findings.append(&mut findings);
+        self.answered.append(&mut answered);
+    }
+}
+
 enum Lookup {
     Absent,
     One(String),
@@ -199,16 +228,16 @@ async fn check_policy(
     out.mta_sts_policy = Some(policy);
 }
 
-pub async fn check(
+/// The MTA-STS check (RFC 8461): the `_mta-sts` TXT record and, when it is sound, the
+/// policy it announces, held against the MX hosts. Fills only the `mta_sts*` fields.
+pub async fn check_mta_sts(
     dns: &dyn Dns,
     domain: &str,
-    dmarc: &DmarcReport,
     mx: &MxReport,
     https: &Https,
 ) -> NewerRecords {
     let domain = normalize_name(domain);
     let mut out = NewerRecords::default();
-
     let name = format!("_mta-sts.{domain}");
     match txt(dns, &name, "v=STSv1", Check::MtaSts, &mut out).await {
         Some(Lookup::One(t)) => {
@@ -233,7 +262,14 @@ pub async fn check(
         }
         _ => {}
     }
+    out
+}
 
+/// The TLS-RPT check (RFC 8460 §3): the `_smtp._tls` TXT record. Fills only the
+/// `tls_rpt*` fields.
+pub async fn check_tls_rpt(dns: &dyn Dns, domain: &str) -> NewerRecords {
+    let domain = normalize_name(domain);
+    let mut out = NewerRecords::default();
     let name = format!("_smtp._tls.{domain}");
     match txt(dns, &name, "v=TLSRPTv1", Check::TlsRpt, &mut out).await {
         Some(Lookup::One(t)) => {
@@ -255,7 +291,14 @@ pub async fn check(
         }
         _ => {}
     }
+    out
+}
 
+/// The BIMI check: the `default._bimi` TXT record, and whether DMARC is enforced enough
+/// for receivers to show the logo. Fills only the `bimi*` fields.
+pub async fn check_bimi(dns: &dyn Dns, domain: &str, dmarc: &DmarcReport) -> NewerRecords {
+    let domain = normalize_name(domain);
+    let mut out = NewerRecords::default();
     let name = format!("default._bimi.{domain}");
     match txt(dns, &name, "v=BIMI1", Check::Bimi, &mut out).await {
         Some(Lookup::One(t)) => {

@@ -462,6 +462,26 @@ impl Config {
         let name = ascii(name);
         self.domains.iter().find(|d| ascii(d.name()) == name)
     }
+
+    /// What to check for a `[[domain]]` entry: its own keys and the `[dns] blocklists`.
+    /// The one place a configured domain becomes a spec (the scheduler and `/probe` both
+    /// use it, so that they check the same things).
+    pub fn domain_spec(&self, d: &DomainConfig) -> crate::checks::DomainSpec {
+        crate::checks::DomainSpec {
+            dkim_selectors: d.dkim_selectors.clone(),
+            sending_ips: d.sending_ips.clone(),
+            helo: d.helo.clone(),
+            expect_dmarc_policy: d.expect_dmarc_policy,
+            parked: d.parked,
+            blocklists: self.dns.blocklists.clone(),
+            ..crate::checks::DomainSpec::named(d.name())
+        }
+    }
+
+    /// The specs of every configured domain, in config order.
+    pub fn domain_specs(&self) -> Vec<crate::checks::DomainSpec> {
+        self.domains.iter().map(|d| self.domain_spec(d)).collect()
+    }
 }
 
 /// LDH labels (plus `_` as used by service names), 1..=63 octets each, 253 in all.

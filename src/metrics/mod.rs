@@ -204,6 +204,7 @@ pub struct Metrics {
     pub auth_result: GaugeVec,
     pub auth_disagreement: GaugeVec,
     pub probe_dkim_failure: GaugeVec,
+    pub check_errors: IntCounterVec,
 }
 
 fn now_seconds() -> f64 {
@@ -339,6 +340,17 @@ impl Metrics {
             "1 for why the exporter's own DKIM verification of the latest probe failed (body_hash_mismatch, signature_mismatch, key_not_found, key_revoked, ...).",
             &["domain", "target", "reason"],
         );
+        let check_errors = counter_vec(
+            "mailauth_check_errors_total",
+            "Checks that panicked or overran their deadline (kind = panic, timeout); the check's result was unknown for that run and the domain stayed watched.",
+            &["check", "kind"],
+        );
+        // Every series from 0, so that the first error is an increase that rate() sees.
+        for check in crate::checks::TABLE {
+            for kind in crate::checks::CheckErrorKind::ALL {
+                check_errors.with_label_values(&[check.as_str(), kind.as_str()]);
+            }
+        }
         Arc::new(Self {
             registry,
             probe_series: Default::default(),
@@ -360,11 +372,17 @@ impl Metrics {
             auth_result,
             auth_disagreement,
             probe_dkim_failure,
+            check_errors,
         })
     }
 
     /// Stores a domain's new report, replacing all its series at once.
     pub fn record_domain(&self, report: DomainReport) {
+        for e in &report.errors {
+            self.check_errors
+                .with_label_values(&[e.check.as_str(), e.kind.as_str()])
+                .inc();
+        }
         let now = now_seconds();
         // Render outside the lock: a scrape never waits for it.
         let mut changes = self

@@ -3,7 +3,7 @@
 
 use std::fmt::Write as _;
 
-use crate::checks::DomainReport;
+use crate::checks::{DomainReport, Status};
 use crate::findings::{Check, Severity};
 
 pub struct Style {
@@ -29,20 +29,138 @@ impl Style {
 }
 
 fn status(r: &DomainReport, check: Check) -> &'static str {
-    match r.outcome(check) {
+    match r.outcome(check).map(|o| o.status(&r.findings)) {
         None => "-",
-        Some(o) if !o.answered => "UNKNOWN",
-        Some(o) if o.success(&r.findings) => {
-            if r.findings
+        Some(Status::Unknown) => "UNKNOWN",
+        Some(Status::Warn) => "WARN",
+        Some(Status::Ok) => "OK",
+        Some(Status::Fail) => "FAIL",
+    }
+}
+
+/// A check's name in the table of the text report.
+fn label(check: Check) -> &'static str {
+    match check {
+        Check::Spf => "SPF",
+        Check::Dkim => "DKIM",
+        Check::Dmarc => "DMARC",
+        Check::Mx => "MX",
+        Check::Ptr => "PTR",
+        Check::MtaSts => "MTA-STS",
+        Check::TlsRpt => "TLS-RPT",
+        Check::Bimi => "BIMI",
+        Check::Dnsbl => "DNSBL",
+        Check::Dane => "DANE",
+        Check::Parked => "Parked",
+    }
+}
+
+/// The rows one check contributes: (name, detail), one per key, address or host where the
+/// check has several.
+fn rows_of(r: &DomainReport, check: Check) -> Vec<(String, String)> {
+    let one = |detail: String| vec![(label(check).to_string(), detail)];
+    match check {
+        Check::Spf => one(match &r.spf.record {
+            Some(rec) => format!(
+                "{rec}  [{} of 10 lookups, {} void]",
+                r.spf.dns_lookups, r.spf.void_lookups
+            ),
+            None if r
+                .findings
                 .iter()
-                .any(|f| f.check == check && f.severity == Severity::Warning)
+                .any(|f| f.code == crate::findings::Code::SpfMultipleRecords) =>
             {
-                "WARN"
+                "(several v=spf1 records)".into()
+            }
+            None => "(no record)".into(),
+        }),
+        Check::Dkim => r
+            .dkim
+            .keys
+            .iter()
+            .map(|key| {
+                let detail = match (&key.key_type, key.key_bits) {
+                    (Some(t), Some(b)) => {
+                        format!("{t} {b} bits{}", if key.testing { ", t=y" } else { "" })
+                    }
+                    _ => "(no usable key)".into(),
+                };
+                (format!("DKIM {}", key.selector), detail)
+            })
+            .collect(),
+        Check::Dmarc => one(match (&r.dmarc.record, &r.dmarc.found_at) {
+            (Some(rec), Some(at)) => format!("{rec}  [at {at}]"),
+            (Some(rec), None) => rec.clone(),
+            _ => "(no record)".into(),
+        }),
+        Check::Mx => one(if r.mx.null_mx {
+            "null MX (accepts no mail)".to_string()
+        } else if r.mx.hosts.is_empty() {
+            "(none)".to_string()
+        } else {
+            r.mx.hosts
+                .iter()
+                .map(|h| {
+                    let addrs: Vec<String> = h.addresses.iter().map(|a| a.to_string()).collect();
+                    format!("{} {} ({})", h.preference, h.host, addrs.join(" "))
+                })
+                .collect::<Vec<_>>()
+                .join(", ")
+        }),
+        Check::Ptr => r
+            .ptr
+            .ips
+            .iter()
+            .map(|ip| {
+                let name = ip
+                    .ptr_names
+                    .first()
+                    .cloned()
+                    .unwrap_or_else(|| "(no PTR)".into());
+                let ipt = ip.ip.map(|i| i.to_string()).unwrap_or_default();
+                let confirmed = if ip.forward_confirmed.is_some() {
+                    "forward-confirmed"
+                } else {
+                    "not confirmed"
+                };
+                (format!("PTR {ipt}"), format!("{name} ({confirmed})"))
+            })
+            .collect(),
+        Check::MtaSts => r.newer.mta_sts.clone().map_or_else(Vec::new, one),
+        Check::TlsRpt => r.newer.tls_rpt.clone().map_or_else(Vec::new, one),
+        Check::Bimi => r.newer.bimi.clone().map_or_else(Vec::new, one),
+        Check::Dnsbl => r
+            .dnsbl
+            .results
+            .iter()
+            .map(|l| {
+                let detail = match l.code {
+                    Some(code) => format!("{} LISTED ({code})", l.list),
+                    None => format!("{} not listed", l.list),
+                };
+                (format!("DNSBL {}", l.ip), detail)
+            })
+            .collect(),
+        Check::Dane => r
+            .dane
+            .hosts
+            .iter()
+            .map(|h| {
+                let detail = match h.dane_match {
+                    Some(true) => "a TLSA record matches the certificate",
+                    Some(false) => "no TLSA record matches the certificate",
+                    None => "certificate not compared (no STARTTLS)",
+                };
+                (format!("DANE {}", h.host), detail.to_string())
+            })
+            .collect(),
+        Check::Parked => {
+            if r.outcome(Check::Parked).is_some() {
+                one("v=spf1 -all, DMARC reject, null MX".into())
             } else {
-                "OK"
+                Vec::new()
             }
         }
-        Some(_) => "FAIL",
     }
 }
 
@@ -50,93 +168,15 @@ pub fn render(r: &DomainReport, style: &Style) -> String {
     let mut out = String::new();
     let _ = writeln!(out, "{}", style.paint("1", &r.domain));
     let mut rows: Vec<(String, &'static str, String)> = Vec::new();
-    let spf_detail = match &r.spf.record {
-        Some(rec) => format!(
-            "{rec}  [{} of 10 lookups, {} void]",
-            r.spf.dns_lookups, r.spf.void_lookups
-        ),
-        None if r
-            .findings
-            .iter()
-            .any(|f| f.code == crate::findings::Code::SpfMultipleRecords) =>
-        {
-            "(several v=spf1 records)".into()
+    for check in crate::checks::TABLE {
+        let status = status(r, check);
+        let mut of = rows_of(r, check);
+        // A check that ran but has nothing to show (it panicked or timed out) still gets
+        // its row, so that an unknown result is never silent.
+        if of.is_empty() && r.outcome(check).is_some_and(|o| !o.answered) {
+            of.push((label(check).to_string(), "(unknown)".to_string()));
         }
-        None => "(no record)".into(),
-    };
-    rows.push(("SPF".into(), status(r, Check::Spf), spf_detail));
-    for key in &r.dkim.keys {
-        let detail = match (&key.key_type, key.key_bits) {
-            (Some(t), Some(b)) => format!("{t} {b} bits{}", if key.testing { ", t=y" } else { "" }),
-            _ => "(no usable key)".into(),
-        };
-        rows.push((
-            format!("DKIM {}", key.selector),
-            status(r, Check::Dkim),
-            detail,
-        ));
-    }
-    let dmarc_detail = match (&r.dmarc.record, &r.dmarc.found_at) {
-        (Some(rec), Some(at)) => format!("{rec}  [at {at}]"),
-        (Some(rec), None) => rec.clone(),
-        _ => "(no record)".into(),
-    };
-    rows.push(("DMARC".into(), status(r, Check::Dmarc), dmarc_detail));
-    let mx_detail = if r.mx.null_mx {
-        "null MX (accepts no mail)".to_string()
-    } else if r.mx.hosts.is_empty() {
-        "(none)".to_string()
-    } else {
-        r.mx.hosts
-            .iter()
-            .map(|h| {
-                let addrs: Vec<String> = h.addresses.iter().map(|a| a.to_string()).collect();
-                format!("{} {} ({})", h.preference, h.host, addrs.join(" "))
-            })
-            .collect::<Vec<_>>()
-            .join(", ")
-    };
-    rows.push(("MX".into(), status(r, Check::Mx), mx_detail));
-    for ip in &r.ptr.ips {
-        let name = ip
-            .ptr_names
-            .first()
-            .cloned()
-            .unwrap_or_else(|| "(no PTR)".into());
-        let ipt = ip.ip.map(|i| i.to_string()).unwrap_or_default();
-        let confirmed = if ip.forward_confirmed.is_some() {
-            "forward-confirmed"
-        } else {
-            "not confirmed"
-        };
-        rows.push((
-            format!("PTR {ipt}"),
-            status(r, Check::Ptr),
-            format!("{name} ({confirmed})"),
-        ));
-    }
-    for (label, check, text) in [
-        ("MTA-STS", Check::MtaSts, &r.newer.mta_sts),
-        ("TLS-RPT", Check::TlsRpt, &r.newer.tls_rpt),
-        ("BIMI", Check::Bimi, &r.newer.bimi),
-    ] {
-        if let Some(t) = text {
-            rows.push((label.into(), status(r, check), t.clone()));
-        }
-    }
-    for l in &r.dnsbl.results {
-        let detail = match l.code {
-            Some(code) => format!("{} LISTED ({code})", l.list),
-            None => format!("{} not listed", l.list),
-        };
-        rows.push((format!("DNSBL {}", l.ip), status(r, Check::Dnsbl), detail));
-    }
-    if r.outcome(Check::Parked).is_some() {
-        rows.push((
-            "Parked".into(),
-            status(r, Check::Parked),
-            "v=spf1 -all, DMARC reject, null MX".into(),
-        ));
+        rows.extend(of.into_iter().map(|(k, d)| (k, status, d)));
     }
     let width = rows.iter().map(|(k, _, _)| k.len()).max().unwrap_or(0);
     for (k, s, d) in rows {

@@ -3,7 +3,7 @@
 
 use std::fmt::Write as _;
 
-use crate::checks::ReportSummary;
+use crate::checks::{ReportSummary, Status};
 use crate::findings::{Check, Severity};
 use crate::service::app::App;
 
@@ -35,31 +35,16 @@ fn page(title: &str, body: &str) -> String {
     )
 }
 
-const COLUMNS: [Check; 6] = [
-    Check::Spf,
-    Check::Dkim,
-    Check::Dmarc,
-    Check::Mx,
-    Check::Ptr,
-    Check::Parked,
-];
+/// Every check is a column: the page shows what ran for each domain.
+const COLUMNS: [Check; 11] = crate::checks::TABLE;
 
 fn status_cell(report: &ReportSummary, check: Check) -> String {
-    match report.outcome(check) {
+    match report.outcome(check).map(|o| o.status(&report.findings)) {
         None => "<td>–</td>".to_string(),
-        Some(o) if !o.answered => "<td class=\"unknown\">unknown</td>".to_string(),
-        Some(o) if o.success(&report.findings) => {
-            let warned = report
-                .findings
-                .iter()
-                .any(|f| f.check == check && f.severity == Severity::Warning);
-            if warned {
-                "<td class=\"warning\">warning</td>".into()
-            } else {
-                "<td class=\"ok\">ok</td>".into()
-            }
-        }
-        Some(_) => "<td class=\"fail\">FAIL</td>".to_string(),
+        Some(Status::Unknown) => "<td class=\"unknown\">unknown</td>".to_string(),
+        Some(Status::Warn) => "<td class=\"warning\">warning</td>".to_string(),
+        Some(Status::Ok) => "<td class=\"ok\">ok</td>".to_string(),
+        Some(Status::Fail) => "<td class=\"fail\">FAIL</td>".to_string(),
     }
 }
 
@@ -110,7 +95,8 @@ pub fn render_index(app: &App) -> String {
             None => {
                 let _ = write!(
                     body,
-                    "<tr><td>{link}</td><td colspan=\"14\">not checked yet</td></tr>"
+                    "<tr><td>{link}</td><td colspan=\"{}\">not checked yet</td></tr>",
+                    COLUMNS.len() + 3
                 );
             }
             Some(entry) => {

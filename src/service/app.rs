@@ -224,17 +224,11 @@ impl App {
 
 /// The config's `[[domain]]` entries plus the file's domains with default checks.
 fn merge_domains(config: &Config, file_domains: &[String]) -> Vec<DomainSpec> {
-    let mut specs: Vec<DomainSpec> = config.domains.iter().map(DomainSpec::from).collect();
-    for spec in &mut specs {
-        spec.blocklists = config.dns.blocklists.clone();
-    }
+    let mut specs = config.domain_specs();
     let known: std::collections::HashSet<String> = specs.iter().map(|s| s.name.clone()).collect();
     for name in file_domains {
         if !known.contains(name) {
-            specs.push(DomainSpec {
-                name: name.clone(),
-                ..Default::default()
-            });
+            specs.push(DomainSpec::named(name));
         }
     }
     specs

@@ -55,11 +55,8 @@ impl ProbeCache {
         let config = app.config();
         let spec = config
             .domain(domain)
-            .map(DomainSpec::from)
-            .unwrap_or_else(|| DomainSpec {
-                name: domain.to_string(),
-                ..Default::default()
-            });
+            .map(|d| config.domain_spec(d))
+            .unwrap_or_else(|| DomainSpec::named(domain));
         let dns = app.dns();
         let started = Instant::now();
         let report = check_domain_with(dns.as_ref(), &spec, &app.https()).await;

@@ -15,7 +15,7 @@ use tokio::sync::Semaphore;
 use tokio::task::{AbortHandle, JoinSet};
 
 use crate::checks::newer_records::Https;
-use crate::checks::{check_domain_with, DomainReport, DomainSpec};
+use crate::checks::{run_domain, DomainSpec};
 use crate::metrics::Metrics;
 use crate::resolver::Dns;
 
@@ -109,6 +109,11 @@ impl Scheduler {
 
 /// One domain's loop: check, record, sleep, forever.
 ///
+/// A run that left a check unanswered (DNS down, a check that panicked or timed out) is
+/// tried again soon rather than after a whole interval: an exporter started before its
+/// resolver (a normal boot order) would otherwise show `dns.error` for every domain for
+/// an interval. The wait doubles from [`RETRY_FIRST`] up to the interval.
+///
 /// The check's future is boxed and lives only while it runs: the state of all the checks of
 /// a domain run is some 26 KB, and kept inline it would be allocated for each of 10,000
 /// sleeping loops (260 MB) instead of for the `concurrency` checks actually running.
@@ -120,23 +125,61 @@ async fn domain_loop(
     interval: Duration,
     spec: DomainSpec,
 ) {
+    let mut retry = RetryBackoff::new(interval);
     loop {
-        {
+        let answered = {
             let Ok(_permit) = permits.acquire().await else {
                 return;
             };
             let deadline = run_deadline(interval);
-            let check = Box::pin(check_domain_with(dns.as_ref(), &spec, &https));
-            let report = match tokio::time::timeout(deadline, check).await {
-                Ok(report) => report,
-                Err(_) => {
-                    tracing::warn!(domain = %spec.name, "DNS checks did not finish in time");
-                    DomainReport::timed_out(&spec, deadline)
-                }
-            };
+            let report = Box::pin(run_domain(dns.as_ref(), &spec, &https, deadline)).await;
+            let answered = report.fully_answered();
             metrics.record_domain(report);
+            answered
+        };
+        let wait = match retry.after(answered) {
+            Some(soon) => {
+                tracing::debug!(domain = %spec.name, retry_in_seconds = soon.as_secs_f64(), "a check was left unanswered; trying again soon");
+                soon
+            }
+            None => jittered(interval),
+        };
+        tokio::time::sleep(wait).await;
+    }
+}
+
+/// The first wait before a run that left a check unanswered is tried again.
+pub const RETRY_FIRST: Duration = Duration::from_secs(5);
+
+/// The waits between runs that leave checks unanswered: 5 s, 10 s, 20 s, … up to the
+/// interval; an answered run starts the series again.
+#[derive(Clone, Debug)]
+struct RetryBackoff {
+    interval: Duration,
+    next: Duration,
+}
+
+impl RetryBackoff {
+    fn new(interval: Duration) -> Self {
+        Self {
+            interval,
+            next: RETRY_FIRST,
         }
-        tokio::time::sleep(jittered(interval)).await;
+    }
+
+    /// The wait before the next run when it should come before the interval is up; `None`
+    /// when the run was answered (or the backoff has grown to the interval).
+    fn after(&mut self, answered: bool) -> Option<Duration> {
+        if answered {
+            self.next = RETRY_FIRST;
+            return None;
+        }
+        if self.next >= self.interval {
+            return None;
+        }
+        let wait = self.next;
+        self.next = (self.next * 2).min(self.interval);
+        Some(wait)
     }
 }
 
@@ -242,6 +285,33 @@ mod tests {
         );
         let size = std::mem::size_of_val(&fut);
         assert!(size < 2048, "a sleeping domain loop takes {size} bytes");
+    }
+
+    #[test]
+    fn unanswered_runs_are_retried_with_a_doubling_wait_up_to_the_interval() {
+        let mut b = RetryBackoff::new(Duration::from_secs(60));
+        let waits: Vec<_> = (0..6).map(|_| b.after(false)).collect();
+        let s = Duration::from_secs;
+        assert_eq!(
+            waits,
+            [
+                Some(s(5)),
+                Some(s(10)),
+                Some(s(20)),
+                Some(s(40)),
+                None,
+                None
+            ]
+        );
+        assert_eq!(b.after(true), None);
+        assert_eq!(
+            b.after(false),
+            Some(s(5)),
+            "an answered run starts again at 5 s"
+        );
+        // An interval shorter than the first retry: no retries, the interval itself is soon.
+        let mut short = RetryBackoff::new(Duration::from_secs(3));
+        assert_eq!(short.after(false), None);
     }
 
     #[test]
