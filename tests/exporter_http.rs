@@ -289,6 +289,45 @@ async fn probe_endpoint_checks_one_domain_on_demand() {
     );
 }
 
+/// An exporter started before its resolver (a normal boot order: unbound after it) sees
+/// "connection refused", counts it as `unreachable` (not the REFUSED rcode), and checks
+/// again within seconds once the resolver is up, not a whole `dns_interval` (here 1 h)
+/// later.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn started_before_its_resolver_it_checks_again_within_seconds() {
+    let addr = {
+        let probe = std::net::UdpSocket::bind("127.0.0.1:0").unwrap();
+        probe.local_addr().unwrap()
+    };
+    let text = demo::demo_config_text(addr, "127.0.0.1:0")
+        .replace("dns_interval = \"30s\"", "dns_interval = \"1h\"");
+    assert!(text.contains("dns_interval = \"1h\""));
+    let config = Config::parse(&text, Path::new("boot.toml")).unwrap();
+    let app = App::start(config, None, false).unwrap();
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let base = format!("http://{}", listener.local_addr().unwrap());
+    tokio::spawn(mailauth_exporter::server::serve_on(app.clone(), listener));
+    let spf = r#"mailauth_dns_check_success{domain="healthy.demo.test",check="spf"}"#;
+    let body = metrics_until(&base, "a first run against no DNS server", |b| {
+        b.contains(&format!("{spf} 0"))
+    })
+    .await;
+    assert!(
+        value_of(&body, r#"mailauth_dns_queries_total{result="unreachable"}"#).unwrap_or(0.0) > 0.0,
+        "{body}"
+    );
+    assert_eq!(
+        value_of(&body, r#"mailauth_dns_queries_total{result="refused"}"#),
+        Some(0.0),
+        "connection refused is not the REFUSED rcode"
+    );
+    let _zones = demo::start_zone_server_on(addr).await.unwrap();
+    metrics_until(&base, "the retry after the DNS server came up", |b| {
+        b.contains(&format!("{spf} 1"))
+    })
+    .await;
+}
+
 /// `/probe?domain=` for a configured domain checks what the scheduler checks, `[dns]
 /// blocklists` included: the two agree series for series (durations and timestamps
 /// aside). They used to build their specs apart, and `/probe` never ran DNSBL.

@@ -142,11 +142,26 @@ pub async fn start_zone_server() -> Result<ZoneServer, String> {
     let server = ZoneServer::start("127.0.0.1".parse().expect("loopback"))
         .await
         .map_err(|e| format!("cannot start the demo DNS server on 127.0.0.1: {e}"))?;
+    load_zones(&server)?;
+    Ok(server)
+}
+
+/// Starts the embedded DNS server with the demo zones on exactly `addr` (a test that
+/// starts the exporter before its DNS server).
+pub async fn start_zone_server_on(addr: SocketAddr) -> Result<ZoneServer, String> {
+    let server = ZoneServer::start_on(addr)
+        .await
+        .map_err(|e| format!("cannot start the demo DNS server on {addr}: {e}"))?;
+    load_zones(&server)?;
+    Ok(server)
+}
+
+fn load_zones(server: &ZoneServer) -> Result<(), String> {
     server.set_zone("demo.test", DEMO_ZONE)?;
     server.set_zone("2.0.192.in-addr.arpa", DEMO_REVERSE_ZONE)?;
     server.set_zone("bl.demo.test", DEMO_BLOCKLIST_ZONE)?;
     server.set_fault("dnsfail.demo.test", Some(Fault::ServFail))?;
-    Ok(server)
+    Ok(())
 }
 
 /// The demo's config, pointing at `server`.

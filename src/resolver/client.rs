@@ -49,12 +49,13 @@ pub struct QueryCounters {
     pub servfail: AtomicU64,
     pub timeout: AtomicU64,
     pub refused: AtomicU64,
+    pub unreachable: AtomicU64,
     pub error: AtomicU64,
 }
 
 impl QueryCounters {
     /// `(result label, count)` pairs in a fixed order.
-    pub fn snapshot(&self) -> [(&'static str, u64); 7] {
+    pub fn snapshot(&self) -> [(&'static str, u64); 8] {
         let l = |c: &AtomicU64| c.load(Ordering::Relaxed);
         [
             ("ok", l(&self.ok)),
@@ -63,6 +64,7 @@ impl QueryCounters {
             ("servfail", l(&self.servfail)),
             ("timeout", l(&self.timeout)),
             ("refused", l(&self.refused)),
+            ("unreachable", l(&self.unreachable)),
             ("error", l(&self.error)),
         ]
     }
@@ -81,6 +83,7 @@ impl QueryCounters {
             Err(DnsError::Timeout) => &self.timeout,
             Err(DnsError::ServFail) => &self.servfail,
             Err(DnsError::Refused) => &self.refused,
+            Err(DnsError::Unreachable) => &self.unreachable,
             Err(_) => &self.error,
         };
         counter.fetch_add(1, Ordering::Relaxed);

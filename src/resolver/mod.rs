@@ -145,6 +145,10 @@ pub enum DnsError {
     ServFail,
     #[error("REFUSED")]
     Refused,
+    /// Nothing listens at the server's address (ICMP port unreachable on UDP, a refused
+    /// TCP connection): the resolver is down or not started yet, not refusing the name.
+    #[error("no DNS server answers at the address (connection refused)")]
+    Unreachable,
     #[error("invalid name {0:?}")]
     InvalidName(String),
     #[error("{0}")]

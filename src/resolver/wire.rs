@@ -337,7 +337,8 @@ async fn exchange(
 
 fn io_error(e: std::io::Error) -> DnsError {
     match e.kind() {
-        std::io::ErrorKind::ConnectionRefused => DnsError::Refused,
+        // Not the REFUSED rcode: an operator would look at ACLs instead of a dead resolver.
+        std::io::ErrorKind::ConnectionRefused => DnsError::Unreachable,
         _ => DnsError::Other(e.to_string()),
     }
 }

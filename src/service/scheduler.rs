@@ -287,6 +287,54 @@ mod tests {
         assert!(size < 2048, "a sleeping domain loop takes {size} bytes");
     }
 
+    /// A check that panics on every run does not end the domain's loop: the panic is
+    /// counted, and the domain is checked again on the next run.
+    #[tokio::test]
+    async fn a_domain_loop_goes_on_after_a_check_panics() {
+        use crate::resolver::{Answer, LookupFuture, RecordType};
+        struct PanicsOnDmarc;
+        impl Dns for PanicsOnDmarc {
+            fn lookup<'a>(&'a self, name: &'a str, _: RecordType) -> LookupFuture<'a> {
+                Box::pin(async move {
+                    assert!(!name.starts_with("_dmarc."), "injected fault at {name}");
+                    Ok(Arc::new(Answer::NxDomain))
+                })
+            }
+        }
+        let metrics = Metrics::new(Arc::new(crate::resolver::QueryCounters::default()));
+        let task = tokio::spawn(domain_loop(
+            Arc::new(PanicsOnDmarc),
+            Https::system(),
+            metrics.clone(),
+            Arc::new(Semaphore::new(1)),
+            Duration::from_millis(20),
+            DomainSpec::named("example.test"),
+        ));
+        let panics = || {
+            metrics
+                .check_errors
+                .with_label_values(&["dmarc", "panic"])
+                .get()
+        };
+        let deadline = tokio::time::Instant::now() + Duration::from_secs(20);
+        while panics() < 3 {
+            assert!(
+                tokio::time::Instant::now() < deadline,
+                "the loop stopped after {} runs",
+                panics()
+            );
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        }
+        assert!(!task.is_finished());
+        task.abort();
+        let text = metrics.render();
+        assert!(
+            text.contains(r#"mailauth_dns_check_success{domain="example.test",check="dmarc"} 0"#),
+            "{text}"
+        );
+        assert!(text.contains(r#"code="check.failed""#), "{text}");
+    }
+
     #[test]
     fn unanswered_runs_are_retried_with_a_doubling_wait_up_to_the_interval() {
         let mut b = RetryBackoff::new(Duration::from_secs(60));
