@@ -345,6 +345,17 @@ pub async fn run_domain(
     assemble(domain, ran)
 }
 
+/// The report of a run that failed as a whole (its task panicked outside the guarded
+/// checks, or was cancelled): every check that applies to `spec` unknown, with `kind`.
+pub fn failed_run(spec: &DomainSpec, kind: CheckErrorKind, message: &str) -> DomainReport {
+    let ran = TABLE
+        .into_iter()
+        .filter(|&c| applies(c, spec) != Applies::Never)
+        .map(|c| (c, Ran::Failed(kind, message.to_string()), Duration::ZERO))
+        .collect();
+    assemble(normalize_name(&spec.name), ran)
+}
+
 /// Puts the checks' parts together in table order.
 fn assemble(domain: String, mut ran: Vec<(Check, Ran, Duration)>) -> DomainReport {
     ran.sort_by_key(|(c, _, _)| TABLE.iter().position(|t| t == c));
@@ -555,6 +566,20 @@ mod tests {
         );
         assert_eq!(outcome(&r, Check::Dkim), Some(false));
         assert_eq!(outcome(&r, Check::Spf), Some(true));
+    }
+
+    #[test]
+    fn a_failed_run_shows_every_applicable_check_unknown() {
+        let spec = full_spec();
+        let r = failed_run(&spec, CheckErrorKind::Panic, "boom");
+        let want: Vec<Check> = TABLE
+            .into_iter()
+            .filter(|&c| applies(c, &spec) != Applies::Never)
+            .collect();
+        assert_eq!(r.outcomes.iter().map(|o| o.check).collect::<Vec<_>>(), want);
+        assert!(r.outcomes.iter().all(|o| !o.answered));
+        assert_eq!(r.errors.len(), want.len());
+        assert_eq!(r.findings.len(), want.len());
     }
 
     #[test]

@@ -9,7 +9,7 @@ use std::time::{Duration, Instant};
 use futures::{Stream, StreamExt};
 use tokio::sync::Semaphore;
 
-use crate::checks::{check_domain, DomainReport, DomainSpec};
+use crate::checks::{check_domain, failed_run, CheckErrorKind, DomainReport, DomainSpec};
 use crate::resolver::CachingDns;
 
 /// How many reports may be finished and waiting behind a slow earlier domain, per slot of
@@ -29,11 +29,20 @@ pub fn check_all(
             let (dns, permits) = (dns.clone(), permits.clone());
             // Boxed once it may run: a waiting task then holds a few words, not the
             // 26 KB state of a domain's checks.
+            let failed = spec.clone();
             let handle = tokio::spawn(async move {
                 let _permit = permits.acquire_owned().await;
                 Box::pin(check_domain(dns.as_ref(), &spec)).await
             });
-            async move { handle.await.expect("a domain's check panicked") }
+            // Each check's panics are caught where it runs; should the task die anyway,
+            // the domain is printed with every check unknown (exit status 2), and the
+            // other domains go on.
+            async move {
+                handle.await.unwrap_or_else(|e| {
+                    tracing::error!(domain = %failed.name, error = %e, "a domain's check run failed");
+                    failed_run(&failed, CheckErrorKind::Panic, "the check run failed inside the exporter")
+                })
+            }
         })
         .buffered(concurrency.saturating_mul(WINDOW_PER_SLOT))
 }

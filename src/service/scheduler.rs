@@ -10,12 +10,14 @@ use std::collections::{HashMap, HashSet};
 use std::sync::Arc;
 use std::time::Duration;
 
+use futures::FutureExt;
 use rand::Rng;
+use std::panic::AssertUnwindSafe;
 use tokio::sync::Semaphore;
 use tokio::task::{AbortHandle, JoinSet};
 
 use crate::checks::newer_records::Https;
-use crate::checks::{run_domain, DomainSpec};
+use crate::checks::{failed_run, run_domain, CheckErrorKind, DomainSpec};
 use crate::metrics::Metrics;
 use crate::resolver::Dns;
 
@@ -132,10 +134,29 @@ async fn domain_loop(
                 return;
             };
             let deadline = run_deadline(interval);
-            let report = Box::pin(run_domain(dns.as_ref(), &spec, &https, deadline)).await;
-            let answered = report.fully_answered();
-            metrics.record_domain(report);
-            answered
+            // Each check's panics are caught where it runs; this catches the rest (the
+            // report's assembly, the metrics), so that nothing ends the loop.
+            let run = async {
+                let report = Box::pin(run_domain(dns.as_ref(), &spec, &https, deadline)).await;
+                let answered = report.fully_answered();
+                metrics.record_domain(report);
+                answered
+            };
+            match AssertUnwindSafe(run).catch_unwind().await {
+                Ok(answered) => answered,
+                Err(_) => {
+                    tracing::error!(domain = %spec.name, "a domain's run failed outside its checks; every check unknown this run");
+                    let failed = failed_run(
+                        &spec,
+                        CheckErrorKind::Panic,
+                        "the run failed inside the exporter",
+                    );
+                    let _ = std::panic::catch_unwind(AssertUnwindSafe(|| {
+                        metrics.record_domain(failed)
+                    }));
+                    false
+                }
+            }
         };
         let wait = match retry.after(answered) {
             Some(soon) => {
