@@ -8,7 +8,8 @@ use std::net::{IpAddr, Ipv4Addr};
 use serde::Serialize;
 
 use crate::findings::{Check, Code, Finding};
-use crate::resolver::{normalize_name, reverse_name, Dns, DnsError, RData, RecordType};
+use crate::name::{normalize_name, reverse_name};
+use crate::resolver::{Dns, DnsError, RData, RecordType};
 
 #[derive(Clone, Debug, PartialEq, Eq, Serialize)]
 pub struct Listing {

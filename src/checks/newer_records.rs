@@ -12,7 +12,8 @@ use super::mta_sts;
 use super::mx::MxReport;
 use super::taglist;
 use crate::findings::{Check, Code, Finding};
-use crate::resolver::{normalize_name, Dns, RecordType};
+use crate::name::normalize_name;
+use crate::resolver::{Dns, RecordType};
 
 #[derive(Clone, Debug, Default, PartialEq, Eq, Serialize)]
 pub struct NewerRecords {

@@ -8,7 +8,8 @@ use std::net::IpAddr;
 use serde::Serialize;
 
 use crate::findings::{Check, Code, Finding};
-use crate::resolver::{normalize_name, reverse_name, Dns, RData, RecordType};
+use crate::name::{normalize_name, reverse_name};
+use crate::resolver::{Dns, RData, RecordType};
 
 /// PTR names examined per address: a hostile reverse zone must not make us do unbounded
 /// lookups (the same bound as RFC 7208 §5.5 puts on the ptr mechanism).

@@ -113,7 +113,7 @@ pub fn parse_uri(raw: &str) -> Result<ReportUri, String> {
     let domain = domain.trim_end_matches('.').to_ascii_lowercase();
     if local.is_empty()
         || local.contains(char::is_whitespace)
-        || !crate::config::is_domain_name(&domain)
+        || !crate::name::is_domain_name(&domain)
         || !domain.contains('.')
     {
         return Err(format!("{uri:?}: {address:?} is not a valid address"));
