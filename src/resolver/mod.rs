@@ -1,14 +1,15 @@
 //! DNS access for every check: one small interface ([`Dns`]) with typed answers that keep
 //! the distinctions the RFCs care about (NXDOMAIN vs NODATA vs a server failure), and its
 //! implementations: the exchange on the wire ([`wire`]), the stub resolver over it
-//! ([`client`]) and the shared cache in front ([`cache`]). The record checks that sit on
-//! top of it live in `crate::checks`.
+//! ([`client`]), the shared cache in front ([`cache`]) and an in-memory one for tests
+//! ([`fake`]). The record checks that sit on top of it live in `crate::checks`.
 //!
 //! A server failure is never turned into "no record": SPF void-lookup counting and the
 //! `dns.error` finding both depend on telling them apart.
 
 pub mod cache;
 pub mod client;
+pub mod fake;
 pub mod wire;
 
 use std::fmt;
@@ -75,6 +76,19 @@ pub enum RData {
 }
 
 impl RData {
+    /// The type of this record (what a question must ask for to get it).
+    pub fn record_type(&self) -> RecordType {
+        match self {
+            RData::A(_) => RecordType::A,
+            RData::Aaaa(_) => RecordType::Aaaa,
+            RData::Mx { .. } => RecordType::Mx,
+            RData::Txt(_) => RecordType::Txt,
+            RData::Ptr(_) => RecordType::Ptr,
+            RData::Cname(_) => RecordType::Cname,
+            RData::Tlsa { .. } => RecordType::Tlsa,
+        }
+    }
+
     /// The TXT record as one string: character-strings joined without separator, invalid
     /// UTF-8 replaced (records are ASCII by their RFCs; a stray byte must not abort a check).
     pub fn txt_joined(&self) -> Option<String> {

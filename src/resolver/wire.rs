@@ -414,7 +414,7 @@ fn answer_records<'a>(
     for d in data {
         match convert(d) {
             Some(RData::Cname(target)) if rtype != RecordType::Cname => cname_chain.push(target),
-            Some(data) if record_type_of(&data) == rtype => records.push(data),
+            Some(data) if data.record_type() == rtype => records.push(data),
             _ => {}
         }
     }
@@ -430,18 +430,6 @@ pub(super) fn hickory_type(rtype: RecordType) -> HRecordType {
         RecordType::Ptr => HRecordType::PTR,
         RecordType::Cname => HRecordType::CNAME,
         RecordType::Tlsa => HRecordType::TLSA,
-    }
-}
-
-fn record_type_of(data: &RData) -> RecordType {
-    match data {
-        RData::A(_) => RecordType::A,
-        RData::Aaaa(_) => RecordType::Aaaa,
-        RData::Mx { .. } => RecordType::Mx,
-        RData::Txt(_) => RecordType::Txt,
-        RData::Ptr(_) => RecordType::Ptr,
-        RData::Cname(_) => RecordType::Cname,
-        RData::Tlsa { .. } => RecordType::Tlsa,
     }
 }
 
