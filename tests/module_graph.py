@@ -132,6 +132,14 @@ def brace_group(code, start):
     return code[start + 1:]
 
 
+def names_at(code, pos):
+    """The names a path continues with at `pos`: one (`checks::dmarc`) or a group
+    (`{checks::dmarc, config}`)."""
+    if code.startswith("{", pos):
+        return first_segments(brace_group(code, pos))
+    return first_segments(re.match(r"[A-Za-z0-9_]*", code[pos:]).group(0))
+
+
 def imported_modules(path, code, modules):
     """The top-level modules named by the paths in one file."""
     mod = module_path(path)
@@ -141,12 +149,7 @@ def imported_modules(path, code, modules):
         roots.append(r"\b" + LIB_NAME + "::")
     for root in roots:
         for m in re.finditer(root + r"\s*", code):
-            rest = code[m.end():]
-            if rest.startswith("{"):
-                names = first_segments(brace_group(code, m.end()))
-            else:
-                names = first_segments(re.match(r"[A-Za-z0-9_]*", rest).group(0))
-            found.update(n for n in names if n in modules)
+            found.update(n for n in names_at(code, m.end()) if n in modules)
     # `super::` (possibly repeated) climbs from the file's module; it leaves the top-level
     # module only from a top-level file.
     for m in re.finditer(r"(?<![A-Za-z0-9_:])((?:super\s*::\s*)+)", code):
@@ -158,12 +161,7 @@ def imported_modules(path, code, modules):
         if base:
             found.add(base[0])
             continue
-        rest = code[m.end():]
-        if rest.startswith("{"):
-            names = first_segments(brace_group(code, m.end()))
-        else:
-            names = first_segments(re.match(r"[A-Za-z0-9_]*", rest).group(0))
-        found.update(n for n in names if n in modules)
+        found.update(n for n in names_at(code, m.end()) if n in modules)
     return found
 
 
