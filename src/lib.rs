@@ -9,6 +9,7 @@ pub mod der;
 pub mod findings;
 pub mod mail;
 pub mod metrics;
+pub mod name;
 pub mod output;
 pub mod resolver;
 pub mod server;

@@ -176,8 +176,8 @@ async fn check(args: CheckArgs) -> ExitCode {
     let dns = Arc::new(CachingDns::new(wire, std::time::Duration::from_secs(300)));
     let mut names = Vec::new();
     for raw in &args.domains {
-        let Some(domain) = mailauth_exporter::resolver::to_ascii_name(raw)
-            .filter(|d| mailauth_exporter::config::is_domain_name(d))
+        let Some(domain) = mailauth_exporter::name::to_ascii_name(raw)
+            .filter(|d| mailauth_exporter::name::is_domain_name(d))
         else {
             eprintln!("invalid domain name {raw:?}");
             return ExitCode::from(2);

@@ -18,7 +18,7 @@ use mailauth_exporter::resolver::{Dns, DnsError, HickoryDns, QueryCounters, Reso
 use mailauth_exporter::service::app::App;
 use mailauth_exporter::zone_server::ZoneServer;
 use util::dns_proxy::{DnsProxy, Mode};
-use util::http::{has, metrics_until};
+use util::http::{has, metrics_until, value};
 
 /// Enough TXT records that the set is ~40 KB: over any UDP payload, within one TCP message.
 const BIG_TXT_RECORDS: usize = 200;
@@ -208,11 +208,6 @@ name = "incloop.faults.test"
     Exporter { base, _app: app }
 }
 
-fn value(body: &str, series: &str) -> Option<f64> {
-    body.lines()
-        .find_map(|l| l.strip_prefix(series)?.strip_prefix(' ')?.parse().ok())
-}
-
 fn last_run(body: &str, domain: &str) -> f64 {
     value(
         body,
@@ -220,7 +215,6 @@ fn last_run(body: &str, domain: &str) -> f64 {
             r#"mailauth_dns_check_last_run_timestamp_seconds{{domain="{domain}",check="spf"}}"#
         ),
     )
-    .unwrap_or(0.0)
 }
 
 const BAD_SPF_OK: &str = r#"mailauth_dns_check_success{domain="bad.faults.test",check="spf"} 1"#;
@@ -289,8 +283,8 @@ async fn the_exporter_shows_each_fault_carries_on_and_recovers() {
             ),
             "{body}"
         );
-        let errors = value(&body, r#"mailauth_dns_queries_total{result="error"}"#).unwrap_or(0.0)
-            + value(&body, r#"mailauth_dns_queries_total{result="timeout"}"#).unwrap_or(0.0);
+        let errors = value(&body, r#"mailauth_dns_queries_total{result="error"}"#)
+            + value(&body, r#"mailauth_dns_queries_total{result="timeout"}"#);
         assert!(errors > 0.0, "{body}");
 
         // The fault ends: the domain recovers by itself.

@@ -14,15 +14,17 @@
 
 mod util;
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::HashMap;
 use std::io::{Read, Write};
 use std::net::TcpStream;
 use std::path::{Path, PathBuf};
 use std::process::{Child, ChildStdin, Command, Stdio};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Mutex, MutexGuard, OnceLock};
-use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
+use util::exposition::{parse_metrics, series, value, Sample};
+use util::http::get_blocking;
 use util::prometheus::{repo_file, urlencode, with_short_for};
 
 const EXPORTER: &str = "127.0.5.60:9744";
@@ -163,12 +165,8 @@ fn bed() -> &'static Bed {
             env,
             _tethers: vec![exporter, prometheus],
         };
-        wait_for("the exporter to serve /metrics", WAIT, || {
-            get(EXPORTER, "/-/ready").filter(|(s, _)| *s == 200)
-        });
-        wait_for("Prometheus to be ready", WAIT, || {
-            get(PROMETHEUS, "/-/ready").filter(|(s, _)| *s == 200)
-        });
+        wait_for("the exporter to serve /metrics", WAIT, || ready(EXPORTER));
+        wait_for("Prometheus to be ready", WAIT, || ready(PROMETHEUS));
         bed
     })
 }
@@ -185,129 +183,35 @@ fn scenario() -> (MutexGuard<'static, ()>, &'static Bed) {
 
 // ---- HTTP and the exposition format ------------------------------------------------------
 
-fn get(addr: &str, path: &str) -> Option<(u16, String)> {
-    let mut s = TcpStream::connect(addr).ok()?;
-    s.set_read_timeout(Some(Duration::from_secs(10))).ok()?;
-    write!(s, "GET {path} HTTP/1.0\r\nHost: {addr}\r\n\r\n").ok()?;
-    let mut buf = Vec::new();
-    s.read_to_end(&mut buf).ok()?;
-    let text = String::from_utf8_lossy(&buf).into_owned();
-    let status = text.split_whitespace().nth(1)?.parse().ok()?;
-    let body = text
-        .split_once("\r\n\r\n")
-        .map_or("", |(_, b)| b)
-        .to_string();
-    Some((status, body))
-}
-
-#[derive(Debug)]
-struct Sample {
-    name: String,
-    labels: BTreeMap<String, String>,
-    value: f64,
-}
-
-fn parse_metrics(text: &str) -> Vec<Sample> {
-    let mut out = Vec::new();
-    for line in text
-        .lines()
-        .filter(|l| !l.starts_with('#') && !l.is_empty())
-    {
-        let (series, value) = line.rsplit_once(' ').unwrap();
-        let (name, labels) = match series.split_once('{') {
-            Some((n, rest)) => (n, rest.strip_suffix('}').unwrap()),
-            None => (series, ""),
-        };
-        let mut map = BTreeMap::new();
-        let mut rest = labels;
-        while let Some((key, after)) = rest.split_once("=\"") {
-            let mut value = String::new();
-            let mut chars = after.char_indices();
-            let mut end = after.len();
-            while let Some((i, c)) = chars.next() {
-                match c {
-                    '\\' => match chars.next() {
-                        Some((_, 'n')) => value.push('\n'),
-                        Some((_, c)) => value.push(c),
-                        None => {}
-                    },
-                    '"' => {
-                        end = i + 1;
-                        break;
-                    }
-                    c => value.push(c),
-                }
-            }
-            map.insert(key.trim_start_matches(',').to_string(), value);
-            rest = &after[end..];
-        }
-        out.push(Sample {
-            name: name.to_string(),
-            labels: map,
-            value: value.parse().unwrap_or(f64::NAN),
-        });
-    }
-    out
-}
-
 fn scrape() -> Vec<Sample> {
-    match get(EXPORTER, "/metrics") {
-        Some((200, body)) => parse_metrics(&body),
+    match get_blocking(&format!("http://{EXPORTER}/metrics")) {
+        (200, body) => parse_metrics(&body),
         other => panic!("/metrics: {other:?}"),
     }
 }
 
-/// The value of the one series of `name` carrying all of `labels`, if there is one.
-fn value(samples: &[Sample], name: &str, labels: &[(&str, &str)]) -> Option<f64> {
-    samples
-        .iter()
-        .find(|s| {
-            s.name == name
-                && labels
-                    .iter()
-                    .all(|(k, v)| s.labels.get(*k).map(String::as_str) == Some(*v))
+/// The exporter's latest metrics of interest, shown when a wait times out.
+fn exporter_state() -> String {
+    get_blocking(&format!("http://{EXPORTER}/metrics"))
+        .1
+        .lines()
+        .filter(|l| {
+            l.starts_with("mailauth_auth_result")
+                || l.starts_with("mailauth_probe_")
+                || l.starts_with("mailauth_finding")
+                || l.starts_with("mailauth_dns_check_success")
         })
-        .map(|s| s.value)
+        .collect::<Vec<_>>()
+        .join("\n")
 }
 
-fn series<'a>(samples: &'a [Sample], name: &str, labels: &[(&str, &str)]) -> Vec<&'a Sample> {
-    samples
-        .iter()
-        .filter(|s| {
-            s.name == name
-                && labels
-                    .iter()
-                    .all(|(k, v)| s.labels.get(*k).map(String::as_str) == Some(*v))
-        })
-        .collect()
+/// [`util::wait_for`], showing the exporter's state if it times out.
+fn wait_for<T>(what: &str, limit: Duration, probe: impl FnMut() -> Option<T>) -> T {
+    util::wait_for(what, limit, probe, exporter_state)
 }
 
-/// Polls `probe` every 200 ms until it returns `Some`, or panics after `limit` with the
-/// exporter's latest metrics of interest.
-fn wait_for<T>(what: &str, limit: Duration, mut probe: impl FnMut() -> Option<T>) -> T {
-    let deadline = Instant::now() + limit;
-    loop {
-        if let Some(v) = probe() {
-            return v;
-        }
-        if Instant::now() > deadline {
-            let metrics = get(EXPORTER, "/metrics")
-                .map(|(_, b)| {
-                    b.lines()
-                        .filter(|l| {
-                            l.starts_with("mailauth_auth_result")
-                                || l.starts_with("mailauth_probe_")
-                                || l.starts_with("mailauth_finding")
-                                || l.starts_with("mailauth_dns_check_success")
-                        })
-                        .collect::<Vec<_>>()
-                        .join("\n")
-                })
-                .unwrap_or_default();
-            panic!("timed out after {limit:?} waiting for {what}\n{metrics}");
-        }
-        std::thread::sleep(Duration::from_millis(200));
-    }
+fn ready(addr: &str) -> Option<()> {
+    (get_blocking(&format!("http://{addr}/-/ready")).0 == 200).then_some(())
 }
 
 /// Waits until the metric holds `want` (the series exists with that value).
@@ -406,7 +310,7 @@ fn counter(samples: &[Sample], name: &str, labels: &[(&str, &str)]) -> f64 {
 
 /// Whether Prometheus has `alert` firing with all of `labels`.
 fn alert_firing(alert: &str, labels: &[(&str, &str)]) -> bool {
-    let Some((200, body)) = get(PROMETHEUS, "/api/v1/alerts") else {
+    let (200, body) = get_blocking(&format!("http://{PROMETHEUS}/api/v1/alerts")) else {
         return false;
     };
     let v: serde_json::Value = serde_json::from_str(&body).unwrap();
@@ -432,10 +336,10 @@ fn wait_alert(alert: &str, labels: &[(&str, &str)], firing: bool) {
 
 /// A PromQL query's first value.
 fn promql(query: &str) -> Option<f64> {
-    let (_, body) = get(
-        PROMETHEUS,
-        &format!("/api/v1/query?query={}", urlencode(query)),
-    )?;
+    let (_, body) = get_blocking(&format!(
+        "http://{PROMETHEUS}/api/v1/query?query={}",
+        urlencode(query)
+    ));
     let v: serde_json::Value = serde_json::from_str(&body).ok()?;
     v["data"]["result"][0]["value"][1].as_str()?.parse().ok()
 }

@@ -3,11 +3,10 @@
 
 mod util;
 
-use util::http::{get, has, http};
+use util::http::{get, has, http, metrics_until};
 
 use std::path::Path;
 use std::sync::Arc;
-use std::time::{Duration, Instant};
 
 use mailauth_exporter::commands::demo;
 use mailauth_exporter::config::Config;
@@ -34,23 +33,6 @@ async fn start(
         base,
         _zones: zones,
         _app: app,
-    }
-}
-
-/// Polls `/metrics` until `pred` holds (deadline, not a fixed sleep).
-async fn metrics_until(base: &str, what: &str, pred: impl Fn(&str) -> bool) -> String {
-    let deadline = Instant::now() + Duration::from_secs(20);
-    loop {
-        let (status, body) = get(&format!("{base}/metrics")).await;
-        assert_eq!(status, 200);
-        if pred(&body) {
-            return body;
-        }
-        assert!(
-            Instant::now() < deadline,
-            "timed out waiting for {what}; last scrape:\n{body}"
-        );
-        tokio::time::sleep(Duration::from_millis(50)).await;
     }
 }
 

@@ -6,12 +6,11 @@
 mod util;
 
 use std::path::Path;
-use std::time::{Duration, Instant};
 
 use mailauth_exporter::config::Config;
 use mailauth_exporter::mail::mailbox::Mailbox;
 use mailauth_exporter::service::app::App;
-use util::http::get;
+use util::http::{has, metrics_until};
 use util::mailstack::{MailStack, PASSWORD};
 
 const ZONE: &str = r#"
@@ -37,25 +36,6 @@ async fn serve(config: Config) -> (String, std::sync::Arc<App>) {
     let base = format!("http://{}", listener.local_addr().unwrap());
     tokio::spawn(mailauth_exporter::server::serve_on(app.clone(), listener));
     (base, app)
-}
-
-async fn metrics_until(base: &str, what: &str, pred: impl Fn(&str) -> bool) -> String {
-    let deadline = Instant::now() + Duration::from_secs(40);
-    loop {
-        let (_, body) = get(&format!("{base}/metrics")).await;
-        if pred(&body) {
-            return body;
-        }
-        assert!(
-            Instant::now() < deadline,
-            "timed out waiting for {what}:\n{body}"
-        );
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
-}
-
-fn has(body: &str, line: &str) -> bool {
-    body.lines().any(|l| l == line)
 }
 
 fn mailbox_uids(stack: &MailStack) -> Vec<Vec<u8>> {

@@ -52,6 +52,9 @@ fi
 if [ -f tests/dashboards_lint.py ]; then
   python3 tests/dashboards_lint.py
 fi
+# The layers of src/ (README, "Architecture"): no import cycle between top-level modules,
+# and checks/ and resolver/ import nothing above them.
+python3 tests/module_graph.py
 # The fuzz targets, a short bounded run each (README, "Fuzzing", says how to run longer).
 if [ "${FUZZ_SECONDS:-15}" != 0 ]; then
   # Quick build (no ASan, unoptimised): 9 of CI's minutes otherwise. README, "Fuzzing",

@@ -5,8 +5,9 @@
 
 use libfuzzer_sys::fuzz_target;
 use mailauth_exporter::commands::inspect;
+use mailauth_exporter::mail::body::body_text;
 
 fuzz_target!(|data: &[u8]| {
-    let _ = inspect::body_text(data);
+    let _ = body_text(data);
     let _ = inspect::inspect_offline(data, &["mx.example.com".to_string()]);
 });

@@ -349,3 +349,7 @@ pub async fn check(
     }
     report
 }
+
+#[cfg(test)]
+#[path = "dane_tests.rs"]
+mod tests;

@@ -82,7 +82,7 @@ pub fn parse_policy(text: &str) -> Result<Policy, String> {
             "mx" => {
                 let host = value.trim_end_matches('.').to_ascii_lowercase();
                 let bare = host.strip_prefix("*.").unwrap_or(&host);
-                if !crate::config::is_domain_name(bare) || bare.contains('*') {
+                if !crate::name::is_domain_name(bare) || bare.contains('*') {
                     return Err(format!("mx {value:?} is not a host name or *.wildcard"));
                 }
                 mx.push(host);

@@ -151,3 +151,196 @@ pub async fn check(dns: &dyn Dns, domain: &str) -> MxReport {
     }
     report
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::resolver::fake::{FakeDns, Fault};
+
+    fn codes(report: &MxReport) -> Vec<Code> {
+        report.findings.iter().map(|f| f.code).collect()
+    }
+
+    fn hosts(report: &MxReport) -> Vec<(u16, &str, usize)> {
+        report
+            .hosts
+            .iter()
+            .map(|h| (h.preference, h.host.as_str(), h.addresses.len()))
+            .collect()
+    }
+
+    #[tokio::test]
+    async fn hosts_sorted_by_preference_with_their_addresses() {
+        let dns = FakeDns::new()
+            .mx("example.com", 20, "mx2.example.com")
+            .mx("example.com", 10, "mx1.example.com")
+            .mx("example.com", 10, "a.example.com")
+            .address("mx1.example.com", "192.0.2.1")
+            .address("mx1.example.com", "2001:db8::1")
+            .address("mx2.example.com", "192.0.2.2")
+            .address("a.example.com", "2001:db8::a");
+        let r = check(&dns, "example.com").await;
+        assert!(r.answered);
+        assert!(codes(&r).is_empty(), "{:?}", r.findings);
+        assert!(!r.null_mx);
+        assert_eq!(
+            hosts(&r),
+            [
+                (10, "a.example.com", 1),
+                (10, "mx1.example.com", 2),
+                (20, "mx2.example.com", 1)
+            ]
+        );
+        assert_eq!(
+            r.hosts[1].addresses,
+            [
+                "192.0.2.1".parse::<IpAddr>().unwrap(),
+                "2001:db8::1".parse().unwrap()
+            ]
+        );
+    }
+
+    #[tokio::test]
+    async fn no_mx_is_missing_whether_nxdomain_or_nodata() {
+        for dns in [
+            FakeDns::new(),
+            FakeDns::new().txt("example.com", "v=spf1 -all"),
+            FakeDns::new().fault("example.com", Fault::NxDomain),
+            FakeDns::new().fault_for("example.com", RecordType::Mx, Fault::NoData),
+        ] {
+            let r = check(&dns, "example.com").await;
+            assert!(r.answered);
+            assert_eq!(codes(&r), [Code::MxMissing]);
+            assert!(r.hosts.is_empty());
+            assert_eq!(dns.asked().len(), 1, "no address lookups without MX");
+        }
+    }
+
+    #[tokio::test]
+    async fn a_failed_mx_lookup_is_unknown_not_missing() {
+        for (fault, text) in [(Fault::ServFail, "SERVFAIL"), (Fault::Timeout, "timed out")] {
+            let dns = FakeDns::new()
+                .mx("example.com", 10, "mx1.example.com")
+                .fault("example.com", fault);
+            let r = check(&dns, "example.com").await;
+            assert!(!r.answered);
+            assert_eq!(codes(&r), [Code::DnsError]);
+            assert_eq!(r.findings[0].check, Check::Mx);
+            assert_eq!(
+                r.findings[0].message,
+                format!("MX lookup of example.com: {text}")
+            );
+        }
+    }
+
+    #[tokio::test]
+    async fn a_lone_null_mx_accepts_no_mail_and_asks_nothing_more() {
+        let dns = FakeDns::new().mx("example.com", 0, ".");
+        let r = check(&dns, "example.com").await;
+        assert!(r.answered && r.null_mx);
+        assert_eq!(codes(&r), [Code::MxNull]);
+        assert!(r.hosts.is_empty());
+        assert_eq!(dns.asked(), [("example.com".to_string(), RecordType::Mx)]);
+    }
+
+    #[tokio::test]
+    async fn a_null_mx_among_others_is_reported_and_the_others_checked() {
+        let dns = FakeDns::new()
+            .mx("example.com", 0, ".")
+            .mx("example.com", 10, "mx1.example.com")
+            .address("mx1.example.com", "192.0.2.1");
+        let r = check(&dns, "example.com").await;
+        assert!(r.null_mx);
+        assert_eq!(codes(&r), [Code::MxNull]);
+        assert!(r.findings[0].message.contains("1 other MX record(s)"));
+        assert_eq!(hosts(&r), [(10, "mx1.example.com", 1)]);
+    }
+
+    #[tokio::test]
+    async fn a_host_without_addresses_is_unresolvable() {
+        for dns in [
+            FakeDns::new().mx("example.com", 10, "gone.example.com"),
+            FakeDns::new()
+                .mx("example.com", 10, "mx1.example.com")
+                .txt("mx1.example.com", "no address here"),
+        ] {
+            let r = check(&dns, "example.com").await;
+            assert!(r.answered);
+            assert_eq!(codes(&r), [Code::MxHostUnresolvable]);
+            assert_eq!(r.hosts.len(), 1);
+            assert!(r.hosts[0].addresses.is_empty());
+        }
+    }
+
+    #[tokio::test]
+    async fn a_failed_address_lookup_is_unknown_and_keeps_what_answered() {
+        let dns = FakeDns::new()
+            .mx("example.com", 10, "mx1.example.com")
+            .address("mx1.example.com", "192.0.2.1")
+            .fault_for("mx1.example.com", RecordType::Aaaa, Fault::Timeout);
+        let r = check(&dns, "example.com").await;
+        assert!(!r.answered);
+        assert_eq!(codes(&r), [Code::DnsError]);
+        assert_eq!(
+            r.findings[0].message,
+            "address lookup of MX host mx1.example.com: timed out"
+        );
+        assert_eq!(hosts(&r), [(10, "mx1.example.com", 1)]);
+    }
+
+    #[tokio::test]
+    async fn a_host_reached_through_an_alias_is_reported() {
+        let dns = FakeDns::new()
+            .mx("example.com", 10, "mail.example.com")
+            .cname("mail.example.com", "real.example.net")
+            .address("real.example.net", "192.0.2.9");
+        let r = check(&dns, "example.com").await;
+        assert!(r.answered);
+        assert_eq!(codes(&r), [Code::MxHostIsCname]);
+        assert_eq!(hosts(&r), [(10, "mail.example.com", 1)]);
+    }
+
+    #[tokio::test]
+    async fn an_alias_to_nothing_is_both_unresolvable_and_an_alias() {
+        let dns = FakeDns::new()
+            .mx("example.com", 10, "mail.example.com")
+            .cname("mail.example.com", "real.example.net")
+            .txt("real.example.net", "exists, no address");
+        let r = check(&dns, "example.com").await;
+        // NODATA at the target drops the chain (as the wire reader does): no alias seen.
+        assert_eq!(codes(&r), [Code::MxHostUnresolvable]);
+    }
+
+    #[tokio::test]
+    async fn an_ip_literal_is_not_a_host_name() {
+        let dns = FakeDns::new().mx("example.com", 10, "192.0.2.25");
+        let r = check(&dns, "example.com").await;
+        assert!(r.answered, "a literal is a finding, not a DNS failure");
+        assert_eq!(codes(&r), [Code::MxHostUnresolvable]);
+        assert!(r.findings[0].message.contains("IP address literal"));
+    }
+
+    #[tokio::test]
+    async fn names_are_matched_without_case_or_trailing_dot() {
+        let dns = FakeDns::new()
+            .mx("example.com", 5, "MX.Example.COM.")
+            .address("mx.example.com", "192.0.2.1");
+        let r = check(&dns, "Example.Com.").await;
+        assert!(codes(&r).is_empty(), "{:?}", r.findings);
+        assert_eq!(hosts(&r), [(5, "mx.example.com", 1)]);
+    }
+
+    #[tokio::test]
+    async fn every_host_is_judged_on_its_own() {
+        let dns = FakeDns::new()
+            .mx("example.com", 10, "ok.example.com")
+            .mx("example.com", 20, "gone.example.com")
+            .mx("example.com", 30, "broken.example.com")
+            .address("ok.example.com", "192.0.2.1")
+            .fault("broken.example.com", Fault::ServFail);
+        let r = check(&dns, "example.com").await;
+        assert!(!r.answered);
+        assert_eq!(codes(&r), [Code::MxHostUnresolvable, Code::DnsError]);
+        assert_eq!(r.hosts.len(), 3);
+    }
+}

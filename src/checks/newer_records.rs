@@ -12,7 +12,8 @@ use super::mta_sts;
 use super::mx::MxReport;
 use super::taglist;
 use crate::findings::{Check, Code, Finding};
-use crate::resolver::{normalize_name, Dns, RecordType};
+use crate::name::normalize_name;
+use crate::resolver::{Dns, RecordType};
 
 #[derive(Clone, Debug, Default, PartialEq, Eq, Serialize)]
 pub struct NewerRecords {
@@ -95,7 +96,7 @@ async fn txt(
 
 /// RFC 8461 §3.1: `v=STSv1; id=<1-32 alphanumerics>;`.
 pub fn lint_mta_sts(text: &str) -> Result<String, String> {
-    let tags = taglist::parse(text)?;
+    let tags = taglist::parse(text).map_err(|e| e.to_string())?;
     if tags.first().map(|(n, v)| (n.as_str(), v.as_str())) != Some(("v", "STSv1")) {
         return Err("the record must start with v=STSv1".into());
     }
@@ -108,7 +109,7 @@ pub fn lint_mta_sts(text: &str) -> Result<String, String> {
 
 /// RFC 8460 §3: `v=TLSRPTv1; rua=<mailto: or https: URIs, comma-separated>`.
 pub fn lint_tls_rpt(text: &str) -> Result<Vec<String>, String> {
-    let tags = taglist::parse(text)?;
+    let tags = taglist::parse(text).map_err(|e| e.to_string())?;
     if tags.first().map(|(n, v)| (n.as_str(), v.as_str())) != Some(("v", "TLSRPTv1")) {
         return Err("the record must start with v=TLSRPTv1".into());
     }
@@ -131,7 +132,7 @@ pub fn lint_tls_rpt(text: &str) -> Result<Vec<String>, String> {
 
 /// BIMI: `v=BIMI1; l=<https URL of an SVG, or empty>; a=<https URL of the mark certificate>`.
 pub fn lint_bimi(text: &str) -> Result<(Option<String>, Option<String>), String> {
-    let tags = taglist::parse(text)?;
+    let tags = taglist::parse(text).map_err(|e| e.to_string())?;
     if tags.first().map(|(n, v)| (n.as_str(), v.as_str())) != Some(("v", "BIMI1")) {
         return Err("the record must start with v=BIMI1".into());
     }

@@ -12,6 +12,7 @@ use serde::Serialize;
 
 use crate::cli::{Format, InspectArgs};
 use crate::mail::auth_results::{self, AuthResultsField};
+use crate::mail::body::body_text;
 use crate::mail::dkim_verify::{self, DkimVerification};
 use crate::mail::received_spf::{self, ReceivedSpf};
 use crate::mail::verifier_report::{self, VerifierReport};
@@ -26,16 +27,6 @@ pub struct Inspection {
     pub received_spf: Vec<ReceivedSpf>,
     pub verifier_report: Option<VerifierReport>,
     pub dkim_verification: Vec<DkimVerification>,
-}
-
-/// The text of the message body (decoded when MIME says so), for the verifier report.
-pub fn body_text(raw: &[u8]) -> String {
-    if let Some(message) = mail_parser::MessageParser::default().parse(raw) {
-        if let Some(text) = message.body_text(0) {
-            return text.into_owned();
-        }
-    }
-    String::from_utf8_lossy(crate::mail::header::split_message(raw).1).into_owned()
 }
 
 /// Everything but DKIM verification (no network).

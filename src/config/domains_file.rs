@@ -30,8 +30,8 @@ pub fn parse(text: &str) -> Result<DomainList, String> {
     let mut list = DomainList::default();
     let mut seen = HashSet::new();
     let mut add = |list: &mut DomainList, raw: &str, where_: String| {
-        let name = crate::resolver::normalize_name(raw.trim());
-        if !super::is_domain_name(&name) {
+        let name = crate::name::normalize_name(raw.trim());
+        if !crate::name::is_domain_name(&name) {
             list.skipped
                 .push(format!("{where_}: invalid domain name {raw:?}"));
         } else if seen.insert(name.clone()) {

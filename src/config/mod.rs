@@ -17,6 +17,9 @@ use serde::{Deserialize, Deserializer};
 use toml::Spanned;
 
 use crate::checks::dmarc::Policy;
+/// Kept here for its callers outside `config` that are being edited elsewhere
+/// (server/mod.rs); it lives in [`crate::name`].
+pub use crate::name::is_domain_name;
 pub use error::ConfigError;
 pub use secret::Secret;
 
@@ -482,20 +485,6 @@ impl Config {
     pub fn domain_specs(&self) -> Vec<crate::checks::DomainSpec> {
         self.domains.iter().map(|d| self.domain_spec(d)).collect()
     }
-}
-
-/// LDH labels (plus `_` as used by service names), 1..=63 octets each, 253 in all.
-pub fn is_domain_name(name: &str) -> bool {
-    let name = name.trim_end_matches('.');
-    !name.is_empty()
-        && name.len() <= 253
-        && name.split('.').all(|label| {
-            !label.is_empty()
-                && label.len() <= 63
-                && label
-                    .bytes()
-                    .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_')
-        })
 }
 
 #[cfg(test)]

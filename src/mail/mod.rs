@@ -1,6 +1,7 @@
 //! Mail probes and the parsers of what receivers say about a message.
 
 pub mod auth_results;
+pub mod body;
 pub mod dkim_verify;
 pub mod header;
 pub mod mailbox;

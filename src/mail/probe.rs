@@ -429,7 +429,7 @@ pub async fn run_probe(
             }
             TargetKind::Verifier => {
                 outcome.delivery = Some(arrival.seen_at.saturating_duration_since(accepted));
-                let body = crate::commands::inspect::body_text(raw);
+                let body = super::body::body_text(raw);
                 match verifier_report::parse(&body) {
                     Some(report)
                         if report.echoed_header(crate::mail::send::TOKEN_HEADER)

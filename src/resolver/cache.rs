@@ -15,7 +15,8 @@ use std::time::{Duration, Instant};
 use tokio::sync::OnceCell;
 
 use super::client::HickoryDns;
-use super::{normalize_name, AuthenticatedFuture, Dns, LookupFuture, LookupResult, RecordType};
+use super::{Authenticated, AuthenticatedFuture, Dns, LookupFuture, LookupResult, RecordType};
+use crate::name::normalize_name;
 
 const ERROR_TTL: Duration = Duration::from_secs(2);
 const DEFAULT_NEGATIVE_TTL: Duration = Duration::from_secs(60);
@@ -211,7 +212,7 @@ impl Dns for CachingDns {
                     }
                 })
                 .await;
-            super::wire::Authenticated {
+            Authenticated {
                 result,
                 authenticated,
                 ttl: None,

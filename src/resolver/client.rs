@@ -15,11 +15,11 @@ use hickory_resolver::config::{
 use hickory_resolver::net::runtime::TokioRuntimeProvider;
 use hickory_resolver::{Resolver, TokioResolver};
 
-use super::wire::Authenticated;
 use super::{
-    normalize_name, Answer, AuthenticatedFuture, Dns, DnsError, LookupFuture, LookupResult,
+    Answer, Authenticated, AuthenticatedFuture, Dns, DnsError, LookupFuture, LookupResult,
     RecordType,
 };
+use crate::name::normalize_name;
 
 /// How to reach DNS: explicit servers (`[dns] nameservers`, `--nameserver`) or, when empty,
 /// the system's resolv.conf.

@@ -1,12 +1,15 @@
 //! DNS access for every check: one small interface ([`Dns`]) with typed answers that keep
-//! the distinctions the RFCs care about (NXDOMAIN vs NODATA vs a server failure), and the
-//! record checks that sit on top of it, one module per record type.
+//! the distinctions the RFCs care about (NXDOMAIN vs NODATA vs a server failure), and its
+//! implementations: the exchange on the wire ([`wire`]), the stub resolver over it
+//! ([`client`]), the shared cache in front ([`cache`]) and an in-memory one for tests
+//! ([`fake`]). The record checks that sit on top of it live in `crate::checks`.
 //!
 //! A server failure is never turned into "no record": SPF void-lookup counting and the
 //! `dns.error` finding both depend on telling them apart.
 
 pub mod cache;
 pub mod client;
+pub mod fake;
 pub mod wire;
 
 use std::fmt;
@@ -14,7 +17,12 @@ use std::future::Future;
 use std::net::{Ipv4Addr, Ipv6Addr};
 use std::pin::Pin;
 use std::sync::Arc;
+use std::time::Duration;
 
+/// Re-exported for the callers that still spell them `resolver::` (checks/mod.rs,
+/// server/, service/scheduler.rs, config/mod.rs, mail/probe.rs: files being edited in
+/// issue 15's steps 2 and 3); new code imports [`crate::name`], where they live.
+pub use crate::name::{normalize_name, reverse_name, to_ascii_name};
 pub use cache::CachingDns;
 pub use client::{HickoryDns, QueryCounters, ResolverSettings};
 
@@ -68,6 +76,19 @@ pub enum RData {
 }
 
 impl RData {
+    /// The type of this record (what a question must ask for to get it).
+    pub fn record_type(&self) -> RecordType {
+        match self {
+            RData::A(_) => RecordType::A,
+            RData::Aaaa(_) => RecordType::Aaaa,
+            RData::Mx { .. } => RecordType::Mx,
+            RData::Txt(_) => RecordType::Txt,
+            RData::Ptr(_) => RecordType::Ptr,
+            RData::Cname(_) => RecordType::Cname,
+            RData::Tlsa { .. } => RecordType::Tlsa,
+        }
+    }
+
     /// The TXT record as one string: character-strings joined without separator, invalid
     /// UTF-8 replaced (records are ASCII by their RFCs; a stray byte must not abort a check).
     pub fn txt_joined(&self) -> Option<String> {
@@ -160,8 +181,21 @@ pub type LookupResult = Result<Arc<Answer>, DnsError>;
 /// Boxed future so that `Dns` stays object-safe (`Arc<dyn Dns>` is passed to every check).
 pub type LookupFuture<'a> = Pin<Box<dyn Future<Output = LookupResult> + Send + 'a>>;
 
+/// An answer and whether the resolver vouched for it (AD set in its response). Beside the
+/// trait that returns it, not in [`wire`], so that an implementation of [`Dns`] other than
+/// the wire's needs nothing of the wire.
+#[derive(Clone, Debug)]
+pub struct Authenticated {
+    pub result: LookupResult,
+    pub authenticated: bool,
+    /// How long the answer may be reused: the smallest TTL of the answer records, or the
+    /// negative TTL of the SOA for a negative answer (RFC 2308 §5); `None` when the
+    /// response gave none.
+    pub ttl: Option<Duration>,
+}
+
 /// An answer and whether the resolver vouched for it with DNSSEC.
-pub type AuthenticatedFuture<'a> = Pin<Box<dyn Future<Output = wire::Authenticated> + Send + 'a>>;
+pub type AuthenticatedFuture<'a> = Pin<Box<dyn Future<Output = Authenticated> + Send + 'a>>;
 
 /// The one interface between the checks and the network.
 pub trait Dns: Send + Sync {
@@ -178,7 +212,7 @@ pub trait Dns: Send + Sync {
         rtype: RecordType,
     ) -> AuthenticatedFuture<'a> {
         Box::pin(async move {
-            wire::Authenticated {
+            Authenticated {
                 result: self.lookup(name, rtype).await,
                 authenticated: false,
                 ttl: None,
@@ -187,67 +221,9 @@ pub trait Dns: Send + Sync {
     }
 }
 
-/// Lower-case, no trailing dot: the one spelling of a name used as a key and in output.
-pub fn normalize_name(name: &str) -> String {
-    name.trim_end_matches('.').to_ascii_lowercase()
-}
-
-/// An internationalised name in its ASCII (punycode) form, as DNS carries it
-/// (`bücher.example` → `xn--bcher-kva.example`); ASCII names pass through lower-cased.
-pub fn to_ascii_name(name: &str) -> Option<String> {
-    if name.is_ascii() {
-        return Some(normalize_name(name));
-    }
-    hickory_proto::rr::Name::from_utf8(name.trim_end_matches('.'))
-        .ok()
-        .map(|n| normalize_name(&n.to_ascii()))
-}
-
-/// The reverse-lookup name of an address (`4.3.2.1.in-addr.arpa`, nibble form for IPv6).
-pub fn reverse_name(ip: std::net::IpAddr) -> String {
-    match ip {
-        std::net::IpAddr::V4(v4) => {
-            let o = v4.octets();
-            format!("{}.{}.{}.{}.in-addr.arpa", o[3], o[2], o[1], o[0])
-        }
-        std::net::IpAddr::V6(v6) => {
-            let mut out = String::with_capacity(72);
-            for byte in v6.octets().iter().rev() {
-                out.push_str(&format!("{:x}.{:x}.", byte & 0x0f, byte >> 4));
-            }
-            out.push_str("ip6.arpa");
-            out
-        }
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn international_names() {
-        assert_eq!(
-            to_ascii_name("Bücher.Example.").as_deref(),
-            Some("xn--bcher-kva.example")
-        );
-        assert_eq!(
-            to_ascii_name("Example.COM.").as_deref(),
-            Some("example.com")
-        );
-    }
-
-    #[test]
-    fn reverse_names() {
-        assert_eq!(
-            reverse_name("192.0.2.10".parse().unwrap()),
-            "10.2.0.192.in-addr.arpa"
-        );
-        assert_eq!(
-            reverse_name("2001:db8::1".parse().unwrap()),
-            "1.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.8.b.d.0.1.0.0.2.ip6.arpa"
-        );
-    }
 
     #[test]
     fn txt_strings_join_without_separator() {

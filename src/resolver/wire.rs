@@ -27,24 +27,14 @@ use hickory_resolver::proto::op::{Edns, Message, MessageType, Query, ResponseCod
 use hickory_resolver::proto::rr::{Name, RData as HRData, RecordType as HRecordType};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
-use super::{normalize_name, Answer, DnsError, LookupResult, RData, RecordType};
+use super::{Answer, Authenticated, DnsError, RData, RecordType};
+use crate::name::normalize_name;
 
 /// The UDP payload size advertised with EDNS (the DNS flag day 2020 value: no fragments).
 const EDNS_PAYLOAD: u16 = 1232;
 /// How many aliases are followed when a server answers with a CNAME but not its target
 /// (an authoritative server answering for another zone's alias).
 const MAX_CHASE: usize = 8;
-
-/// An answer and whether the resolver vouched for it (AD set in its response).
-#[derive(Clone, Debug)]
-pub struct Authenticated {
-    pub result: LookupResult,
-    pub authenticated: bool,
-    /// How long the answer may be reused: the smallest TTL of the answer records, or the
-    /// negative TTL of the SOA for a negative answer (RFC 2308 §5); `None` when the
-    /// response gave none.
-    pub ttl: Option<Duration>,
-}
 
 /// The query for `name`/`rtype` with RD set and EDNS; with `dnssec`, also AD and DO. Its
 /// message id.
@@ -425,7 +415,7 @@ fn answer_records<'a>(
     for d in data {
         match convert(d) {
             Some(RData::Cname(target)) if rtype != RecordType::Cname => cname_chain.push(target),
-            Some(data) if record_type_of(&data) == rtype => records.push(data),
+            Some(data) if data.record_type() == rtype => records.push(data),
             _ => {}
         }
     }
@@ -441,18 +431,6 @@ pub(super) fn hickory_type(rtype: RecordType) -> HRecordType {
         RecordType::Ptr => HRecordType::PTR,
         RecordType::Cname => HRecordType::CNAME,
         RecordType::Tlsa => HRecordType::TLSA,
-    }
-}
-
-fn record_type_of(data: &RData) -> RecordType {
-    match data {
-        RData::A(_) => RecordType::A,
-        RData::Aaaa(_) => RecordType::Aaaa,
-        RData::Mx { .. } => RecordType::Mx,
-        RData::Txt(_) => RecordType::Txt,
-        RData::Ptr(_) => RecordType::Ptr,
-        RData::Cname(_) => RecordType::Cname,
-        RData::Tlsa { .. } => RecordType::Tlsa,
     }
 }
 

@@ -6,15 +6,12 @@ pub async fn get(url: &str) -> (u16, String) {
 
 pub async fn http(url: &str, method: &str) -> (u16, String) {
     use tokio::io::{AsyncReadExt, AsyncWriteExt};
-    let rest = url.strip_prefix("http://").unwrap();
-    let (host, path) = rest.split_at(rest.find('/').unwrap_or(rest.len()));
-    let path = if path.is_empty() { "/" } else { path };
+    let (host, req) = request(url, method);
     // A connection that fails or closes without an answer is status 0, so that polling
     // loops simply try again.
     let Ok(mut stream) = tokio::net::TcpStream::connect(host).await else {
         return (0, String::new());
     };
-    let req = format!("{method} {path} HTTP/1.1\r\nHost: {host}\r\nConnection: close\r\nContent-Length: 0\r\n\r\n");
     if stream.write_all(req.as_bytes()).await.is_err() {
         return (0, String::new());
     }
@@ -22,7 +19,42 @@ pub async fn http(url: &str, method: &str) -> (u16, String) {
     if stream.read_to_end(&mut buf).await.is_err() {
         return (0, String::new());
     }
-    let text = String::from_utf8_lossy(&buf).into_owned();
+    response(&buf)
+}
+
+/// [`get`] for tests that run without an async runtime (the e2e scenarios); a server that
+/// does not finish answering within 10 s is status 0 too.
+pub fn get_blocking(url: &str) -> (u16, String) {
+    use std::io::{Read, Write};
+    let (host, req) = request(url, "GET");
+    let Ok(mut stream) = std::net::TcpStream::connect(host) else {
+        return (0, String::new());
+    };
+    let _ = stream.set_read_timeout(Some(std::time::Duration::from_secs(10)));
+    if stream.write_all(req.as_bytes()).is_err() {
+        return (0, String::new());
+    }
+    let mut buf = Vec::new();
+    if stream.read_to_end(&mut buf).is_err() {
+        return (0, String::new());
+    }
+    response(&buf)
+}
+
+/// The `host:port` of an `http://` URL and the request for it (one per connection).
+fn request<'a>(url: &'a str, method: &str) -> (&'a str, String) {
+    let rest = url.strip_prefix("http://").unwrap();
+    let (host, path) = rest.split_at(rest.find('/').unwrap_or(rest.len()));
+    let path = if path.is_empty() { "/" } else { path };
+    let req = format!(
+        "{method} {path} HTTP/1.1\r\nHost: {host}\r\nConnection: close\r\nContent-Length: 0\r\n\r\n"
+    );
+    (host, req)
+}
+
+/// Status and body (de-chunked) of a whole HTTP/1.1 response; status 0 if it is not one.
+fn response(buf: &[u8]) -> (u16, String) {
+    let text = String::from_utf8_lossy(buf).into_owned();
     let Some(status) = text
         .split_whitespace()
         .nth(1)

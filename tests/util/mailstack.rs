@@ -10,17 +10,11 @@ use std::path::{Path, PathBuf};
 use std::process::{Child, ChildStdin, Command, Stdio};
 use std::time::{Duration, Instant};
 
+use super::free_port;
+
 pub const USER: &str = "probe";
 /// Distinctive, so that a leak into logs or errors is easy to detect.
 pub const PASSWORD: &str = "Pw-7f3c9a1e-leakcheck";
-
-fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
-}
 
 fn run(cmd: &mut Command) {
     let out = cmd.output().unwrap_or_else(|e| panic!("{cmd:?}: {e}"));

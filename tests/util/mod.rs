@@ -2,6 +2,7 @@
 #![allow(dead_code)]
 
 pub mod dns_proxy;
+pub mod exposition;
 pub mod http;
 pub mod imap_fault;
 pub mod mailstack;
@@ -42,6 +43,30 @@ pub fn free_port() -> u16 {
         .local_addr()
         .unwrap()
         .port()
+}
+
+/// Polls `probe` every 200 ms until it gives `Some`, for tests without an async runtime.
+/// After `limit` (which only bounds a failure) it panics, naming `what` and adding what
+/// `context` says of the state at that moment.
+pub fn wait_for<T>(
+    what: &str,
+    limit: Duration,
+    mut probe: impl FnMut() -> Option<T>,
+    context: impl FnOnce() -> String,
+) -> T {
+    let deadline = std::time::Instant::now() + limit;
+    loop {
+        if let Some(v) = probe() {
+            return v;
+        }
+        if std::time::Instant::now() > deadline {
+            panic!(
+                "timed out after {limit:?} waiting for {what}\n{}",
+                context()
+            );
+        }
+        std::thread::sleep(Duration::from_millis(200));
+    }
 }
 
 /// A loopback DNS server holding one zone, and a caching client of it.

@@ -11,6 +11,8 @@
 
 use base64::Engine;
 
+use crate::checks::taglist;
+
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum KeyType {
     Rsa,
@@ -42,21 +44,13 @@ pub fn parse(text: &str) -> Result<KeyRecord, String> {
     let mut p: Option<String> = None;
     let mut testing = false;
     let mut hashes = None;
-    let mut seen = std::collections::HashSet::new();
-    for (i, part) in text
-        .split(';')
-        .map(str::trim)
-        .filter(|p| !p.is_empty())
-        .enumerate()
-    {
-        let (name, value) = part
-            .split_once('=')
-            .ok_or_else(|| format!("{part:?} is not a tag=value pair"))?;
-        let name = name.trim();
-        let value: String = value.split_whitespace().collect::<Vec<_>>().join(" ");
-        if !seen.insert(name.to_string()) {
-            return Err(format!("tag {name}= appears more than once"));
-        }
+    // Tag names are case-sensitive here (RFC 6376 §3.2), so they are not folded.
+    let mut seen = taglist::Seen::default();
+    for (i, tag) in taglist::split(text).enumerate() {
+        let tag = tag.map_err(|e| e.to_string())?;
+        let name = tag.name;
+        let value: String = tag.value.split_whitespace().collect::<Vec<_>>().join(" ");
+        seen.first(name).map_err(|e| e.to_string())?;
         match name {
             "v" if i == 0 && value != "DKIM1" => {
                 return Err(format!("v={value:?}: only DKIM1 is defined"));

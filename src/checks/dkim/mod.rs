@@ -7,7 +7,8 @@ use serde::Serialize;
 pub mod key;
 
 use crate::findings::{Check, Code, Finding};
-use crate::resolver::{normalize_name, Dns, RecordType};
+use crate::name::normalize_name;
+use crate::resolver::{Dns, RecordType};
 
 #[derive(Clone, Debug, Default, PartialEq, Eq, Serialize)]
 pub struct DkimKeyReport {

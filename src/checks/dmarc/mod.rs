@@ -25,7 +25,8 @@ impl Default for DmarcReport {
 }
 
 use crate::findings::{Check, Code, Finding};
-use crate::resolver::{normalize_name, Dns, DnsError, RecordType};
+use crate::name::normalize_name;
+use crate::resolver::{Dns, DnsError, RecordType};
 
 /// A DMARC policy; ordered from weakest to strongest.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]

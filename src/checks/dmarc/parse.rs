@@ -11,6 +11,7 @@
 use serde::Serialize;
 
 use super::Policy;
+use crate::checks::taglist;
 
 /// A parsed `mailto:` report URI.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize)]
@@ -113,7 +114,7 @@ pub fn parse_uri(raw: &str) -> Result<ReportUri, String> {
     let domain = domain.trim_end_matches('.').to_ascii_lowercase();
     if local.is_empty()
         || local.contains(char::is_whitespace)
-        || !crate::config::is_domain_name(&domain)
+        || !crate::name::is_domain_name(&domain)
         || !domain.contains('.')
     {
         return Err(format!("{uri:?}: {address:?} is not a valid address"));
@@ -145,19 +146,19 @@ fn percent_decode(s: &str) -> Option<String> {
 pub fn parse(text: &str) -> DmarcRecord {
     let mut rec = DmarcRecord::default();
     let mut first = true;
-    let mut seen = std::collections::HashSet::new();
-    for part in text.split(';') {
-        let part = part.trim();
-        if part.is_empty() {
-            continue;
-        }
-        let Some((name, value)) = part.split_once('=') else {
-            rec.errors.push(format!("{part:?} is not a tag=value pair"));
-            first = false;
-            continue;
+    let mut seen = taglist::Seen::default();
+    for tag in taglist::split(text) {
+        // Every problem is reported, so a bad part is noted and the walk goes on.
+        let tag = match tag {
+            Ok(tag) => tag,
+            Err(e) => {
+                rec.errors.push(e.to_string());
+                first = false;
+                continue;
+            }
         };
-        let name = name.trim().to_ascii_lowercase();
-        let value = value.trim();
+        let name = tag.name.to_ascii_lowercase();
+        let value = tag.value;
         if first {
             first = false;
             if name != "v" || value != "DMARC1" {
@@ -171,9 +172,8 @@ pub fn parse(text: &str) -> DmarcRecord {
             rec.errors.push("v= must be the first tag".to_string());
             continue;
         }
-        if !seen.insert(name.clone()) {
-            rec.errors
-                .push(format!("tag {name}= appears more than once"));
+        if let Err(e) = seen.first(&name) {
+            rec.errors.push(e.to_string());
             continue;
         }
         let errors = &mut rec.errors;

@@ -16,7 +16,8 @@ use std::pin::Pin;
 use super::macros::{expand, needs_sender, truncate_domain, MacroContext};
 use super::parse::{self, Mechanism, Qualifier};
 use super::SpfResult;
-use crate::resolver::{normalize_name, Answer, Dns, DnsError, RData, RecordType};
+use crate::name::{has_valid_labels, normalize_name, reverse_name};
+use crate::resolver::{Answer, Dns, DnsError, RData, RecordType};
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Mode {
@@ -60,12 +61,10 @@ pub enum Fetch {
     Error(DnsError),
 }
 
-/// RFC 7208 §4.3: a malformed or single-label name gives "none".
+/// RFC 7208 §4.3: a malformed or single-label name gives "none". Only the shape counts
+/// (the name's characters are not checked: SPF names may be macro-expanded from anything).
 fn valid_domain(name: &str) -> bool {
-    let name = name.trim_end_matches('.');
-    name.len() <= 253
-        && name.contains('.')
-        && name.split('.').all(|l| !l.is_empty() && l.len() <= 63)
+    has_valid_labels(name) && name.trim_end_matches('.').contains('.')
 }
 
 fn in_network(ip: IpAddr, net: IpAddr, len: u8) -> bool {
@@ -192,11 +191,7 @@ impl<'a> Walk<'a> {
 
     /// §5.5: PTR names of the IP that resolve back to it (at most 10 examined).
     async fn ptr_names(&self, ip: IpAddr) -> Vec<String> {
-        let Ok(answer) = self
-            .dns
-            .lookup(&crate::resolver::reverse_name(ip), RecordType::Ptr)
-            .await
-        else {
+        let Ok(answer) = self.dns.lookup(&reverse_name(ip), RecordType::Ptr).await else {
             return Vec::new();
         };
         let rtype = if ip.is_ipv4() {

@@ -13,7 +13,8 @@ pub mod macros;
 pub mod parse;
 
 use crate::findings::{Check, Code, Finding};
-use crate::resolver::{normalize_name, Dns, RecordType};
+use crate::name::normalize_name;
+use crate::resolver::{Dns, RecordType};
 
 /// RFC 7208 §2.6 results.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize)]

@@ -1,0 +1,141 @@
+//! Domain names as text: the one spelling used as a key and in output, the ASCII form DNS
+//! carries, the reverse-lookup name of an address, and the checks of a name's shape.
+//!
+//! Everything here is pure and depends on no other module of the crate, so that the
+//! config, the checks, the resolver and the HTTP side can all use it without importing
+//! each other (before it existed, the checks reached into `config` for
+//! [`is_domain_name`] while `config` reached into the checks for the DMARC policy).
+
+use std::net::IpAddr;
+
+/// The longest name in presentation form without the trailing dot (RFC 1035 §2.3.4: 255
+/// octets on the wire, which is 253 characters of text).
+const MAX_NAME: usize = 253;
+/// The longest label (RFC 1035 §2.3.4).
+const MAX_LABEL: usize = 63;
+
+/// Lower-case, no trailing dot: the one spelling of a name used as a key and in output.
+pub fn normalize_name(name: &str) -> String {
+    name.trim_end_matches('.').to_ascii_lowercase()
+}
+
+/// An internationalised name in its ASCII (punycode) form, as DNS carries it
+/// (`bücher.example` → `xn--bcher-kva.example`); ASCII names pass through lower-cased.
+/// `None` when the name cannot be encoded (IDNA rejects it).
+pub fn to_ascii_name(name: &str) -> Option<String> {
+    if name.is_ascii() {
+        return Some(normalize_name(name));
+    }
+    hickory_proto::rr::Name::from_utf8(name.trim_end_matches('.'))
+        .ok()
+        .map(|n| normalize_name(&n.to_ascii()))
+}
+
+/// The reverse-lookup name of an address (`4.3.2.1.in-addr.arpa`, nibble form for IPv6).
+pub fn reverse_name(ip: IpAddr) -> String {
+    match ip {
+        IpAddr::V4(v4) => {
+            let o = v4.octets();
+            format!("{}.{}.{}.{}.in-addr.arpa", o[3], o[2], o[1], o[0])
+        }
+        IpAddr::V6(v6) => {
+            let mut out = String::with_capacity(72);
+            for byte in v6.octets().iter().rev() {
+                out.push_str(&format!("{:x}.{:x}.", byte & 0x0f, byte >> 4));
+            }
+            out.push_str("ip6.arpa");
+            out
+        }
+    }
+}
+
+/// The lengths DNS allows, and nothing more: labels of 1 to 63 characters, 253 in all (a
+/// trailing dot ignored). Any character passes; SPF (RFC 7208 §4.3) calls a name
+/// malformed only for its shape, since a TXT-published name may hold any octet.
+pub fn has_valid_labels(name: &str) -> bool {
+    let name = name.trim_end_matches('.');
+    name.len() <= MAX_NAME
+        && name
+            .split('.')
+            .all(|label| !label.is_empty() && label.len() <= MAX_LABEL)
+}
+
+/// A host or service name as configs and records name one: [`has_valid_labels`], and
+/// every label letters, digits, `-` and `_` (the underscore of `_dmarc`, `_25._tcp` and
+/// DKIM selectors). Expects the ASCII form (see [`to_ascii_name`]).
+pub fn is_domain_name(name: &str) -> bool {
+    has_valid_labels(name)
+        && name
+            .trim_end_matches('.')
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_' || b == b'.')
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn international_names() {
+        assert_eq!(
+            to_ascii_name("Bücher.Example.").as_deref(),
+            Some("xn--bcher-kva.example")
+        );
+        assert_eq!(
+            to_ascii_name("Example.COM.").as_deref(),
+            Some("example.com")
+        );
+        assert_eq!(normalize_name("MX1.Example.NET."), "mx1.example.net");
+    }
+
+    #[test]
+    fn reverse_names() {
+        assert_eq!(
+            reverse_name("192.0.2.10".parse().unwrap()),
+            "10.2.0.192.in-addr.arpa"
+        );
+        assert_eq!(
+            reverse_name("2001:db8::1".parse().unwrap()),
+            "1.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.8.b.d.0.1.0.0.2.ip6.arpa"
+        );
+    }
+
+    #[test]
+    fn domain_names() {
+        let label63 = "a".repeat(63);
+        let long = [label63.as_str(); 4].join(".");
+        for (name, valid) in [
+            ("example.com", true),
+            ("example.com.", true),
+            ("_dmarc.example.com", true),
+            ("s1", true),
+            ("mx-1.example", true),
+            ("", false),
+            (".", false),
+            ("a..b", false),
+            (".example.com", false),
+            ("exa mple.com", false),
+            ("example.com/", false),
+            ("bücher.example", false),
+            ("*.example.com", false),
+            (&label63, true),
+            (&format!("{label63}a"), false),
+            (&long[..253], true),
+            (&format!("{}.", &long[..253]), true),
+            (&long[..254], false),
+        ] {
+            assert_eq!(is_domain_name(name), valid, "{name:?}");
+        }
+    }
+
+    #[test]
+    fn label_lengths_accept_any_character() {
+        assert!(has_valid_labels("exa mple.com"));
+        assert!(has_valid_labels("%{i}.example"));
+        assert!(!has_valid_labels(""));
+        assert!(!has_valid_labels("a..b"));
+        assert!(!has_valid_labels(&"a".repeat(64)));
+        assert!(has_valid_labels(&"a.".repeat(127)));
+        assert!(!has_valid_labels(&"a.".repeat(128)));
+    }
+}
