@@ -31,6 +31,13 @@ pub fn to_ascii_name(name: &str) -> Option<String> {
         .map(|n| normalize_name(&n.to_ascii()))
 }
 
+/// The one spelling of a domain used as a key, a label and a query name: ASCII (punycode)
+/// when the name converts, else lower-cased as given (a name that is not a valid IDN is
+/// then refused by [`is_domain_name`] where it matters).
+pub fn canonical(name: &str) -> String {
+    to_ascii_name(name).unwrap_or_else(|| normalize_name(name))
+}
+
 /// The reverse-lookup name of an address (`4.3.2.1.in-addr.arpa`, nibble form for IPv6).
 pub fn reverse_name(ip: IpAddr) -> String {
     match ip {

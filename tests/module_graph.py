@@ -32,11 +32,8 @@ FORBIDDEN = {
 # Edges known to be wrong and being removed, each with the reason it is still here. An
 # edge listed here is neither a cycle nor a forbidden import; keep this list empty once
 # the work named beside each edge has landed.
-ALLOWED = {
-    # checks/mod.rs `impl From<&config::DomainConfig> for DomainSpec`: the lead removes it
-    # with the one DomainSpec builder (issue 15, step 2).
-    ("checks", "config"),
-}
+# Known edges that break the rules, each with why and who removes it. Empty: keep it so.
+ALLOWED: set = set()
 
 
 def strip_comments_and_strings(text):

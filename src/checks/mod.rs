@@ -41,7 +41,8 @@ use self::parked::ParkedReport;
 use self::ptr::PtrReport;
 use self::spf::SpfReport;
 use crate::findings::{Check, Finding};
-use crate::resolver::{normalize_name, Dns};
+use crate::name::normalize_name;
+use crate::resolver::Dns;
 
 pub use self::parked::parked_findings;
 pub use self::report::{

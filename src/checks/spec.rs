@@ -26,8 +26,7 @@ impl DomainSpec {
     /// The name is normalised (lower case, punycode, no trailing dot).
     pub fn named(name: &str) -> DomainSpec {
         DomainSpec {
-            name: crate::resolver::to_ascii_name(name)
-                .unwrap_or_else(|| crate::resolver::normalize_name(name)),
+            name: crate::name::canonical(name),
             ..Default::default()
         }
     }

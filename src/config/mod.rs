@@ -19,7 +19,7 @@ use toml::Spanned;
 use crate::checks::dmarc::Policy;
 /// Kept here for its callers outside `config` that are being edited elsewhere
 /// (server/mod.rs); it lives in [`crate::name`].
-pub use crate::name::is_domain_name;
+use crate::name::is_domain_name;
 pub use error::ConfigError;
 pub use secret::Secret;
 
@@ -383,7 +383,7 @@ impl Config {
         }
         let mut seen = HashSet::new();
         for domain in &self.domains {
-            let name = crate::resolver::to_ascii_name(domain.name()).unwrap_or_default();
+            let name = crate::name::to_ascii_name(domain.name()).unwrap_or_default();
             if !is_domain_name(&name) {
                 return Err(at(
                     domain.name.span(),
@@ -439,7 +439,7 @@ impl Config {
                     format!("no [smtp.{}] section", probe.smtp.get_ref()),
                 ));
             }
-            let domain = crate::resolver::to_ascii_name(probe.domain.get_ref()).unwrap_or_default();
+            let domain = crate::name::to_ascii_name(probe.domain.get_ref()).unwrap_or_default();
             if !seen.contains(&domain) {
                 return Err(at(
                     probe.domain.span(),
@@ -459,9 +459,7 @@ impl Config {
     }
 
     pub fn domain(&self, name: &str) -> Option<&DomainConfig> {
-        let ascii = |n: &str| {
-            crate::resolver::to_ascii_name(n).unwrap_or_else(|| crate::resolver::normalize_name(n))
-        };
+        let ascii = |n: &str| crate::name::canonical(n);
         let name = ascii(name);
         self.domains.iter().find(|d| ascii(d.name()) == name)
     }

@@ -62,10 +62,7 @@ pub fn render_index(app: &App) -> String {
     let mut names: Vec<String> = config
         .domains
         .iter()
-        .map(|d| {
-            crate::resolver::to_ascii_name(d.name())
-                .unwrap_or_else(|| crate::resolver::normalize_name(d.name()))
-        })
+        .map(|d| crate::name::canonical(d.name()))
         .collect();
     // Sets and maps, not scans: a platform's page lists 10,000 domains.
     let mut listed: std::collections::HashSet<String> = names.iter().cloned().collect();
@@ -121,7 +118,7 @@ pub fn render_index(app: &App) -> String {
 }
 
 pub fn render_domain(app: &App, name: &str) -> Option<String> {
-    let name = crate::resolver::normalize_name(name);
+    let name = crate::name::normalize_name(name);
     let config = app.config();
     let known = config.domain(&name).is_some() || app.metrics.domain_entry(&name).is_some();
     if !known {

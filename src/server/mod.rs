@@ -49,10 +49,10 @@ struct ProbeParams {
 }
 
 async fn probe_domain(State(app): State<Arc<App>>, Query(params): Query<ProbeParams>) -> Response {
-    let Some(domain) = params.domain.map(|d| crate::resolver::normalize_name(&d)) else {
+    let Some(domain) = params.domain.map(|d| crate::name::normalize_name(&d)) else {
         return (StatusCode::BAD_REQUEST, "domain parameter is missing\n").into_response();
     };
-    if !crate::config::is_domain_name(&domain) {
+    if !crate::name::is_domain_name(&domain) {
         return (
             StatusCode::BAD_REQUEST,
             format!("invalid domain {domain:?}\n"),

@@ -228,7 +228,7 @@ impl ProbeScheduler {
         // Counters start at 0 for every stage, so that the first failure is an increase
         // that rate() and increase() can see (a series born at 1 shows none).
         for probe in &config.probes {
-            let domain = crate::resolver::normalize_name(probe.domain.get_ref());
+            let domain = crate::name::normalize_name(probe.domain.get_ref());
             for target in &probe.targets {
                 let t = target.kind.as_str();
                 metrics.probe_sent.with_label_values(&[domain.as_str(), t]);
@@ -249,7 +249,7 @@ impl ProbeScheduler {
             tasks.spawn(async move {
                 let ledger = crate::mail::probe::TokenLedger::default();
                 let probe = &config.probes[index];
-                let domain = crate::resolver::normalize_name(probe.domain.get_ref());
+                let domain = crate::name::normalize_name(probe.domain.get_ref());
                 loop {
                     let outcomes = crate::mail::probe::run_probe(
                         &config,
