@@ -25,126 +25,87 @@ use crate::checks::{DomainReport, ReportSummary};
 use crate::findings::Check;
 use crate::resolver::QueryCounters;
 
-/// Per-domain metric families: (name, type, help).
-const FAMILIES: &[(&str, &str, &str)] = &[
-    (
-        "mailauth_dns_check_success",
-        "gauge",
-        "1 when the check was answered and has no error-severity finding.",
-    ),
-    (
-        "mailauth_dns_check_duration_seconds",
-        "gauge",
-        "Duration of the last run of the check.",
-    ),
-    (
-        "mailauth_dns_check_last_run_timestamp_seconds",
-        "gauge",
-        "When the check last ran (Unix time).",
-    ),
-    ("mailauth_finding", "gauge", "1 per active finding."),
-    (
-        "mailauth_spf_dns_lookups",
-        "gauge",
-        "DNS-querying SPF terms over the whole tree (RFC 7208 4.6.4, limit 10).",
-    ),
-    (
-        "mailauth_spf_void_lookups",
-        "gauge",
-        "SPF lookups answered NXDOMAIN or empty (limit 2).",
-    ),
-    (
-        "mailauth_spf_all_qualifier",
-        "gauge",
-        "1 for the qualifier of the SPF record's all term (none: no all).",
-    ),
-    (
-        "mailauth_spf_ip_pass",
-        "gauge",
-        "1 when the configured sending IP gets SPF pass for the identity.",
-    ),
-    (
-        "mailauth_dkim_key_bits",
-        "gauge",
-        "Size of the DKIM public key of the selector.",
-    ),
-    (
-        "mailauth_dkim_key_testing",
-        "gauge",
-        "1 when the DKIM key record has t=y.",
-    ),
-    (
-        "mailauth_dmarc_policy",
-        "gauge",
-        "1 for the effective DMARC policy.",
-    ),
-    (
-        "mailauth_dmarc_pct",
-        "gauge",
-        "The DMARC pct value (100 when absent).",
-    ),
-    (
-        "mailauth_record_change_timestamp_seconds",
-        "gauge",
-        "When the record's text last changed (Unix time).",
-    ),
-    (
-        "mailauth_mx_hosts",
-        "gauge",
-        "Number of MX hosts (0 for none or null MX).",
-    ),
-    (
-        "mailauth_mta_sts_mode",
-        "gauge",
-        "1 for the mode of the domain's MTA-STS policy.",
-    ),
-    (
-        "mailauth_mta_sts_max_age_seconds",
-        "gauge",
-        "max_age of the domain's MTA-STS policy.",
-    ),
-    (
-        "mailauth_dane_match",
-        "gauge",
-        "1 when a TLSA record matches the certificate the MX presents.",
-    ),
-    (
-        "mailauth_mx_certificate_expiry_seconds",
-        "gauge",
-        "Seconds until the certificate the MX presents on port 25 expires (checked when it publishes TLSA).",
-    ),
-    (
-        "mailauth_dnsbl_listed",
-        "gauge",
-        "1 when the sending IP is listed on the DNS blocklist.",
-    ),
-    (
-        "mailauth_dane_dnssec_validated",
-        "gauge",
-        "1 when the resolver validated the MX's TLSA records and the domain's MX records with DNSSEC (AD bit), so that DANE senders use them.",
-    ),
-];
+/// Declares the per-domain metric families once: the enum a renderer names them by, and the
+/// (name, type, help) table the exposition writes headers from, in the same order.
+macro_rules! families {
+    ($( $variant:ident => $name:literal, $kind:literal, $help:literal; )*) => {
+        /// A per-domain metric family.
+        #[derive(Clone, Copy, Debug, PartialEq, Eq)]
+        enum Family { $( $variant ),* }
 
-const F_SUCCESS: usize = 0;
-const F_DURATION: usize = 1;
-const F_LAST_RUN: usize = 2;
-const F_FINDING: usize = 3;
-const F_SPF_LOOKUPS: usize = 4;
-const F_SPF_VOID: usize = 5;
-const F_SPF_ALL: usize = 6;
-const F_SPF_IP: usize = 7;
-const F_DKIM_BITS: usize = 8;
-const F_DKIM_TESTING: usize = 9;
-const F_DMARC_POLICY: usize = 10;
-const F_DMARC_PCT: usize = 11;
-const F_RECORD_CHANGE: usize = 12;
-const F_MX_HOSTS: usize = 13;
-const F_MTA_STS_MODE: usize = 14;
-const F_MTA_STS_MAX_AGE: usize = 15;
-const F_DANE_MATCH: usize = 16;
-const F_MX_CERT_EXPIRY: usize = 17;
-const F_DNSBL: usize = 18;
-const F_DANE_DNSSEC: usize = 19;
+        /// Per-domain metric families: (name, type, help), in `Family` order.
+        const FAMILIES: &[(&str, &str, &str)] = &[ $( ($name, $kind, $help) ),* ];
+
+        impl Family {
+            #[cfg(test)]
+            const ALL: &'static [Family] = &[ $( Family::$variant ),* ];
+
+            fn index(self) -> usize {
+                self as usize
+            }
+
+            fn name(self) -> &'static str {
+                FAMILIES[self.index()].0
+            }
+        }
+    };
+}
+
+families! {
+    Success => "mailauth_dns_check_success", "gauge",
+        "1 when the check was answered and has no error-severity finding.";
+    Duration => "mailauth_dns_check_duration_seconds", "gauge",
+        "Duration of the last run of the check.";
+    LastRun => "mailauth_dns_check_last_run_timestamp_seconds", "gauge",
+        "When the check last ran (Unix time).";
+    Finding => "mailauth_finding", "gauge",
+        "1 per active finding.";
+    SpfLookups => "mailauth_spf_dns_lookups", "gauge",
+        "DNS-querying SPF terms over the whole tree (RFC 7208 4.6.4, limit 10).";
+    SpfVoid => "mailauth_spf_void_lookups", "gauge",
+        "SPF lookups answered NXDOMAIN or empty (limit 2).";
+    SpfAll => "mailauth_spf_all_qualifier", "gauge",
+        "1 for the qualifier of the SPF record's all term (none: no all).";
+    SpfIp => "mailauth_spf_ip_pass", "gauge",
+        "1 when the configured sending IP gets SPF pass for the identity.";
+    DkimBits => "mailauth_dkim_key_bits", "gauge",
+        "Size of the DKIM public key of the selector.";
+    DkimTesting => "mailauth_dkim_key_testing", "gauge",
+        "1 when the DKIM key record has t=y.";
+    DmarcPolicy => "mailauth_dmarc_policy", "gauge",
+        "1 for the effective DMARC policy.";
+    DmarcPct => "mailauth_dmarc_pct", "gauge",
+        "The DMARC pct value (100 when absent).";
+    RecordChange => "mailauth_record_change_timestamp_seconds", "gauge",
+        "When the record's text last changed (Unix time).";
+    MxHosts => "mailauth_mx_hosts", "gauge",
+        "Number of MX hosts (0 for none or null MX).";
+    MtaStsMode => "mailauth_mta_sts_mode", "gauge",
+        "1 for the mode of the domain's MTA-STS policy.";
+    MtaStsMaxAge => "mailauth_mta_sts_max_age_seconds", "gauge",
+        "max_age of the domain's MTA-STS policy.";
+    DaneMatch => "mailauth_dane_match", "gauge",
+        "1 when a TLSA record matches the certificate the MX presents.";
+    MxCertExpiry => "mailauth_mx_certificate_expiry_seconds", "gauge",
+        "Seconds until the certificate the MX presents on port 25 expires (checked when it publishes TLSA).";
+    Dnsbl => "mailauth_dnsbl_listed", "gauge",
+        "1 when the sending IP is listed on the DNS blocklist.";
+    DaneDnssec => "mailauth_dane_dnssec_validated", "gauge",
+        "1 when the resolver validated the MX's TLSA records and the domain's MX records with DNSSEC (AD bit), so that DANE senders use them.";
+}
+
+/// One domain's series, family by family, as they are rendered.
+struct Lines(Vec<String>);
+
+impl Lines {
+    fn new() -> Self {
+        Lines(vec![String::new(); FAMILIES.len()])
+    }
+
+    fn add(&mut self, family: Family, labels: &[(&str, &str)], value: f64) {
+        line(&mut self.0[family.index()], family.name(), labels, value);
+    }
+}
 
 /// The latest state of one domain.
 #[derive(Clone)]
@@ -602,25 +563,19 @@ fn line(out: &mut String, name: &str, labels: &[(&str, &str)], value: f64) {
 }
 
 fn render_domain(report: &DomainReport, changes: &RecordChanges) -> Vec<String> {
-    let mut f = vec![String::new(); FAMILIES.len()];
+    let mut f = Lines::new();
     let d = report.domain.as_str();
     let ts = unix(report.checked_at);
     for outcome in &report.outcomes {
         let check = outcome.check.as_str();
         let labels = [("domain", d), ("check", check)];
-        line(
-            &mut f[F_SUCCESS],
-            FAMILIES[F_SUCCESS].0,
+        f.add(
+            Family::Success,
             &labels,
             f64::from(u8::from(outcome.success(&report.findings))),
         );
-        line(
-            &mut f[F_DURATION],
-            FAMILIES[F_DURATION].0,
-            &labels,
-            outcome.duration.as_secs_f64(),
-        );
-        line(&mut f[F_LAST_RUN], FAMILIES[F_LAST_RUN].0, &labels, ts);
+        f.add(Family::Duration, &labels, outcome.duration.as_secs_f64());
+        f.add(Family::LastRun, &labels, ts);
     }
     // One series per distinct (check, code, severity); a code found twice is still one alert.
     let mut seen = std::collections::BTreeSet::new();
@@ -631,9 +586,8 @@ fn render_domain(report: &DomainReport, changes: &RecordChanges) -> Vec<String> 
             finding.severity.as_str(),
         );
         if seen.insert(key) {
-            line(
-                &mut f[F_FINDING],
-                FAMILIES[F_FINDING].0,
+            f.add(
+                Family::Finding,
                 &[
                     ("domain", d),
                     ("check", key.0),
@@ -647,25 +601,10 @@ fn render_domain(report: &DomainReport, changes: &RecordChanges) -> Vec<String> 
     if report.outcome(Check::Spf).is_some_and(|o| o.answered) {
         let spf = &report.spf;
         if spf.record.is_some() {
-            line(
-                &mut f[F_SPF_LOOKUPS],
-                FAMILIES[F_SPF_LOOKUPS].0,
-                &[("domain", d)],
-                spf.dns_lookups.into(),
-            );
-            line(
-                &mut f[F_SPF_VOID],
-                FAMILIES[F_SPF_VOID].0,
-                &[("domain", d)],
-                spf.void_lookups.into(),
-            );
+            f.add(Family::SpfLookups, &[("domain", d)], spf.dns_lookups.into());
+            f.add(Family::SpfVoid, &[("domain", d)], spf.void_lookups.into());
             let q = spf.all.unwrap_or("none");
-            line(
-                &mut f[F_SPF_ALL],
-                FAMILIES[F_SPF_ALL].0,
-                &[("domain", d), ("qualifier", q)],
-                1.0,
-            );
+            f.add(Family::SpfAll, &[("domain", d), ("qualifier", q)], 1.0);
         }
         for r in &spf.ip_results {
             let ip = r.ip.to_string();
@@ -674,9 +613,8 @@ fn render_domain(report: &DomainReport, changes: &RecordChanges) -> Vec<String> 
                 crate::checks::spf::Identity::Helo => "helo",
             };
             let pass = f64::from(u8::from(r.result == crate::checks::spf::SpfResult::Pass));
-            line(
-                &mut f[F_SPF_IP],
-                FAMILIES[F_SPF_IP].0,
+            f.add(
+                Family::SpfIp,
                 &[("domain", d), ("ip", &ip), ("identity", identity)],
                 pass,
             );
@@ -689,84 +627,54 @@ fn render_domain(report: &DomainReport, changes: &RecordChanges) -> Vec<String> 
                 ("selector", key.selector.as_str()),
                 ("key_type", kt),
             ];
-            line(
-                &mut f[F_DKIM_BITS],
-                FAMILIES[F_DKIM_BITS].0,
-                &labels,
-                bits.into(),
-            );
+            f.add(Family::DkimBits, &labels, bits.into());
         }
         if key.key_type.is_some() {
             let labels = [("domain", d), ("selector", key.selector.as_str())];
-            line(
-                &mut f[F_DKIM_TESTING],
-                FAMILIES[F_DKIM_TESTING].0,
+            f.add(
+                Family::DkimTesting,
                 &labels,
                 f64::from(u8::from(key.testing)),
             );
         }
     }
     if let Some(policy) = report.dmarc.effective_policy {
-        line(
-            &mut f[F_DMARC_POLICY],
-            FAMILIES[F_DMARC_POLICY].0,
+        f.add(
+            Family::DmarcPolicy,
             &[("domain", d), ("policy", policy.as_str())],
             1.0,
         );
     }
     if report.dmarc.record.is_some() {
         let pct = report.dmarc.pct.unwrap_or(100);
-        line(
-            &mut f[F_DMARC_PCT],
-            FAMILIES[F_DMARC_PCT].0,
-            &[("domain", d)],
-            pct.into(),
-        );
+        f.add(Family::DmarcPct, &[("domain", d)], pct.into());
     }
     for (record, when) in changes.iter() {
-        line(
-            &mut f[F_RECORD_CHANGE],
-            FAMILIES[F_RECORD_CHANGE].0,
+        f.add(
+            Family::RecordChange,
             &[("domain", d), ("record", record)],
             when,
         );
     }
     if let Some(p) = &report.newer.mta_sts_policy {
-        line(
-            &mut f[F_MTA_STS_MODE],
-            FAMILIES[F_MTA_STS_MODE].0,
+        f.add(
+            Family::MtaStsMode,
             &[("domain", d), ("mode", p.mode.as_str())],
             1.0,
         );
-        line(
-            &mut f[F_MTA_STS_MAX_AGE],
-            FAMILIES[F_MTA_STS_MAX_AGE].0,
-            &[("domain", d)],
-            p.max_age.into(),
-        );
+        f.add(Family::MtaStsMaxAge, &[("domain", d)], p.max_age.into());
     }
     for h in &report.dane.hosts {
         let labels = [("domain", d), ("mx", h.host.as_str())];
         if let Some(m) = h.dane_match {
-            line(
-                &mut f[F_DANE_MATCH],
-                FAMILIES[F_DANE_MATCH].0,
-                &labels,
-                f64::from(u8::from(m)),
-            );
+            f.add(Family::DaneMatch, &labels, f64::from(u8::from(m)));
         }
         if let Some(v) = h.dnssec_validated {
-            line(
-                &mut f[F_DANE_DNSSEC],
-                FAMILIES[F_DANE_DNSSEC].0,
-                &labels,
-                f64::from(u8::from(v)),
-            );
+            f.add(Family::DaneDnssec, &labels, f64::from(u8::from(v)));
         }
         if let Some(t) = h.not_after {
-            line(
-                &mut f[F_MX_CERT_EXPIRY],
-                FAMILIES[F_MX_CERT_EXPIRY].0,
+            f.add(
+                Family::MxCertExpiry,
                 &labels,
                 t as f64 - unix(report.checked_at),
             );
@@ -779,22 +687,20 @@ fn render_domain(report: &DomainReport, changes: &RecordChanges) -> Vec<String> 
             ("ip", ip.as_str()),
             ("list", l.list.as_str()),
         ];
-        line(
-            &mut f[F_DNSBL],
-            FAMILIES[F_DNSBL].0,
+        f.add(
+            Family::Dnsbl,
             &labels,
             f64::from(u8::from(l.code.is_some())),
         );
     }
     if report.outcome(Check::Mx).is_some_and(|o| o.answered) {
-        line(
-            &mut f[F_MX_HOSTS],
-            FAMILIES[F_MX_HOSTS].0,
+        f.add(
+            Family::MxHosts,
             &[("domain", d)],
             report.mx.hosts.len() as f64,
         );
     }
-    f
+    f.0
 }
 
 #[cfg(test)]
@@ -803,7 +709,10 @@ mod tests {
 
     #[test]
     fn every_family_index_has_a_family() {
-        assert_eq!(FAMILIES.len(), F_DANE_DNSSEC + 1);
+        assert_eq!(FAMILIES.len(), Family::ALL.len());
+        for (i, f) in Family::ALL.iter().enumerate() {
+            assert_eq!(f.index(), i);
+        }
         let names: std::collections::HashSet<&str> = FAMILIES.iter().map(|f| f.0).collect();
         assert_eq!(names.len(), FAMILIES.len());
     }
