@@ -192,10 +192,7 @@ impl FakeDns {
             });
             match alias {
                 Some(target) if target == normalize_name(name) || chain.contains(&target) => {
-                    return Err(DnsError::Other(format!(
-                        "CNAME loop at {}",
-                        normalize_name(name)
-                    )))
+                    return Err(DnsError::CnameLoop(normalize_name(name)))
                 }
                 Some(target) => {
                     chain.push(target.clone());
@@ -205,10 +202,10 @@ impl FakeDns {
                 None => return Ok(Arc::new(Answer::NxDomain)),
             }
         }
-        Err(DnsError::Other(format!(
-            "CNAME chain of {} longer than {MAX_CHASE}",
-            normalize_name(name)
-        )))
+        Err(DnsError::CnameChainTooLong {
+            name: normalize_name(name),
+            limit: MAX_CHASE,
+        })
     }
 
     fn ask(&self, name: &str, rtype: RecordType) -> LookupResult {
@@ -341,7 +338,7 @@ mod tests {
         assert!(c.cname_chain().is_empty());
         assert!(matches!(
             run(dns.lookup("loop1.example.com", RecordType::A)),
-            Err(DnsError::Other(m)) if m.contains("loop")
+            Err(DnsError::CnameLoop(_))
         ));
     }
 

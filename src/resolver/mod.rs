@@ -172,8 +172,39 @@ pub enum DnsError {
     Unreachable,
     #[error("invalid name {0:?}")]
     InvalidName(String),
+    /// An alias chain that comes back to a name already in it (RFC 1034 §3.6.2).
+    #[error("CNAME loop at {0}")]
+    CnameLoop(String),
+    /// More aliases than a resolver follows.
+    #[error("CNAME chain of {name} longer than {limit}")]
+    CnameChainTooLong { name: String, limit: usize },
+    /// The server answered FORMERR to the query with EDNS and to the one without.
+    #[error("the server answered FORMERR with EDNS and without")]
+    FormErr,
+    /// A response code the checks have no meaning for (NOTIMP, and the like).
+    #[error("response code {0}")]
+    UnexpectedRcode(String),
+    /// Bytes under our query id that are not a DNS message: the server is broken.
+    #[error("malformed response: {0}")]
+    MalformedResponse(String),
+    /// The name or type could not be put into a query.
+    #[error("cannot encode a query for {0}")]
+    QueryEncoding(String),
+    #[error("no nameserver configured")]
+    NoNameserver,
+    #[error("query too long")]
+    QueryTooLong,
+    /// The answer was truncated over UDP and the TCP retry failed as said.
+    #[error("the UDP answer was truncated, and over TCP: {0}")]
+    TcpFallback(Box<DnsError>),
+    /// Over TCP the server sent an answer to another question, or FORMERR.
+    #[error("{0} answered over TCP with something else")]
+    TcpAnswerMismatch(std::net::SocketAddr),
+    #[error("{0} answered FORMERR over TCP")]
+    FormErrOverTcp(std::net::SocketAddr),
+    /// The network failed under the exchange (reset, unreachable host, …).
     #[error("{0}")]
-    Other(String),
+    Network(std::io::ErrorKind),
 }
 
 pub type LookupResult = Result<Arc<Answer>, DnsError>;

@@ -69,7 +69,7 @@ pub fn build(
         .push(Query::query(qname, hickory_type(rtype)));
     let bytes = message
         .to_vec()
-        .map_err(|e| DnsError::Other(format!("cannot encode a query for {name}: {e}")))?;
+        .map_err(|_| DnsError::QueryEncoding(name.to_string()))?;
     Ok((message.metadata.id, bytes))
 }
 
@@ -110,7 +110,7 @@ pub fn read_response(bytes: &[u8], id: u16, name: &str, rtype: RecordType) -> Re
         // message: the server is broken, which must show as an error, not as a timeout.
         // Anything else unreadable is ignored like any foreign datagram.
         Err(e) if bytes.get(..2) == Some(&id.to_be_bytes()[..]) => {
-            return Reading::Failed(DnsError::Other(format!("malformed response: {e}")))
+            return Reading::Failed(DnsError::MalformedResponse(e.to_string()))
         }
         Err(_) => return Reading::Foreign,
     };
@@ -164,7 +164,7 @@ pub fn read_response(bytes: &[u8], id: u16, name: &str, rtype: RecordType) -> Re
         ResponseCode::ServFail => Reading::Failed(DnsError::ServFail),
         ResponseCode::Refused => Reading::Failed(DnsError::Refused),
         ResponseCode::FormErr => Reading::FormatError,
-        other => Reading::Failed(DnsError::Other(format!("response code {other}"))),
+        other => Reading::Failed(DnsError::UnexpectedRcode(other.to_string())),
     }
 }
 
@@ -212,10 +212,7 @@ pub async fn ask(
         authenticated &= response.authenticated;
         chain.extend(response.cname_chain.iter().map(|c| normalize_name(c)));
         if cname_loop(name, &chain) {
-            return failed(DnsError::Other(format!(
-                "CNAME loop at {}",
-                normalize_name(name)
-            )));
+            return failed(DnsError::CnameLoop(normalize_name(name)));
         }
         let answer = match (response.dangling_alias, response.answer) {
             (Some(target), _) if rtype != RecordType::Cname => {
@@ -234,10 +231,10 @@ pub async fn ask(
             ttl: ttl.map(|t| Duration::from_secs(t.into())),
         };
     }
-    failed(DnsError::Other(format!(
-        "CNAME chain of {} longer than {MAX_CHASE}",
-        normalize_name(name)
-    )))
+    failed(DnsError::CnameChainTooLong {
+        name: normalize_name(name),
+        limit: MAX_CHASE,
+    })
 }
 
 /// The answer behind an `Arc`; the two negative answers are one allocation each for the
@@ -271,7 +268,7 @@ async fn ask_once(
     dnssec: bool,
 ) -> Result<Response, DnsError> {
     if upstream.servers.is_empty() {
-        return Err(DnsError::Other("no nameserver configured".into()));
+        return Err(DnsError::NoNameserver);
     }
     let mut last = DnsError::Timeout;
     for _ in 0..upstream.attempts.max(1) {
@@ -279,7 +276,7 @@ async fn ask_once(
             match exchange(*server, upstream.timeout, name, rtype, dnssec).await {
                 Ok(Reading::Answer(response)) => return Ok(response),
                 Ok(Reading::Failed(e)) | Err(e) => last = e,
-                Ok(Reading::FormatError) => last = DnsError::Other("response code FORMERR".into()),
+                Ok(Reading::FormatError) => last = DnsError::FormErr,
                 Ok(Reading::Foreign | Reading::Truncated) => {}
             }
         }
@@ -308,18 +305,17 @@ async fn exchange(
     }
     match udp {
         Reading::Truncated => {}
-        Reading::FormatError => {
-            return Ok(Reading::Failed(DnsError::Other(
-                "the server answered FORMERR with EDNS and without".into(),
-            )))
-        }
+        Reading::FormatError => return Ok(Reading::Failed(DnsError::FormErr)),
         reading => return Ok(reading),
     }
     let (id, query) = build(name, rtype, dnssec, with_edns)?;
     match tokio::time::timeout(timeout, tcp_exchange(server, id, &query, name, rtype)).await {
-        Ok(Err(DnsError::Other(e))) => Err(DnsError::Other(format!(
-            "the UDP answer was truncated, and over TCP: {e}"
-        ))),
+        Ok(Err(
+            e @ (DnsError::Network(_)
+            | DnsError::TcpAnswerMismatch(_)
+            | DnsError::FormErrOverTcp(_)
+            | DnsError::QueryTooLong),
+        )) => Err(DnsError::TcpFallback(Box::new(e))),
         Ok(reading) => reading,
         Err(_) => Err(DnsError::Timeout),
     }
@@ -329,7 +325,7 @@ fn io_error(e: std::io::Error) -> DnsError {
     match e.kind() {
         // Not the REFUSED rcode: an operator would look at ACLs instead of a dead resolver.
         std::io::ErrorKind::ConnectionRefused => DnsError::Unreachable,
-        _ => DnsError::Other(e.to_string()),
+        kind => DnsError::Network(kind),
     }
 }
 
@@ -376,7 +372,7 @@ async fn tcp_exchange(
     let mut tcp = tokio::net::TcpStream::connect(server)
         .await
         .map_err(io_error)?;
-    let len = u16::try_from(query.len()).map_err(|_| DnsError::Other("query too long".into()))?;
+    let len = u16::try_from(query.len()).map_err(|_| DnsError::QueryTooLong)?;
     let mut framed = len.to_be_bytes().to_vec();
     framed.extend_from_slice(query);
     tcp.write_all(&framed).await.map_err(io_error)?;
@@ -385,12 +381,8 @@ async fn tcp_exchange(
     let mut buf = vec![0u8; usize::from(u16::from_be_bytes(len))];
     tcp.read_exact(&mut buf).await.map_err(io_error)?;
     match read_response(&buf, id, name, rtype) {
-        Reading::Foreign | Reading::Truncated => Err(DnsError::Other(format!(
-            "{server} answered over TCP with something else"
-        ))),
-        Reading::FormatError => Err(DnsError::Other(format!(
-            "{server} answered FORMERR over TCP"
-        ))),
+        Reading::Foreign | Reading::Truncated => Err(DnsError::TcpAnswerMismatch(server)),
+        Reading::FormatError => Err(DnsError::FormErrOverTcp(server)),
         reading => Ok(reading),
     }
 }
@@ -650,7 +642,10 @@ mod tests {
             Reading::Foreign
         );
         assert!(
-            matches!(read_response(&garbage(id), id, qname, tlsa), Reading::Failed(DnsError::Other(m)) if m.contains("malformed")),
+            matches!(
+                read_response(&garbage(id), id, qname, tlsa),
+                Reading::Failed(DnsError::MalformedResponse(_))
+            ),
             "garbage under our id is the server's error"
         );
         let other_name = response(&q, |m| {
