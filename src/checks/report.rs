@@ -110,7 +110,7 @@ pub struct ReportSummary {
 #[derive(Clone, Debug)]
 pub struct DkimKeySummary {
     pub selector: Box<str>,
-    pub key_type: Option<Box<str>>,
+    pub key_type: Option<super::dkim::key::KeyType>,
     pub key_bits: Option<u32>,
     pub testing: bool,
 }
@@ -132,7 +132,7 @@ impl ReportSummary {
                 .into_iter()
                 .map(|k| DkimKeySummary {
                     selector: k.selector.into_boxed_str(),
-                    key_type: boxed(k.key_type),
+                    key_type: k.key_type,
                     key_bits: k.key_bits,
                     testing: k.testing,
                 })

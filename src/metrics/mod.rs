@@ -621,7 +621,7 @@ fn render_domain(report: &DomainReport, changes: &RecordChanges) -> Vec<String> 
         }
     }
     for key in &report.dkim.keys {
-        if let (Some(bits), Some(kt)) = (key.key_bits, key.key_type.as_deref()) {
+        if let (Some(bits), Some(kt)) = (key.key_bits, key.key_type.map(|k| k.as_str())) {
             let labels = [
                 ("domain", d),
                 ("selector", key.selector.as_str()),

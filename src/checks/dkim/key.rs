@@ -13,14 +13,22 @@ use base64::Engine;
 
 use crate::checks::taglist;
 
-#[derive(Clone, Debug, PartialEq, Eq)]
+/// `k=` (RFC 6376 §3.6.1, RFC 8463): the key's algorithm.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, serde::Serialize)]
+#[serde(rename_all = "lowercase")]
 pub enum KeyType {
     Rsa,
     Ed25519,
 }
 
+impl std::fmt::Display for KeyType {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
 impl KeyType {
-    pub fn as_str(&self) -> &'static str {
+    pub fn as_str(self) -> &'static str {
         match self {
             KeyType::Rsa => "rsa",
             KeyType::Ed25519 => "ed25519",

@@ -17,7 +17,7 @@ pub struct DkimKeyReport {
     #[serde(skip_serializing_if = "Option::is_none")]
     pub record: Option<String>,
     /// `rsa` or `ed25519`; `None` when there is no usable key.
-    pub key_type: Option<String>,
+    pub key_type: Option<key::KeyType>,
     /// Read from the key itself (RSA modulus length; 256 for ed25519).
     pub key_bits: Option<u32>,
     /// `t=y`.
@@ -77,14 +77,14 @@ async fn check_selector(
     match result {
         Err(e) => findings.push(Finding::new(Code::DkimSyntax, format!("{name}: {e}"))),
         Ok(k) if k.revoked => {
-            report.key_type = Some(k.key_type.as_str().to_string());
+            report.key_type = Some(k.key_type);
             findings.push(Finding::new(
                 Code::DkimRevoked,
                 format!("{name} has an empty p=: the key is revoked"),
             ));
         }
         Ok(k) => {
-            report.key_type = Some(k.key_type.as_str().to_string());
+            report.key_type = Some(k.key_type);
             report.key_bits = k.bits;
             report.testing = k.testing;
             if k.testing {
