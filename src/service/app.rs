@@ -79,10 +79,16 @@ impl App {
             if smtp.tls_insecure_skip_verify {
                 tracing::warn!(smtp = %name, host = %smtp.host, "TLS certificate verification is OFF for this host");
             }
+            if smtp.tls == crate::config::TlsMode::None && smtp.allow_plaintext_auth {
+                tracing::warn!(smtp = %name, host = %smtp.host, "allow_plaintext_auth: the SMTP password is sent in clear text");
+            }
         }
         for (name, mailbox) in &config.mailbox {
             if mailbox.tls_insecure_skip_verify {
                 tracing::warn!(mailbox = %name, host = %mailbox.host, "TLS certificate verification is OFF for this host");
+            }
+            if mailbox.tls == crate::config::TlsMode::None && mailbox.allow_plaintext_auth {
+                tracing::warn!(mailbox = %name, host = %mailbox.host, "allow_plaintext_auth: the IMAP password is sent in clear text");
             }
         }
         let file_domains = match &config.exporter.domains_file {
