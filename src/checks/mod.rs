@@ -3,6 +3,7 @@
 //! here formats output or touches metrics.
 
 pub mod dane;
+pub mod destination;
 pub mod dkim;
 pub mod dmarc;
 pub mod dnsbl;
@@ -310,7 +311,14 @@ pub async fn check_domain_with(dns: &dyn Dns, spec: &DomainSpec, https: &Https) 
     let run_dnsbl = !spec.blocklists.is_empty() && !spec.sending_ips.is_empty();
     let ((mut newer, newer_t), (mut dane, dane_t), (mut dnsbl, dnsbl_t)) = tokio::join!(
         timed(newer_records::check(dns, &domain, &dmarc, &mx, https)),
-        timed(dane::check(dns, &domain, &mx, 25, https.timeout)),
+        timed(dane::check(
+            dns,
+            &domain,
+            &mx,
+            25,
+            https.timeout,
+            https.destinations
+        )),
         timed(async {
             if run_dnsbl {
                 dnsbl::check(dns, &spec.sending_ips, &spec.blocklists).await
