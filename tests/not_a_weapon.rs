@@ -96,7 +96,11 @@ async fn probe_of_an_unwatched_domain_is_404_without_dns() {
     let sent = queries_sent(&before);
     assert!(sent > 0.0, "{before}");
 
-    for name in ["inside.example.test", "attacker-made-up.example", "slow.example.test"] {
+    for name in [
+        "inside.example.test",
+        "attacker-made-up.example",
+        "slow.example.test",
+    ] {
         let (status, body) = get(&format!("{base}/probe?domain={name}")).await;
         assert_eq!(status, 404, "{name}: {body}");
         assert!(body.contains("probe_any_domain"), "{body}");
@@ -135,10 +139,16 @@ async fn any_domain_probe_refuses_private_destinations_and_has_a_deadline() {
     let (status, body) = get(&format!("{base}/probe?domain=inside.example.test")).await;
     assert_eq!(status, 200, "{body}");
     for code in ["mta_sts.destination_refused", "dane.destination_refused"] {
-        assert!(body.contains(&format!("code=\"{code}\"")), "{code}:\n{body}");
+        assert!(
+            body.contains(&format!("code=\"{code}\"")),
+            "{code}:\n{body}"
+        );
     }
     for code in ["mta_sts.policy_unreachable", "dane.starttls_failed"] {
-        assert!(!body.contains(&format!("code=\"{code}\"")), "{code}:\n{body}");
+        assert!(
+            !body.contains(&format!("code=\"{code}\"")),
+            "{code}:\n{body}"
+        );
     }
 
     let started = Instant::now();

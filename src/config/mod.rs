@@ -18,7 +18,7 @@ use toml::Spanned;
 
 use crate::checks::dmarc::Policy;
 pub use error::ConfigError;
-pub use secret::Secret;
+pub use secret::{Secret, SecretError};
 
 pub const DEFAULT_LISTEN_ADDRESS: &str = "127.0.0.1:9744";
 
