@@ -323,3 +323,33 @@ async fn connections_beyond_the_cap_wait_for_a_free_slot() {
         String::from_utf8_lossy(&answer)
     );
 }
+
+/// A hand-written hostile IMAP server (no real server does this): its greeting is one
+/// endless line. The reader gives up after a bounded number of bytes instead of growing
+/// its buffer for as long as the bytes come (the read timeout never fires: data keeps
+/// arriving).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn imap_reader_is_bounded_against_an_endless_line() {
+    let server = hostile_mx(b"* OK ", b"a").await;
+    let text = format!(
+        "[mailbox.m]\nhost = \"{}\"\nport = {}\ntls = \"none\"\nallow_plaintext_auth = true\n\
+         username = \"u\"\npassword_env = \"UNUSED\"\ntimeout = \"5s\"\nmax_message_bytes = 65536\n",
+        server.ip(),
+        server.port()
+    );
+    let config = Config::parse(&text, std::path::Path::new("m.toml")).unwrap();
+    let cfg = config.mailbox["m"].clone();
+    let started = Instant::now();
+    let outcome = tokio::time::timeout(
+        Duration::from_secs(20),
+        tokio::task::spawn_blocking(move || {
+            mailauth_exporter::mail::mailbox::Mailbox::connect(&cfg, "pw").map(|_| ())
+        }),
+    )
+    .await
+    .expect("an endless IMAP line must not be read for ever")
+    .unwrap();
+    let err = outcome.unwrap_err().to_string();
+    assert!(err.contains("more than"), "{err}");
+    assert!(started.elapsed() < Duration::from_secs(10), "{err}");
+}
