@@ -91,7 +91,7 @@ pub struct ExporterConfig {
     /// and open HTTPS and SMTP connections to places of their choosing.
     #[serde(default)]
     pub probe_any_domain: bool,
-    /// Deadline of one on-demand `/probe` check of a domain that is not watched.
+    /// Deadline of one on-demand `/probe` check (504 past it), watched domain or not.
     #[serde(
         default = "default_probe_request_timeout",
         deserialize_with = "duration"
