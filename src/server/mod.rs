@@ -1,5 +1,11 @@
 //! HTTP: `/metrics`, the landing page, health and lifecycle endpoints. Scrapes only read
 //! the latest results; they never trigger DNS.
+//!
+//! The server is bounded against slow and numerous clients ([`HttpLimits`]): a request
+//! head must arrive within 10 s, an idle keep-alive connection closes after as long, and
+//! at most `max_connections` are served at once. With TLS, the listener in [`tls`] may
+//! in addition hold up to 64 handshakes in progress and 64 finished ones waiting for a
+//! slot: bounded too.
 
 pub mod basic_auth;
 mod landing;
