@@ -353,3 +353,62 @@ async fn imap_reader_is_bounded_against_an_endless_line() {
     assert!(err.contains("more than"), "{err}");
     assert!(started.elapsed() < Duration::from_secs(10), "{err}");
 }
+
+/// The web config file is looked at by a background task on a blocking thread, never in
+/// the request path: with the file replaced by a FIFO nobody writes (as a hung mount
+/// would behave), every request is still answered.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_hung_web_config_file_does_not_hold_up_requests() {
+    let zones = mailauth_exporter::commands::demo::start_zone_server()
+        .await
+        .unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let web = dir.path().join("web.yml");
+    std::fs::write(&web, "").unwrap(); // plain HTTP, through the authentication layer
+    let security = WebSecurity::load(&web).unwrap();
+    let config = Config::parse(&demo_text(&zones), std::path::Path::new("t.toml")).unwrap();
+    let app = App::start(config, None, false).unwrap();
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let base = format!("http://{}", listener.local_addr().unwrap());
+    let limits = HttpLimits::of(&app);
+    tokio::spawn(mailauth_exporter::server::serve_with_limits(
+        app,
+        listener,
+        security,
+        limits,
+        std::future::pending(),
+    ));
+    assert_eq!(get(&format!("{base}/-/healthy")).await.0, 200);
+
+    // The FIFO keeps a second name, so that it can be opened for writing at the end to
+    // release whatever reader is stuck in it.
+    let fifo = dir.path().join("web.fifo");
+    assert!(std::process::Command::new("mkfifo")
+        .arg(&fifo)
+        .status()
+        .unwrap()
+        .success());
+    let swap = dir.path().join("web.swap");
+    std::fs::hard_link(&fifo, &swap).unwrap();
+    std::fs::rename(&swap, &web).unwrap();
+    // Requests for three seconds (the files are looked at once a second): each answered.
+    let until = Instant::now() + Duration::from_secs(3);
+    let mut stuck = false;
+    while Instant::now() < until && !stuck {
+        let answered =
+            tokio::time::timeout(Duration::from_secs(2), get(&format!("{base}/-/healthy"))).await;
+        stuck = !matches!(answered, Ok((200, _)));
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    // A regular file again, then the stuck reader released (an empty web config), so that
+    // no thread stays blocked when the runtime shuts down.
+    std::fs::write(&swap, "").unwrap();
+    std::fs::rename(&swap, &web).unwrap();
+    // The thread owns the directory, so that the FIFO outlives the test body until a
+    // reader has taken the write.
+    std::thread::spawn(move || {
+        let _ = std::fs::write(&fifo, "");
+        drop(dir);
+    });
+    assert!(!stuck, "a request waited on the web config file");
+}
