@@ -412,3 +412,47 @@ async fn a_hung_web_config_file_does_not_hold_up_requests() {
     });
     assert!(!stuck, "a request waited on the web config file");
 }
+
+/// `--web.probe-any-domain` on the real binary opens `/probe` to unwatched domains, as
+/// `probe_any_domain = true` does; without it the same request is 404.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn probe_any_domain_flag_opens_probe_on_the_binary() {
+    let zones = mailauth_exporter::commands::demo::start_zone_server()
+        .await
+        .unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let config = dir.path().join("c.toml");
+    std::fs::write(
+        &config,
+        format!(
+            "[exporter]\ndns_interval = \"1h\"\n[dns]\nnameservers = [\"{}\"]\ntimeout = \"1s\"\nattempts = 1\n",
+            zones.addr()
+        ),
+    )
+    .unwrap();
+    for (flag, expected) in [(false, 404), (true, 200)] {
+        let addr = util::free_addr(1);
+        let mut cmd = std::process::Command::new(env!("CARGO_BIN_EXE_mailauth-exporter"));
+        cmd.arg("--config")
+            .arg(&config)
+            .args(["--web.listen-address", &addr.to_string()])
+            .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::null());
+        if flag {
+            cmd.arg("--web.probe-any-domain");
+        }
+        let mut child = cmd.spawn().unwrap();
+        let deadline = Instant::now() + Duration::from_secs(30);
+        let (status, body) = loop {
+            let (status, body) = get(&format!("http://{addr}/probe?domain=parked.demo.test")).await;
+            if status != 0 {
+                break (status, body);
+            }
+            assert!(Instant::now() < deadline, "the exporter never listened");
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        };
+        let _ = child.kill();
+        let _ = child.wait();
+        assert_eq!(status, expected, "flag {flag}: {body}");
+    }
+}
