@@ -61,6 +61,10 @@ pub struct ServeArgs {
     /// Web config file (YAML, as Prometheus exporter-toolkit): TLS and basic auth.
     #[arg(long = "web.config.file")]
     pub web_config_file: Option<PathBuf>,
+    /// Let /probe?domain= check any domain, not only the watched ones (as
+    /// [exporter] probe_any_domain = true).
+    #[arg(long = "web.probe-any-domain")]
+    pub probe_any_domain: bool,
     #[command(flatten)]
     pub log: LogArgs,
 }

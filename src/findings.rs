@@ -251,6 +251,9 @@ codes! {
     MtaStsPolicyUnreachable => "mta_sts.policy_unreachable", MtaSts, Error,
         "The MTA-STS policy cannot be fetched over HTTPS.",
         "Serve https://mta-sts.<domain>/.well-known/mta-sts.txt with a valid certificate.";
+    MtaStsDestinationRefused => "mta_sts.destination_refused", MtaSts, Warning,
+        "The MTA-STS policy host resolves only to loopback, private, link-local, shared, multicast or documentation addresses, and this on-demand probe of an unwatched domain does not connect there (the exporter is not a scanner of its own network). The policy is unknown, not absent.",
+        "Publish public addresses for mta-sts.<domain>, or watch the domain in the config ([[domain]]), where any address is fetched.";
     MtaStsMxNotCovered => "mta_sts.mx_not_covered", MtaSts, Error,
         "An MX host matches no mx: line of the MTA-STS policy: senders enforcing it refuse delivery.",
         "Add the MX host (or a wildcard) to the policy and change its id.";
@@ -278,6 +281,9 @@ codes! {
     DaneStarttlsFailed => "dane.starttls_failed", Dane, Error,
         "The MX publishes TLSA records but its certificate could not be read over STARTTLS on port 25.",
         "Check that the MX accepts connections on port 25 and offers STARTTLS.";
+    DaneDestinationRefused => "dane.destination_refused", Dane, Warning,
+        "The MX host resolves only to loopback, private, link-local, shared, multicast or documentation addresses, and this on-demand probe of an unwatched domain does not connect there (the exporter is not a scanner of its own network). The certificate was not checked against the TLSA records.",
+        "Give the MX public addresses, or watch the domain in the config ([[domain]]), where any address is connected to.";
     DaneUnusable => "dane.unusable", Dane, Warning,
         "The TLSA records use only PKIX usages (0/1), which DANE for SMTP ignores (RFC 7672 §3.1.3).",
         "Publish DANE-EE (3 1 1) or DANE-TA (2 1 1) records.";

@@ -6,6 +6,7 @@ pub mod cli;
 pub mod commands;
 pub mod config;
 pub mod der;
+mod evict;
 pub mod findings;
 pub mod mail;
 pub mod metrics;

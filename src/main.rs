@@ -87,6 +87,7 @@ async fn serve(args: ServeArgs) -> ExitCode {
         &listen,
         args.enable_lifecycle,
         args.web_config_file.as_deref(),
+        args.probe_any_domain,
     )
     .await
 }
@@ -112,6 +113,7 @@ async fn run_exporter(
     listen: &str,
     lifecycle: bool,
     web_config: Option<&std::path::Path>,
+    probe_any_domain: bool,
 ) -> ExitCode {
     let addr = match parse_listen(listen) {
         Ok(a) => a,
@@ -130,6 +132,12 @@ async fn run_exporter(
             return ExitCode::from(2);
         }
     };
+    if probe_any_domain {
+        app.set_probe_any_domain();
+    }
+    if app.probe_any_domain() {
+        tracing::warn!("/probe answers for any domain (probe_any_domain): connections to non-public addresses are refused for unwatched domains");
+    }
     match server::serve(app, addr, security).await {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
@@ -154,7 +162,7 @@ async fn run_demo(listen: String, web_config: Option<&std::path::Path>, log: &Lo
         zones.addr()
     );
     eprintln!("demo: open http://{listen}/ and http://{listen}/metrics");
-    let code = run_exporter(config, None, &listen, false, web_config).await;
+    let code = run_exporter(config, None, &listen, false, web_config, false).await;
     zones.shutdown().await;
     code
 }

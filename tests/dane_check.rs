@@ -147,6 +147,7 @@ async fn tlsa_records_against_the_presented_certificate() {
     let https = Https {
         tls: mailauth_exporter::tls::client_config(None, false).unwrap(),
         timeout: Duration::from_secs(3),
+        destinations: Default::default(),
     };
     let check = |name: &str| {
         let spec = DomainSpec {

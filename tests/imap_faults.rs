@@ -40,7 +40,10 @@ fn config_text(
             &format!("port = {}", stack.imaps_port),
             &format!("port = {proxy_port}"),
         )
-        .replace("tls = \"tls\"", "tls = \"none\"")
+        .replace(
+            "tls = \"tls\"",
+            "tls = \"none\"\nallow_plaintext_auth = true",
+        )
         .replace(
             "timeout = \"10s\"",
             &format!("timeout = \"{mailbox_timeout}\""),

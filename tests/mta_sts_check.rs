@@ -154,6 +154,7 @@ async fn policies_fetched_over_https() {
         tls: mailauth_exporter::tls::client_config(Some(&dir.path().join("trusted-ca.pem")), false)
             .unwrap(),
         timeout: Duration::from_secs(2),
+        destinations: Default::default(),
     };
     let mta_sts_codes = |r: &mailauth_exporter::checks::DomainReport| {
         let mut c: Vec<Code> = r

@@ -22,9 +22,10 @@ const DOMAINS: &[&str] = &[
 ];
 
 async fn instance(ns: std::net::SocketAddr) -> (String, std::sync::Arc<App>) {
-    // No [[domain]]: the instances learn their domains from the /probe requests only.
+    // No [[domain]]: the instances learn their domains from the /probe requests only,
+    // which needs probe_any_domain.
     let text = format!(
-        "[exporter]\ndns_interval = \"1h\"\n[dns]\nnameservers = [\"{ns}\"]\ntimeout = \"1s\"\n"
+        "[exporter]\ndns_interval = \"1h\"\nprobe_any_domain = true\n[dns]\nnameservers = [\"{ns}\"]\ntimeout = \"1s\"\n"
     );
     let app = App::start(
         Config::parse(&text, std::path::Path::new("s.toml")).unwrap(),

@@ -15,6 +15,8 @@ use rustls::pki_types::ServerName;
 use serde::Serialize;
 use tokio::io::{AsyncBufReadExt, AsyncWriteExt, BufReader};
 
+use super::destination::Destinations;
+
 use crate::checks::mx::MxReport;
 use crate::findings::{Check, Code, Finding};
 use crate::resolver::{Dns, RData, RecordType};
@@ -88,6 +90,8 @@ type ChainCache = Mutex<HashMap<(String, IpAddr, u16), (Instant, ChainResult)>>;
 static CHAINS: std::sync::OnceLock<ChainCache> = std::sync::OnceLock::new();
 const CHAIN_TTL: Duration = Duration::from_secs(3600);
 const FAILURE_TTL: Duration = Duration::from_secs(300);
+/// Chains kept at most (a few KiB each).
+const CHAIN_CACHE_LIMIT: usize = 10_000;
 
 /// The chain the MX presents after STARTTLS (end entity first).
 pub async fn fetch_chain(host: &str, ip: IpAddr, port: u16, timeout: Duration) -> ChainResult {
@@ -118,9 +122,13 @@ pub async fn fetch_chain(host: &str, ip: IpAddr, port: u16, timeout: Duration) -
     let mut map = cache
         .lock()
         .unwrap_or_else(std::sync::PoisonError::into_inner);
-    if map.len() > 10_000 {
-        map.retain(|_, (at, _)| at.elapsed() < CHAIN_TTL);
-    }
+    // Bounded: on-demand probes of arbitrary domains add an entry per MX they name.
+    crate::evict::make_room(
+        &mut map,
+        CHAIN_CACHE_LIMIT,
+        |(at, _)| *at,
+        |(at, _)| at.elapsed() >= CHAIN_TTL,
+    );
     map.insert(key, (Instant::now(), result.clone()));
     result
 }
@@ -143,24 +151,86 @@ fn not_validated_message(
     ))
 }
 
-async fn read_reply(
-    reader: &mut BufReader<tokio::net::TcpStream>,
+/// RFC 5321 §4.5.3.1.5: a reply line is at most 512 octets, CRLF included.
+pub const MAX_REPLY_LINE: usize = 512;
+/// Lines of one (multi-line) reply; an EHLO reply has a dozen or two.
+const MAX_REPLY_LINES: usize = 100;
+/// One reply in all. Well above any real EHLO reply, far below what a hostile MX could
+/// make the exporter hold if only lines were counted.
+pub const MAX_REPLY_BYTES: usize = 16 * 1024;
+
+/// Why an SMTP reply could not be read. Every bound is enforced while reading, so a peer
+/// streaming bytes without a line end costs at most one line's worth of memory.
+#[derive(Debug, thiserror::Error)]
+pub enum ReplyError {
+    #[error("{host}: {source}")]
+    Io {
+        host: String,
+        source: std::io::Error,
+    },
+    #[error("{host} closed the connection")]
+    Closed { host: String },
+    #[error("{host} sent a reply line longer than {MAX_REPLY_LINE} bytes (RFC 5321 §4.5.3.1.5)")]
+    LineTooLong { host: String },
+    #[error("{host} sent a reply of more than {MAX_REPLY_LINES} lines or {MAX_REPLY_BYTES} bytes")]
+    ReplyTooLong { host: String },
+}
+
+/// One line (up to and including LF), at most [`MAX_REPLY_LINE`] bytes; nothing past the
+/// line end is consumed, so that no plaintext is taken for the TLS handshake.
+async fn read_bounded_line<R: tokio::io::AsyncBufRead + Unpin>(
+    reader: &mut R,
     host: &str,
-) -> Result<(String, Vec<String>), String> {
-    let mut lines = Vec::new();
+) -> Result<Vec<u8>, ReplyError> {
+    let mut line = Vec::new();
     loop {
-        let mut line = String::new();
-        let n = reader
-            .read_line(&mut line)
-            .await
-            .map_err(|e| format!("{host}: {e}"))?;
-        if n == 0 {
-            return Err(format!("{host} closed the connection"));
+        let available = reader.fill_buf().await.map_err(|source| ReplyError::Io {
+            host: host.to_string(),
+            source,
+        })?;
+        if available.is_empty() {
+            return Err(ReplyError::Closed {
+                host: host.to_string(),
+            });
         }
+        let (take, done) = match available.iter().position(|&b| b == b'\n') {
+            Some(i) => (i + 1, true),
+            None => (available.len(), false),
+        };
+        if line.len() + take > MAX_REPLY_LINE {
+            return Err(ReplyError::LineTooLong {
+                host: host.to_string(),
+            });
+        }
+        line.extend_from_slice(&available[..take]);
+        reader.consume(take);
+        if done {
+            return Ok(line);
+        }
+    }
+}
+
+/// One SMTP reply: its code and its lines (trimmed), bounded in line length, line count
+/// and total size.
+async fn read_reply<R: tokio::io::AsyncBufRead + Unpin>(
+    reader: &mut R,
+    host: &str,
+) -> Result<(String, Vec<String>), ReplyError> {
+    let mut lines = Vec::new();
+    let mut total = 0;
+    loop {
+        let raw = read_bounded_line(reader, host).await?;
+        total += raw.len();
+        if total > MAX_REPLY_BYTES || lines.len() >= MAX_REPLY_LINES {
+            return Err(ReplyError::ReplyTooLong {
+                host: host.to_string(),
+            });
+        }
+        let line = String::from_utf8_lossy(&raw);
         let code = line.get(..3).unwrap_or("").to_string();
-        let last = line.as_bytes().get(3) != Some(&b'-');
+        let last = raw.get(3) != Some(&b'-');
         lines.push(line.trim_end().to_string());
-        if last || lines.len() > 100 {
+        if last {
             return Ok((code, lines));
         }
     }
@@ -171,7 +241,9 @@ async fn fetch_chain_inner(host: &str, ip: IpAddr, port: u16) -> Result<Vec<Vec<
         .await
         .map_err(|e| format!("{host} ({ip}) port {port}: {e}"))?;
     let mut reader = BufReader::new(tcp);
-    let (code, _) = read_reply(&mut reader, host).await?;
+    let (code, _) = read_reply(&mut reader, host)
+        .await
+        .map_err(|e| e.to_string())?;
     if code != "220" {
         return Err(format!("{host} greeted with {code}"));
     }
@@ -180,7 +252,9 @@ async fn fetch_chain_inner(host: &str, ip: IpAddr, port: u16) -> Result<Vec<Vec<
         .write_all(b"EHLO mailauth-exporter.invalid\r\n")
         .await
         .map_err(|e| format!("{host}: {e}"))?;
-    let (code, lines) = read_reply(&mut reader, host).await?;
+    let (code, lines) = read_reply(&mut reader, host)
+        .await
+        .map_err(|e| e.to_string())?;
     if code != "250"
         || !lines.iter().any(|l| {
             l.get(4..)
@@ -194,7 +268,9 @@ async fn fetch_chain_inner(host: &str, ip: IpAddr, port: u16) -> Result<Vec<Vec<
         .write_all(b"STARTTLS\r\n")
         .await
         .map_err(|e| format!("{host}: {e}"))?;
-    let (code, _) = read_reply(&mut reader, host).await?;
+    let (code, _) = read_reply(&mut reader, host)
+        .await
+        .map_err(|e| e.to_string())?;
     if code != "220" {
         return Err(format!("{host} refused STARTTLS with {code}"));
     }
@@ -239,6 +315,7 @@ pub async fn check(
     mx: &MxReport,
     port: u16,
     timeout: Duration,
+    destinations: Destinations,
 ) -> DaneReport {
     let mut report = DaneReport {
         answered: true,
@@ -319,7 +396,25 @@ pub async fn check(
             report.hosts.push(entry);
             continue;
         }
-        let Some(ip) = host.addresses.first().copied() else {
+        let Some(first) = host.addresses.first().copied() else {
+            report.hosts.push(entry);
+            continue;
+        };
+        // The address judged is the one connected to (no second lookup in between).
+        let Some(ip) = host
+            .addresses
+            .iter()
+            .copied()
+            .find(|ip| destinations.refuses(*ip).is_none())
+        else {
+            let range = destinations.refuses(first).unwrap_or("refused");
+            report.findings.push(Finding::new(
+                Code::DaneDestinationRefused,
+                format!(
+                    "{} ({first}) port {port}: not connected to: {first} is {range} (on-demand probes of unwatched domains reach public addresses only)",
+                    host.host
+                ),
+            ));
             report.hosts.push(entry);
             continue;
         };

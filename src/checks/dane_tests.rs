@@ -5,6 +5,7 @@
 //! side is only ever a loopback listener that refuses before TLS.
 
 use super::*;
+use crate::checks::destination::Destinations;
 use crate::checks::mx::MxHost;
 use crate::resolver::fake::{FakeDns, Fault};
 use base64::Engine;
@@ -59,7 +60,15 @@ fn mx(hosts: &[(&str, &[&str])]) -> MxReport {
 }
 
 async fn run(dns: &FakeDns, mx: &MxReport) -> DaneReport {
-    check(dns, "example.com", mx, 25, Duration::from_secs(5)).await
+    check(
+        dns,
+        "example.com",
+        mx,
+        25,
+        Duration::from_secs(5),
+        Destinations::Any,
+    )
+    .await
 }
 
 #[test]
@@ -330,7 +339,15 @@ async fn starttls_failures_are_reported_as_such() {
             .secure("example.com")
             .secure(TLSA_AT);
         let mx = mx(&[("mx1.example.com", &["127.0.0.1"])]);
-        let r = check(&dns, "example.com", &mx, port, Duration::from_secs(10)).await;
+        let r = check(
+            &dns,
+            "example.com",
+            &mx,
+            port,
+            Duration::from_secs(10),
+            Destinations::Any,
+        )
+        .await;
         assert!(r.answered, "a refusal is a finding, not a DNS failure");
         assert_eq!(codes(&r), [Code::DaneStarttlsFailed]);
         assert_eq!(r.findings[0].message, says);

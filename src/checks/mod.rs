@@ -12,6 +12,7 @@
 //! reports. Returns a typed report; nothing here formats output or touches metrics.
 
 pub mod dane;
+pub mod destination;
 pub mod dkim;
 pub mod dmarc;
 pub mod dnsbl;
@@ -220,7 +221,17 @@ pub async fn run_check(check: Check, cx: &Context<'_>, earlier: &Earlier) -> Par
             )],
             ..Default::default()
         }),
-        Check::Dane => Part::Dane(dane::check(dns, domain, &earlier.mx, 25, cx.https.timeout).await),
+        Check::Dane => Part::Dane(
+            dane::check(
+                dns,
+                domain,
+                &earlier.mx,
+                25,
+                cx.https.timeout,
+                cx.https.destinations,
+            )
+            .await,
+        ),
         Check::Parked => Part::Parked(parked::check(&earlier.spf, &earlier.dmarc, &earlier.mx)),
     }
 }

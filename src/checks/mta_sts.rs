@@ -8,12 +8,13 @@
 
 use std::net::{IpAddr, SocketAddr};
 use std::sync::Arc;
-use std::time::Duration;
 
 use rustls::pki_types::ServerName;
 use serde::Serialize;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
+use super::destination::Destinations;
+use super::newer_records::Https;
 use crate::resolver::{Dns, RData, RecordType};
 
 /// RFC 8461 §3.2 leaves the size to senders; 64 KiB is what they commonly accept.
@@ -113,29 +114,45 @@ pub fn mx_matches(pattern: &str, host: &str) -> bool {
     }
 }
 
-/// Fetches the policy text of `domain`.
-pub async fn fetch(
-    dns: &dyn Dns,
-    domain: &str,
-    tls: Arc<rustls::ClientConfig>,
-    timeout: Duration,
-) -> Result<String, String> {
+/// Why a policy could not be fetched.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum FetchError {
+    /// The policy host has addresses, but only ones the destination policy refuses.
+    #[error("https://{host}/: not connected to: {ip} is {range} (on-demand probes of unwatched domains reach public addresses only)")]
+    DestinationRefused {
+        host: String,
+        ip: IpAddr,
+        range: &'static str,
+    },
+    /// DNS, TCP, TLS or HTTP failed, or no answer came in time.
+    #[error("{0}")]
+    Unreachable(String),
+}
+
+/// Fetches the policy text of `domain` with `https`'s trust, deadline and destinations.
+pub async fn fetch(dns: &dyn Dns, domain: &str, https: &Https) -> Result<String, FetchError> {
     let host = format!("mta-sts.{}", domain.trim_end_matches('.'));
-    tokio::time::timeout(timeout, fetch_inner(dns, &host, tls))
-        .await
-        .unwrap_or_else(|_| {
-            Err(format!(
-                "https://{host}/: no answer within {}s",
-                timeout.as_secs()
-            ))
-        })
+    let timeout = https.timeout;
+    tokio::time::timeout(
+        timeout,
+        fetch_inner(dns, &host, https.tls.clone(), https.destinations),
+    )
+    .await
+    .unwrap_or_else(|_| {
+        Err(FetchError::Unreachable(format!(
+            "https://{host}/: no answer within {}s",
+            timeout.as_secs()
+        )))
+    })
 }
 
 async fn fetch_inner(
     dns: &dyn Dns,
     host: &str,
     tls: Arc<rustls::ClientConfig>,
-) -> Result<String, String> {
+    destinations: Destinations,
+) -> Result<String, FetchError> {
+    let fail = |m: String| FetchError::Unreachable(m);
     let mut addrs: Vec<IpAddr> = Vec::new();
     for rtype in [RecordType::A, RecordType::Aaaa] {
         match dns.lookup(host, rtype).await {
@@ -144,27 +161,40 @@ async fn fetch_inner(
                 RData::Aaaa(v6) => Some(IpAddr::V6(*v6)),
                 _ => None,
             })),
-            Err(e) => return Err(format!("{host}: {e}")),
+            Err(e) => return Err(fail(format!("{host}: {e}"))),
         }
     }
-    let ip = addrs
+    let first = *addrs
         .first()
-        .ok_or_else(|| format!("{host} has no address"))?;
-    let tcp = tokio::net::TcpStream::connect(SocketAddr::new(*ip, 443))
+        .ok_or_else(|| fail(format!("{host} has no address")))?;
+    // The address checked is the address connected to: no second resolution in between
+    // that a hostile DNS server could answer differently.
+    let ip = addrs
+        .iter()
+        .copied()
+        .find(|ip| destinations.refuses(*ip).is_none())
+        .ok_or_else(|| FetchError::DestinationRefused {
+            host: host.to_string(),
+            ip: first,
+            range: destinations.refuses(first).unwrap_or("refused"),
+        })?;
+    let tcp = tokio::net::TcpStream::connect(SocketAddr::new(ip, 443))
         .await
-        .map_err(|e| format!("{host} ({ip}) port 443: {e}"))?;
-    let name = ServerName::try_from(host.to_string()).map_err(|e| format!("{host}: {e}"))?;
+        .map_err(|e| fail(format!("{host} ({ip}) port 443: {e}")))?;
+    let name = ServerName::try_from(host.to_string()).map_err(|e| fail(format!("{host}: {e}")))?;
     let mut stream = tokio_rustls::TlsConnector::from(tls)
         .connect(name, tcp)
         .await
-        .map_err(|e| format!("TLS with {host}: {e}"))?;
+        .map_err(|e| fail(format!("TLS with {host}: {e}")))?;
     let request = format!(
         "GET /.well-known/mta-sts.txt HTTP/1.1\r\nHost: {host}\r\nUser-Agent: mailauth-exporter\r\nConnection: close\r\n\r\n"
     );
     stream
         .write_all(request.as_bytes())
         .await
-        .map_err(|e| format!("{host}: {e}"))?;
+        .map_err(|e| fail(format!("{host}: {e}")))?;
+    // The whole response (head and body) is bounded: a server streaming an endless head
+    // or body is cut off here, and the caller's deadline bounds a slow one.
     let mut buf = Vec::new();
     let mut chunk = [0u8; 8192];
     loop {
@@ -172,19 +202,19 @@ async fn fetch_inner(
             Ok(n) => n,
             // Servers that close without close_notify are common; what was read counts.
             Err(e) if e.kind() == std::io::ErrorKind::UnexpectedEof => 0,
-            Err(e) => return Err(format!("{host}: {e}")),
+            Err(e) => return Err(fail(format!("{host}: {e}"))),
         };
         if n == 0 {
             break;
         }
         buf.extend_from_slice(&chunk[..n]);
         if buf.len() > MAX_POLICY_BYTES + 16 * 1024 {
-            return Err(format!(
+            return Err(fail(format!(
                 "https://{host}/.well-known/mta-sts.txt is larger than {MAX_POLICY_BYTES} bytes"
-            ));
+            )));
         }
     }
-    parse_response(host, &buf)
+    parse_response(host, &buf).map_err(fail)
 }
 
 /// The body of a 200 response, or why there is none (redirects are refused, §3.3).

@@ -7,6 +7,7 @@ use serde::Serialize;
 use std::sync::{Arc, OnceLock};
 use std::time::Duration;
 
+use super::destination::Destinations;
 use super::dmarc::{DmarcReport, Policy};
 use super::mta_sts;
 use super::mx::MxReport;
@@ -153,12 +154,14 @@ pub fn lint_bimi(text: &str) -> Result<(Option<String>, Option<String>), String>
     Ok((logo, authority))
 }
 
-/// How HTTPS fetches (the MTA-STS policy) are made: which certificates are trusted, and
-/// how long a fetch may take.
+/// How a domain's outbound connections (the MTA-STS policy fetch over HTTPS, DANE's
+/// STARTTLS) are made: which certificates are trusted, how long one may take, and which
+/// addresses may be connected to at all.
 #[derive(Clone)]
 pub struct Https {
     pub tls: Arc<rustls::ClientConfig>,
     pub timeout: Duration,
+    pub destinations: Destinations,
 }
 
 impl Https {
@@ -175,6 +178,7 @@ impl Https {
                     )
                 }),
                 timeout: Duration::from_secs(10),
+                destinations: Destinations::Any,
             })
             .clone()
     }
@@ -188,11 +192,16 @@ async fn check_policy(
     https: &Https,
     out: &mut NewerRecords,
 ) {
-    let text = match mta_sts::fetch(dns, domain, https.tls.clone(), https.timeout).await {
+    let text = match mta_sts::fetch(dns, domain, https).await {
         Ok(t) => t,
+        Err(e @ mta_sts::FetchError::DestinationRefused { .. }) => {
+            out.findings
+                .push(Finding::new(Code::MtaStsDestinationRefused, e.to_string()));
+            return;
+        }
         Err(e) => {
             out.findings
-                .push(Finding::new(Code::MtaStsPolicyUnreachable, e));
+                .push(Finding::new(Code::MtaStsPolicyUnreachable, e.to_string()));
             return;
         }
     };

@@ -21,7 +21,7 @@ use crate::checks::dmarc::Policy;
 /// (server/mod.rs); it lives in [`crate::name`].
 use crate::name::is_domain_name;
 pub use error::ConfigError;
-pub use secret::Secret;
+pub use secret::{Secret, SecretError};
 
 pub const DEFAULT_LISTEN_ADDRESS: &str = "127.0.0.1:9744";
 
@@ -89,6 +89,20 @@ pub struct ExporterConfig {
     /// How often the domains file is looked at for changes.
     #[serde(default = "default_domains_file_poll", deserialize_with = "duration")]
     pub domains_file_poll: Duration,
+    /// Let `/probe?domain=` check any domain, not only the watched ones. Off by default:
+    /// an open `/probe` lets anyone who reaches the port make this host send DNS queries
+    /// and open HTTPS and SMTP connections to places of their choosing.
+    #[serde(default)]
+    pub probe_any_domain: bool,
+    /// Deadline of one on-demand `/probe` check (504 past it), watched domain or not.
+    #[serde(
+        default = "default_probe_request_timeout",
+        deserialize_with = "duration"
+    )]
+    pub probe_timeout: Duration,
+    /// HTTP connections held open at once; further clients wait in the kernel's backlog.
+    #[serde(default = "default_max_connections")]
+    pub max_connections: usize,
 }
 
 impl Default for ExporterConfig {
@@ -101,6 +115,9 @@ impl Default for ExporterConfig {
             enable_lifecycle: false,
             domains_file: None,
             domains_file_poll: default_domains_file_poll(),
+            probe_any_domain: false,
+            probe_timeout: default_probe_request_timeout(),
+            max_connections: default_max_connections(),
         }
     }
 }
@@ -190,6 +207,10 @@ pub struct SmtpConfig {
     pub tls_insecure_skip_verify: bool,
     #[serde(default = "default_io_timeout", deserialize_with = "duration")]
     pub timeout: Duration,
+    /// Permit `tls = "none"` together with credentials (a loopback test bed); without it
+    /// such an entry is refused, since the password would cross the network readable.
+    #[serde(default)]
+    pub allow_plaintext_auth: bool,
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -221,6 +242,10 @@ pub struct MailboxConfig {
     /// Messages larger than this are not fetched whole.
     #[serde(default = "default_max_message_bytes")]
     pub max_message_bytes: u64,
+    /// Permit `tls = "none"` (IMAP LOGIN sends the password as it is); see
+    /// [`SmtpConfig::allow_plaintext_auth`].
+    #[serde(default)]
+    pub allow_plaintext_auth: bool,
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -270,6 +295,12 @@ fn default_probe_interval() -> Duration {
 }
 fn default_concurrency() -> usize {
     64
+}
+fn default_probe_request_timeout() -> Duration {
+    Duration::from_secs(30)
+}
+fn default_max_connections() -> usize {
+    512
 }
 fn default_domains_file_poll() -> Duration {
     Duration::from_secs(10)
@@ -375,6 +406,12 @@ impl Config {
 
     fn validate(&self, text: &str, path: &Path) -> Result<(), ConfigError> {
         let at = |span: std::ops::Range<usize>, msg: String| ConfigError::at(path, text, span, msg);
+        if self.exporter.max_connections == 0 {
+            return Err(ConfigError::plain(
+                path,
+                "[exporter] max_connections must be at least 1",
+            ));
+        }
         if self.exporter.concurrency == 0 {
             return Err(ConfigError::plain(
                 path,
@@ -412,6 +449,10 @@ impl Config {
                     &format!("[smtp.{name}]: give password_file or password_env, not both"),
                 ));
             }
+            let credentials = smtp.username.is_some() || smtp.secret().is_set();
+            if smtp.tls == TlsMode::None && credentials && !smtp.allow_plaintext_auth {
+                return Err(plaintext_auth_error(path, text, "smtp", name));
+            }
         }
         for (name, mailbox) in &self.mailbox {
             if let Some((span, msg)) = mailbox.secret_problem() {
@@ -422,6 +463,9 @@ impl Config {
                     path,
                     &format!("[mailbox.{name}]: give exactly one of password_file or password_env"),
                 ));
+            }
+            if mailbox.tls == TlsMode::None && !mailbox.allow_plaintext_auth {
+                return Err(plaintext_auth_error(path, text, "mailbox", name));
             }
         }
         for list in &self.dns.blocklists {
@@ -483,6 +527,59 @@ impl Config {
     pub fn domain_specs(&self) -> Vec<crate::checks::DomainSpec> {
         self.domains.iter().map(|d| self.domain_spec(d)).collect()
     }
+}
+
+/// `tls = "none"` with credentials in `[<table>.<name>]`, located at its `tls` line (or
+/// the table's header when the line cannot be found, e.g. an inline table).
+fn plaintext_auth_error(path: &Path, text: &str, table: &str, name: &str) -> ConfigError {
+    let message = format!(
+        "[{table}.{name}]: tls = \"none\" with credentials would send the password in clear \
+         text; use tls = \"starttls\" or \"tls\", or set allow_plaintext_auth = true \
+         (only for a loopback test bed)"
+    );
+    match table_key_span(text, table, name, "tls") {
+        Some(span) => ConfigError::at(path, text, span, message),
+        None => ConfigError::plain(path, &message),
+    }
+}
+
+/// Byte range of the line `key = ...` inside the `[table.name]` section of `text` (the
+/// header itself when the key is not written there). The value is not `Spanned` because
+/// the rest of the program reads it plainly; finding the line in the text is enough for
+/// an error message.
+fn table_key_span(
+    text: &str,
+    table: &str,
+    name: &str,
+    key: &str,
+) -> Option<std::ops::Range<usize>> {
+    let headers = [format!("[{table}.{name}]"), format!("[{table}.\"{name}\"]")];
+    let mut offset = 0;
+    let mut header_at = None;
+    for line in text.split_inclusive('\n') {
+        let trimmed = line.trim();
+        let start = offset + (line.len() - line.trim_start().len());
+        offset += line.len();
+        if trimmed.starts_with('[') {
+            if header_at.is_some() {
+                break; // the next table: the key is not written in ours
+            }
+            let compact: String = trimmed.chars().filter(|c| !c.is_whitespace()).collect();
+            if headers.iter().any(|h| compact.starts_with(h.as_str())) {
+                header_at = Some(start);
+            }
+            continue;
+        }
+        if header_at.is_some()
+            && trimmed
+                .split('=')
+                .next()
+                .is_some_and(|k| k.trim() == key && trimmed.contains('='))
+        {
+            return Some(start..start + trimmed.len());
+        }
+    }
+    header_at.map(|at| at..at + 1)
 }
 
 #[cfg(test)]

@@ -143,6 +143,11 @@ fn bad_configs_are_refused_with_location_and_key() {
             Some((16, "probe.target.mailbox")),
             "no [mailbox.inbox] section",
         ),
+        (
+            "plaintext-password.toml",
+            Some((4, "smtp.out.tls")),
+            "allow_plaintext_auth",
+        ),
     ];
     let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/configs/bad");
     let mut files: Vec<_> = std::fs::read_dir(&dir)
@@ -168,4 +173,30 @@ fn bad_configs_are_refused_with_location_and_key() {
         assert!(shown.contains(text), "{file}: {shown}");
         assert!(!shown.contains("hunter2"), "secret leaked: {shown}");
     }
+}
+
+/// `tls = "none"` with credentials is refused unless the entry allows it, for SMTP and
+/// IMAP alike; without credentials SMTP on plain text is fine (nothing secret is sent).
+#[test]
+fn plaintext_auth_needs_an_explicit_allowance() {
+    let smtp = "[smtp.out]\nhost = \"127.0.0.1\"\ntls = \"none\"\nusername = \"u\"\npassword_env = \"P\"\n";
+    let err = parse(smtp).unwrap_err();
+    assert_eq!(err.line, Some(3), "{err}");
+    assert_eq!(err.key.as_deref(), Some("smtp.out.tls"), "{err}");
+    assert!(parse(&format!("{smtp}allow_plaintext_auth = true\n")).is_ok());
+    assert!(parse("[smtp.out]\nhost = \"127.0.0.1\"\ntls = \"none\"\n").is_ok());
+    let imap = "[mailbox.m]\nhost = \"127.0.0.1\"\nport = 143\ntls = \"none\"\nusername = \"u\"\npassword_env = \"P\"\n";
+    let err = parse(imap).unwrap_err();
+    assert_eq!(err.key.as_deref(), Some("mailbox.m.tls"), "{err}");
+    assert!(err.to_string().contains("clear text"), "{err}");
+    assert!(parse(&format!("{imap}allow_plaintext_auth = true\n")).is_ok());
+}
+
+#[test]
+fn exporter_safety_defaults() {
+    let config = parse("").unwrap();
+    assert!(!config.exporter.probe_any_domain);
+    assert_eq!(config.exporter.probe_timeout, Duration::from_secs(30));
+    assert_eq!(config.exporter.max_connections, 512);
+    assert!(parse("[exporter]\nmax_connections = 0\n").is_err());
 }

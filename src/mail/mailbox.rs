@@ -40,12 +40,33 @@ enum Transport {
 /// Plain or TLS socket, with the read timeout the IDLE extension needs. "No timeout"
 /// (what the crate asks for after IDLE) means the mailbox's timeout here: every read of
 /// this exporter is bounded.
+///
+/// Reads are bounded in size as well as time: the `imap` crate buffers a response until
+/// it is complete, so a server streaming one endless line (or a literal larger than
+/// asked for) would grow that buffer without end while the read timeout, which fires
+/// only on silence, never does. Here the bytes read since the last command was written
+/// may not exceed `read_budget`.
 pub struct ImapStream {
     transport: Transport,
     default_timeout: Duration,
+    read_since_write: u64,
+    read_budget: u64,
 }
 
+/// What one command's answer may add to `max_message_bytes` (SEARCH results listing
+/// thousands of UIDs, FETCH framing, untagged updates).
+const ANSWER_SLACK: u64 = 1024 * 1024;
+
 impl ImapStream {
+    fn new(transport: Transport, cfg: &MailboxConfig) -> Self {
+        Self {
+            transport,
+            default_timeout: cfg.timeout,
+            read_since_write: 0,
+            read_budget: cfg.max_message_bytes.saturating_add(ANSWER_SLACK),
+        }
+    }
+
     fn tcp(&self) -> &TcpStream {
         match &self.transport {
             Transport::Plain(s) => s,
@@ -56,15 +77,29 @@ impl ImapStream {
 
 impl Read for ImapStream {
     fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
-        match &mut self.transport {
+        let n = match &mut self.transport {
             Transport::Plain(s) => s.read(buf),
             Transport::Tls(s) => s.read(buf),
+        }?;
+        self.read_since_write = self.read_since_write.saturating_add(n as u64);
+        if self.read_since_write > self.read_budget {
+            return Err(std::io::Error::new(
+                std::io::ErrorKind::InvalidData,
+                format!(
+                    "the IMAP server sent more than {} bytes in answer to one command",
+                    self.read_budget
+                ),
+            ));
         }
+        Ok(n)
     }
 }
 
 impl Write for ImapStream {
     fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        if !buf.is_empty() {
+            self.read_since_write = 0;
+        }
         match &mut self.transport {
             Transport::Plain(s) => s.write(buf),
             Transport::Tls(s) => s.write(buf),
@@ -139,10 +174,7 @@ fn wrap_tls(cfg: &MailboxConfig, tcp: TcpStream) -> Result<ImapStream, MailboxEr
             .complete_io(&mut stream.sock)
             .map_err(|e| MailboxError::Tls(e.to_string()))?;
     }
-    Ok(ImapStream {
-        transport: Transport::Tls(Box::new(stream)),
-        default_timeout: cfg.timeout,
-    })
+    Ok(ImapStream::new(Transport::Tls(Box::new(stream)), cfg))
 }
 
 /// Reads one CRLF-terminated line byte by byte, so that nothing after it is consumed
@@ -200,10 +232,7 @@ impl Mailbox {
                 let stream = if cfg.tls == TlsMode::Tls {
                     wrap_tls(cfg, tcp)?
                 } else {
-                    ImapStream {
-                        transport: Transport::Plain(tcp),
-                        default_timeout: cfg.timeout,
-                    }
+                    ImapStream::new(Transport::Plain(tcp), cfg)
                 };
                 let mut client = imap::Client::new(stream);
                 client

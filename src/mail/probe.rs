@@ -343,10 +343,10 @@ pub async fn run_probe(
             outcomes.push(outcome);
             continue;
         };
-        let smtp_password = match smtp.secret().read() {
+        let smtp_password = match smtp.secret().read_async().await {
             Ok(p) => p,
             Err(e) => {
-                outcome.failure = Some((Stage::Send, e));
+                outcome.failure = Some((Stage::Send, e.to_string()));
                 outcomes.push(outcome);
                 continue;
             }
@@ -369,11 +369,11 @@ pub async fn run_probe(
             }
         };
         outcome.sent = true;
-        let password = match mailbox.secret().read() {
+        let password = match mailbox.secret().read_async().await {
             Ok(Some(p)) => p,
             Ok(None) => String::new(),
             Err(e) => {
-                outcome.failure = Some((Stage::Mailbox, e));
+                outcome.failure = Some((Stage::Mailbox, e.to_string()));
                 outcomes.push(outcome);
                 continue;
             }

@@ -112,6 +112,16 @@ fn tls_parameters(cfg: &SmtpConfig) -> Result<TlsParameters, SendError> {
         .map_err(|e| SendError::TlsSetup(e.to_string()))
 }
 
+/// [`tls_parameters`] on a blocking thread: it reads `ca_file`, and lettre loads the
+/// system's root certificates from disk for every parameter set it builds (hundreds of
+/// files), which must not hold up a runtime thread that serves `/metrics`.
+async fn tls_parameters_off_runtime(cfg: &SmtpConfig) -> Result<TlsParameters, SendError> {
+    let cfg = cfg.clone();
+    tokio::task::spawn_blocking(move || tls_parameters(&cfg))
+        .await
+        .map_err(|e| SendError::TlsSetup(format!("TLS setup task failed: {e}")))?
+}
+
 /// Submits `message` through `cfg`; returns when the server accepted it (the start of
 /// the delivery-time measurement).
 pub async fn send(
@@ -122,8 +132,8 @@ pub async fn send(
     let email = message.build()?;
     let tls = match cfg.tls {
         TlsMode::None => Tls::None,
-        TlsMode::Starttls => Tls::Required(tls_parameters(cfg)?),
-        TlsMode::Tls => Tls::Wrapper(tls_parameters(cfg)?),
+        TlsMode::Starttls => Tls::Required(tls_parameters_off_runtime(cfg).await?),
+        TlsMode::Tls => Tls::Wrapper(tls_parameters_off_runtime(cfg).await?),
     };
     let mut builder = AsyncSmtpTransport::<Tokio1Executor>::builder_dangerous(cfg.host.clone())
         .port(cfg.port)

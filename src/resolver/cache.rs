@@ -22,6 +22,11 @@ const ERROR_TTL: Duration = Duration::from_secs(2);
 const DEFAULT_NEGATIVE_TTL: Duration = Duration::from_secs(60);
 /// Above this many entries, expired ones are swept on insert.
 const SWEEP_THRESHOLD: usize = 50_000;
+/// Entries kept at most, fresh or not (10,000 domains need some 130,000). Names are not
+/// only the operator's: an any-domain `/probe` asks for names its clients make up, and
+/// within one `cache_max_ttl` those could otherwise grow the cache without limit. Past
+/// it, answered entries go (a later ask just queries again); queries in flight stay.
+const MAX_ENTRIES: usize = 1_000_000;
 
 /// The size at which the next sweep runs, after one left `live` entries: twice as many, so
 /// that a cache of fresh answers larger than the threshold (10,000 domains ask some 130,000
@@ -62,6 +67,23 @@ impl Slot {
             Slot::Pending(cell) => cell.get().is_none_or(|e| e.expires > now),
             Slot::Answered { expires, .. } => *expires > now,
         }
+    }
+}
+
+/// At or past `limit` entries, drops answered ones down to three quarters of it.
+fn shrink(map: &mut HashMap<Key, Slot>, limit: usize) {
+    if map.len() < limit {
+        return;
+    }
+    let excess = map.len() - limit * 3 / 4;
+    let victims: Vec<Key> = map
+        .iter()
+        .filter(|(_, slot)| matches!(slot, Slot::Answered { .. }))
+        .map(|(key, _)| key.clone())
+        .take(excess)
+        .collect();
+    for key in victims {
+        map.remove(&key);
     }
 }
 
@@ -146,7 +168,8 @@ impl CachingDns {
         }
         if slots.map.len() >= slots.sweep_at {
             slots.map.retain(|_, slot| slot.fresh(now));
-            slots.sweep_at = next_sweep(slots.map.len());
+            shrink(&mut slots.map, MAX_ENTRIES);
+            slots.sweep_at = next_sweep(slots.map.len()).min(MAX_ENTRIES);
         }
         let cell = Arc::new(OnceCell::new());
         slots.map.insert(key.clone(), Slot::Pending(cell.clone()));
@@ -240,6 +263,36 @@ impl Dns for CachingDns {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_full_cache_of_fresh_answers_shrinks() {
+        let answer = Arc::new(super::super::Answer::NoData);
+        let far = Instant::now() + Duration::from_secs(3600);
+        let mut map: HashMap<Key, Slot> = (0..100)
+            .map(|i| {
+                let slot = Slot::Answered {
+                    answer: answer.clone(),
+                    authenticated: false,
+                    expires: far,
+                };
+                (
+                    (
+                        format!("n{i}.example").into_boxed_str(),
+                        RecordType::A,
+                        false,
+                    ),
+                    slot,
+                )
+            })
+            .collect();
+        map.insert(
+            ("pending.example".into(), RecordType::A, false),
+            Slot::Pending(Arc::new(OnceCell::new())),
+        );
+        shrink(&mut map, 100);
+        assert_eq!(map.len(), 75);
+        assert!(map.contains_key(&("pending.example".into(), RecordType::A, false)));
+    }
 
     #[test]
     fn sweeps_are_spaced_out_beyond_the_threshold() {

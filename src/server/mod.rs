@@ -1,5 +1,11 @@
 //! HTTP: `/metrics`, the landing page, health and lifecycle endpoints. Scrapes only read
 //! the latest results; they never trigger DNS.
+//!
+//! The server is bounded against slow and numerous clients ([`HttpLimits`]): a request
+//! head must arrive within 10 s, an idle keep-alive connection closes after as long, and
+//! at most `max_connections` are served at once. With TLS, the listener in [`tls`] may
+//! in addition hold up to 64 handshakes in progress and 64 finished ones waiting for a
+//! slot: bounded too.
 
 pub mod basic_auth;
 mod landing;
@@ -59,7 +65,15 @@ async fn probe_domain(State(app): State<Arc<App>>, Query(params): Query<ProbePar
         )
             .into_response();
     }
-    let text = app.probes.probe(&app, &domain).await;
+    let text = match app.probes.probe(&app, &domain).await {
+        Ok(text) => text,
+        Err(e @ crate::service::probe::ProbeError::NotWatched(_)) => {
+            return (StatusCode::NOT_FOUND, format!("{e}\n")).into_response();
+        }
+        Err(e @ crate::service::probe::ProbeError::DeadlineExceeded { .. }) => {
+            return (StatusCode::GATEWAY_TIMEOUT, format!("{e}\n")).into_response();
+        }
+    };
     (
         [(
             header::CONTENT_TYPE,
@@ -105,6 +119,32 @@ async fn reload(State(app): State<Arc<App>>) -> Response {
     }
 }
 
+/// How the HTTP server treats slow and numerous clients.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct HttpLimits {
+    /// A request head (and, on a kept-alive connection, the next one) must arrive within
+    /// this; otherwise the connection is closed. hyper starts the timer when it begins to
+    /// wait for a head, so an idle keep-alive connection is closed after it too.
+    pub header_read_timeout: std::time::Duration,
+    /// Connections served at once. Past it the listener stops accepting until one closes:
+    /// further clients wait in the kernel's backlog rather than each holding a task and a
+    /// socket here.
+    pub max_connections: usize,
+}
+
+/// The head of a request must arrive within this (DESIGN.md, safe defaults).
+pub const HEADER_READ_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(10);
+
+impl HttpLimits {
+    /// The defaults, with the connection cap of `app`'s config.
+    pub fn of(app: &App) -> Self {
+        Self {
+            header_read_timeout: HEADER_READ_TIMEOUT,
+            max_connections: app.config().exporter.max_connections.max(1),
+        }
+    }
+}
+
 /// Serves until SIGTERM/SIGINT; SIGHUP reloads the configuration.
 pub async fn serve(
     app: Arc<App>,
@@ -125,11 +165,25 @@ pub async fn serve_secured(
     listener: tokio::net::TcpListener,
     security: Arc<WebSecurity>,
 ) -> std::io::Result<()> {
+    let limits = HttpLimits::of(&app);
+    serve_with_limits(app, listener, security, limits, shutdown_signal()).await
+}
+
+/// As [`serve_secured`], with explicit limits and shutdown trigger (tests shorten the
+/// header timeout and lower the connection cap so that they run in moments).
+pub async fn serve_with_limits(
+    app: Arc<App>,
+    listener: tokio::net::TcpListener,
+    security: Arc<WebSecurity>,
+    limits: HttpLimits,
+    shutdown: impl std::future::Future<Output = ()> + Send,
+) -> std::io::Result<()> {
     let now = security.current();
     tracing::info!(
         address = %listener.local_addr()?,
         tls = now.tls.is_some(),
         basic_auth = now.auth.is_some(),
+        max_connections = limits.max_connections,
         "listening"
     );
     if now.auth.is_some() && now.tls.is_none() {
@@ -149,6 +203,7 @@ pub async fn serve_secured(
             }
         });
     }
+    let watcher = security.clone().watch();
     let mut routes = router(app.clone());
     if security.may_authenticate() {
         // Every path, /-/healthy included, as exporter-toolkit does.
@@ -159,18 +214,78 @@ pub async fn serve_secured(
     }
     let result = match now.tls {
         Some(_) => {
-            axum::serve(tls::TlsListener::new(listener, security)?, routes)
-                .with_graceful_shutdown(shutdown_signal())
-                .await
+            let listener = tls::TlsListener::new(listener, security)?;
+            accept_loop(listener, routes, limits, shutdown).await;
+            Ok(())
         }
         None => {
-            axum::serve(listener, routes)
-                .with_graceful_shutdown(shutdown_signal())
-                .await
+            accept_loop(listener, routes, limits, shutdown).await;
+            Ok(())
         }
     };
+    if let Some(w) = watcher {
+        w.abort();
+    }
     app.stop();
     result
+}
+
+/// Accepts while a connection slot is free, serves each connection with hyper's
+/// header-read timer, and on `shutdown` stops accepting and lets open connections finish
+/// their current request.
+async fn accept_loop<L>(
+    mut listener: L,
+    routes: Router,
+    limits: HttpLimits,
+    shutdown: impl std::future::Future<Output = ()>,
+) where
+    L: axum::serve::Listener,
+    L::Io: Unpin,
+{
+    let slots = Arc::new(tokio::sync::Semaphore::new(limits.max_connections.max(1)));
+    let (stop_tx, stop_rx) = tokio::sync::watch::channel(());
+    tokio::pin!(shutdown);
+    loop {
+        let permit = tokio::select! {
+            permit = slots.clone().acquire_owned() => match permit {
+                Ok(p) => p,
+                Err(_) => break,
+            },
+            () = &mut shutdown => break,
+        };
+        let (io, _peer) = tokio::select! {
+            conn = listener.accept() => conn,
+            () = &mut shutdown => break,
+        };
+        let service = hyper_util::service::TowerToHyperService::new(routes.clone());
+        let mut stop = stop_rx.clone();
+        tokio::spawn(async move {
+            let _permit = permit; // the slot frees when the connection ends
+            let mut builder = hyper::server::conn::http1::Builder::new();
+            builder
+                .timer(hyper_util::rt::TokioTimer::new())
+                .header_read_timeout(limits.header_read_timeout)
+                .keep_alive(true);
+            let conn = builder.serve_connection(hyper_util::rt::TokioIo::new(io), service);
+            tokio::pin!(conn);
+            tokio::select! {
+                result = conn.as_mut() => {
+                    if let Err(e) = result {
+                        tracing::debug!(error = %e, "HTTP connection ended with an error");
+                    }
+                }
+                _ = stop.changed() => {
+                    conn.as_mut().graceful_shutdown();
+                    let _ = conn.await;
+                }
+            }
+        });
+    }
+    drop(stop_rx);
+    let _ = stop_tx.send(());
+    // Every connection holds a receiver until it ends; each ends within the header-read
+    // timeout once idle.
+    stop_tx.closed().await;
 }
 
 async fn shutdown_signal() {

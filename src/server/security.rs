@@ -1,9 +1,11 @@
 //! The HTTP server's TLS and authentication as the web config file says, kept current:
 //! like exporter-toolkit (which re-reads the file for every request and handshake), a
 //! changed web config file, certificate, key or client CA takes effect without a restart,
-//! so a renewed certificate is served as soon as it is written. Here the files are
-//! looked at (size and mtime) at most once a second, when a connection or request comes.
-//! A file that no longer loads is reported once and the last good settings stay.
+//! so a renewed certificate is served as soon as it is written. Here a background task
+//! looks at the files (size and mtime) once a second on a blocking thread; requests and
+//! handshakes only read the settings in memory, so a slow disk or NFS mount never stalls
+//! the runtime's threads. A file that no longer loads is reported once and the last good
+//! settings stay.
 
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex, RwLock};
@@ -73,9 +75,8 @@ impl WebSecurity {
         }))
     }
 
-    /// The settings in force, after picking up changed files if it is time to look.
+    /// The settings in force (memory only: no file is touched here).
     pub fn current(&self) -> Security {
-        self.refresh_if_due();
         self.loaded
             .read()
             .unwrap_or_else(|p| p.into_inner())
@@ -93,14 +94,32 @@ impl WebSecurity {
         self.path.is_some() || self.current().auth.is_some()
     }
 
-    fn refresh_if_due(&self) {
+    /// Starts looking at the files once a second, off the runtime's threads; `None` when
+    /// there is no web config file to watch. The task ends when aborted.
+    pub fn watch(self: Arc<Self>) -> Option<tokio::task::JoinHandle<()>> {
+        self.path.as_ref()?;
+        Some(tokio::spawn(async move {
+            let mut tick = tokio::time::interval(CHECK_EVERY);
+            tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+            loop {
+                tick.tick().await;
+                let me = self.clone();
+                if tokio::task::spawn_blocking(move || me.refresh_if_due())
+                    .await
+                    .is_err()
+                {
+                    return;
+                }
+            }
+        }))
+    }
+
+    /// Re-reads the files if they changed (blocking: file metadata and contents).
+    pub fn refresh_if_due(&self) {
         let Some(path) = &self.path else { return };
         let Ok(mut checked) = self.checked.try_lock() else {
             return; // another caller is looking right now
         };
-        if checked.elapsed() < CHECK_EVERY {
-            return;
-        }
         *checked = Instant::now();
         let old_stamp = {
             let loaded = self.loaded.read().unwrap_or_else(|p| p.into_inner());

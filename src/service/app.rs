@@ -31,6 +31,9 @@ pub struct App {
     pub lifecycle: bool,
     /// On-demand checks for `/probe`.
     pub probes: crate::service::probe::ProbeCache,
+    /// `--web.probe-any-domain` was given: kept apart from the config so that a reload of
+    /// a file without `probe_any_domain` does not take the command line's word back.
+    probe_any_domain_flag: std::sync::atomic::AtomicBool,
 }
 
 /// Builds the resolver stack a configuration asks for.
@@ -68,6 +71,7 @@ impl App {
             }),
             lifecycle: lifecycle || config.exporter.enable_lifecycle,
             probes: crate::service::probe::ProbeCache::new(config.exporter.concurrency),
+            probe_any_domain_flag: std::sync::atomic::AtomicBool::new(false),
         });
         app.apply(config)?;
         Ok(app)
@@ -79,10 +83,16 @@ impl App {
             if smtp.tls_insecure_skip_verify {
                 tracing::warn!(smtp = %name, host = %smtp.host, "TLS certificate verification is OFF for this host");
             }
+            if smtp.tls == crate::config::TlsMode::None && smtp.allow_plaintext_auth {
+                tracing::warn!(smtp = %name, host = %smtp.host, "allow_plaintext_auth: the SMTP password is sent in clear text");
+            }
         }
         for (name, mailbox) in &config.mailbox {
             if mailbox.tls_insecure_skip_verify {
                 tracing::warn!(mailbox = %name, host = %mailbox.host, "TLS certificate verification is OFF for this host");
+            }
+            if mailbox.tls == crate::config::TlsMode::None && mailbox.allow_plaintext_auth {
+                tracing::warn!(mailbox = %name, host = %mailbox.host, "allow_plaintext_auth: the IMAP password is sent in clear text");
             }
         }
         let file_domains = match &config.exporter.domains_file {
@@ -93,6 +103,7 @@ impl App {
         let https = crate::checks::newer_records::Https {
             tls: crate::tls::client_config(config.mta_sts.ca_file.as_deref(), false)?,
             timeout: config.mta_sts.timeout,
+            destinations: crate::checks::destination::Destinations::Any,
         };
         self.metrics
             .probe_interval
@@ -166,6 +177,32 @@ impl App {
             .https
             .clone()
             .unwrap_or_else(crate::checks::newer_records::Https::system)
+    }
+
+    /// Turns on `/probe` of any domain whatever the config says (`--web.probe-any-domain`).
+    pub fn set_probe_any_domain(&self) {
+        self.probe_any_domain_flag
+            .store(true, std::sync::atomic::Ordering::Relaxed);
+    }
+
+    /// Whether `/probe` answers for domains that are not watched.
+    pub fn probe_any_domain(&self) -> bool {
+        self.probe_any_domain_flag
+            .load(std::sync::atomic::Ordering::Relaxed)
+            || self.config().exporter.probe_any_domain
+    }
+
+    /// Whether `name` (normalised) is watched: a `[[domain]]` of the running config or a
+    /// name from its domains file.
+    pub fn watches(&self, name: &str) -> bool {
+        let running = self.running.lock().expect("app lock");
+        let ascii = crate::resolver::to_ascii_name(name)
+            .unwrap_or_else(|| crate::resolver::normalize_name(name));
+        running.config.domain(&ascii).is_some()
+            || running
+                .scheduler
+                .as_ref()
+                .is_some_and(|s| s.watches(&ascii))
     }
 
     pub fn config(&self) -> Arc<Config> {

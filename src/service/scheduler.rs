@@ -99,6 +99,11 @@ impl Scheduler {
             .spawn(domain_loop(dns, https, metrics, permits, interval, spec))
     }
 
+    /// Whether a loop runs for `name` (ASCII, normalised).
+    pub fn watches(&self, name: &str) -> bool {
+        self.loops.contains_key(name)
+    }
+
     pub fn domain_count(&self) -> usize {
         self.loops.len()
     }
