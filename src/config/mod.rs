@@ -86,6 +86,11 @@ pub struct ExporterConfig {
     /// How often the domains file is looked at for changes.
     #[serde(default = "default_domains_file_poll", deserialize_with = "duration")]
     pub domains_file_poll: Duration,
+    /// Where what must survive a restart is kept (an embedded SQLite database, see
+    /// `crate::state`): today the probe token ledger. Unset: kept in memory only, which is
+    /// logged at start, and a probe copy arriving after a restart stays in the mailbox.
+    #[serde(default)]
+    pub state_dir: Option<PathBuf>,
 }
 
 impl Default for ExporterConfig {
@@ -98,6 +103,7 @@ impl Default for ExporterConfig {
             enable_lifecycle: false,
             domains_file: None,
             domains_file_poll: default_domains_file_poll(),
+            state_dir: None,
         }
     }
 }
@@ -254,6 +260,29 @@ pub struct ProbeTarget {
     pub kind: TargetKind,
     pub to: String,
     pub mailbox: Spanned<String>,
+    /// `verifier` only: the address its report comes from (port25 answers
+    /// `check-auth@verifier.port25.com` from `auth-results@verifier.port25.com`). Unset:
+    /// any address at the domain of `to`. A reply from anyone else is never taken for the
+    /// report, nor deleted.
+    #[serde(default)]
+    pub reply_from: Option<String>,
+}
+
+impl ProbeTarget {
+    /// Whether `from` (an address from a `From:` field) is the verifier's reply address.
+    pub fn is_reply_from(&self, from: &str) -> bool {
+        let from = from.trim().trim_matches(['<', '>']);
+        match &self.reply_from {
+            Some(expected) => from.eq_ignore_ascii_case(expected.trim()),
+            None => {
+                let domain = |a: &str| {
+                    a.rsplit_once('@')
+                        .map(|(_, d)| d.trim_end_matches('.').to_ascii_lowercase())
+                };
+                matches!((domain(from), domain(&self.to)), (Some(a), Some(b)) if !a.is_empty() && a == b)
+            }
+        }
+    }
 }
 
 fn default_listen() -> String {

@@ -3,10 +3,13 @@
 pub mod auth_results;
 pub mod dkim_verify;
 pub mod header;
+pub mod ledger;
 pub mod mailbox;
 pub mod probe;
 pub mod received;
 pub mod received_spf;
+pub mod reply;
 pub mod results;
 pub mod send;
+pub mod trust;
 pub mod verifier_report;

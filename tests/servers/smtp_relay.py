@@ -5,6 +5,7 @@ round trip. Prints READY <port> on stdout once it listens. Test code, not produc
 import argparse
 import asyncio
 import smtplib
+from email.utils import formatdate
 import ssl
 import sys
 
@@ -23,7 +24,8 @@ class Relay:
         self.deliver_delay = deliver_delay
         # Bytes of filler appended to the mailbox copy (a huge message).
         self.pad_bytes = pad_bytes
-        # How the verifier answers: ok | twice | garbage | other-token | bad-mime
+        # How the verifier answers: ok | twice | garbage | other-token | bad-mime |
+        # dsn-failed (a DSN instead of a report) | delayed (a delay DSN, then the report)
         # (changed at run time by "verifier MODE" lines on stdin).
         self.verifier_mode = "ok"
 
@@ -62,6 +64,12 @@ class Relay:
                 stamp += (
                     f"Received-SPF: pass (receiver: test) client-ip=127.0.0.1; "
                     f"envelope-from=\"{envelope.mail_from}\"; helo=submission.test;\r\n"
+                ).encode()
+                # The receiver's own trace field, below its verdicts (RFC 7208 §9.1): the
+                # exporter trusts only what sits in the receiver's part of the header.
+                stamp += (
+                    f"Received: from submission.test (localhost [127.0.0.1]) by mx.receiver.test "
+                    f"with ESMTPS id T{id(envelope) & 0xffff:04X}; {formatdate(localtime=False)}\r\n"
                 ).encode()
             content = stamp + envelope.original_content
             if self.pad_bytes:
@@ -110,9 +118,38 @@ class Relay:
                 "--=b=\r\nContent-Type: text/plain; charset=x-no-such-charset\r\nContent-Transfer-Encoding: quoted-printable\r\n\r\n=ZZ=\r\n"
             )
         reply = (head + "\r\n" + body).encode("utf-8", "surrogateescape")
+        if mode in ("dsn-failed", "delayed"):
+            action, status = ("failed", "5.1.1") if mode == "dsn-failed" else ("delayed", "4.4.1")
+            with smtplib.LMTP(self.lmtp_socket) as lmtp:
+                lmtp.sendmail("", [envelope.mail_from], self.dsn(envelope, headers, action, status))
+            if mode == "dsn-failed":
+                return
         for _ in range(2 if mode == "twice" else 1):
             with smtplib.LMTP(self.lmtp_socket) as lmtp:
                 lmtp.sendmail(self.verifier, [envelope.mail_from], reply)
+
+
+    def dsn(self, envelope, headers, action, status):
+        """An RFC 3464 delivery status notification about the probe, as Postfix writes one."""
+        rcpt = self.verifier
+        return (
+            "From: MAILER-DAEMON@submission.test (Mail Delivery System)\r\n"
+            f"To: {envelope.mail_from}\r\n"
+            f"Subject: {'Undelivered Mail Returned to Sender' if action == 'failed' else 'Delayed Mail (still being retried)'}\r\n"
+            "MIME-Version: 1.0\r\n"
+            "Content-Type: multipart/report; report-type=delivery-status; boundary=\"DSN.B\"\r\n\r\n"
+            "This is a MIME-encapsulated message.\r\n\r\n--DSN.B\r\n"
+            "Content-Description: Notification\r\nContent-Type: text/plain; charset=us-ascii\r\n\r\n"
+            f"This is the mail system at host submission.test.\r\n\r\n<{rcpt}>: host mx.verifier.test said: 550 5.1.1 unknown user\r\n\r\n"
+            "--DSN.B\r\nContent-Description: Delivery report\r\nContent-Type: message/delivery-status\r\n\r\n"
+            "Reporting-MTA: dns; submission.test\r\n"
+            f"Arrival-Date: {formatdate(localtime=False)}\r\n\r\n"
+            f"Final-Recipient: rfc822; {rcpt}\r\nOriginal-Recipient: rfc822;{rcpt}\r\n"
+            f"Action: {action}\r\nStatus: {status}\r\nRemote-MTA: dns; mx.verifier.test\r\n"
+            f"Diagnostic-Code: smtp; {'550 5.1.1 unknown user' if action == 'failed' else '451 4.4.1 try later'}\r\n\r\n"
+            "--DSN.B\r\nContent-Description: Undelivered Message Headers\r\nContent-Type: text/rfc822-headers\r\n\r\n"
+            f"{headers}\r\n\r\n--DSN.B--\r\n"
+        ).encode("utf-8", "surrogateescape")
 
 
 def main():
@@ -172,11 +209,13 @@ def main():
     print(f"READY {args.port}", flush=True)
     try:
         # Runs until the test closes our stdin or kills us; "verifier MODE" lines change
-        # how the verifier answers.
+        # how the verifier answers, "delay SECONDS" the delivery delay.
         for line in sys.stdin:
             parts = line.split()
             if len(parts) == 2 and parts[0] == "verifier":
                 relay.verifier_mode = parts[1]
+            elif len(parts) == 2 and parts[0] == "delay":
+                relay.deliver_delay = float(parts[1])
     finally:
         controller.stop()
 

@@ -254,6 +254,15 @@ protocol lmtp {{
         stdin.flush().unwrap();
     }
 
+    /// Changes the relay's delivery delay from the next message on (0: deliver at once).
+    pub fn set_deliver_delay(&mut self, seconds: f64) {
+        let (_, stdin) = self.relay.as_mut().expect("relay running");
+        stdin
+            .write_all(format!("delay {seconds}\n").as_bytes())
+            .unwrap();
+        stdin.flush().unwrap();
+    }
+
     /// The user's Maildir (`cur/` and `new/` hold one file per message).
     pub fn maildir(&self) -> PathBuf {
         self.dir.path().join("mail").join(USER).join("Maildir")
