@@ -136,6 +136,13 @@ async fn a_late_probe_copy_is_deleted_after_a_restart() {
     .await;
     second.stop();
     assert!(has(&body, &format!("{M_SENT} 1")), "{body}");
+    assert!(
+        has(
+            &body,
+            r#"mailauth_probe_messages_deleted_total{domain="example.test",kind="probe",target="mailbox"} 2"#
+        ),
+        "its own copy and the first exporter's late one: {body}"
+    );
     let left = maildir_texts(&stack);
     assert!(
         !left

@@ -81,6 +81,8 @@ pub struct TargetOutcome {
     pub sources: Vec<(Source, MethodResults)>,
     /// Why the exporter's own DKIM verification failed (a `dkim_verify::REASON_CODES` code).
     pub dkim_failure: Option<&'static str>,
+    /// Our own messages this round's cleanup deleted (this probe's and earlier ones').
+    pub deleted: Cleanup,
 }
 
 impl TargetOutcome {
@@ -92,6 +94,7 @@ impl TargetOutcome {
             delivery: None,
             sources: Vec::new(),
             dkim_failure: None,
+            deleted: Cleanup::default(),
         }
     }
 
@@ -136,11 +139,15 @@ fn await_arrival(
     token: &str,
     deadline: Instant,
     ours: &Ours,
-) -> Result<Arrival, (Stage, String)> {
-    let mut mb = Mailbox::connect(mailbox, password).map_err(mailbox_failure)?;
+) -> (Result<Arrival, (Stage, String)>, Cleanup) {
+    let mut mb = match Mailbox::connect(mailbox, password) {
+        Ok(mb) => mb,
+        Err(e) => return (Err(mailbox_failure(e)), Cleanup::default()),
+    };
     let outcome = wait_for(&mut mb, target, token, deadline);
+    let mut done = Cleanup::default();
     if !matches!(&outcome, Err((Stage::Mailbox, _))) {
-        let done = cleanup(&mut mb, &ours.tokens, &ours.verifiers);
+        done = cleanup(&mut mb, &ours.tokens, &ours.verifiers);
         if done.probes + done.reports > 0 {
             tracing::debug!(
                 probes = done.probes,
@@ -150,7 +157,7 @@ fn await_arrival(
         }
     }
     mb.logout();
-    outcome
+    (outcome, done)
 }
 
 /// The arrival loop of [`await_arrival`].
@@ -456,7 +463,14 @@ pub async fn run_probe(
             await_arrival(&mb, &password, &tgt, &tok, deadline, &ours)
         })
         .await
-        .unwrap_or_else(|e| Err((Stage::Mailbox, format!("mailbox task failed: {e}"))));
+        .unwrap_or_else(|e| {
+            (
+                Err((Stage::Mailbox, format!("mailbox task failed: {e}"))),
+                Cleanup::default(),
+            )
+        });
+        let (arrival, deleted) = arrival;
+        outcome.deleted = deleted;
         let arrival = match arrival {
             Ok(a) => a,
             Err(f) => {

@@ -201,6 +201,7 @@ pub struct Metrics {
     pub probe_delivery: HistogramVec,
     pub probe_sent: IntCounterVec,
     pub probe_failures: IntCounterVec,
+    pub probe_deleted: IntCounterVec,
     pub auth_result: GaugeVec,
     pub auth_disagreement: GaugeVec,
     pub probe_dkim_failure: GaugeVec,
@@ -321,8 +322,13 @@ impl Metrics {
         );
         let probe_failures = counter_vec(
             "mailauth_probe_failures_total",
-            "Probe failures by stage (send, receive_timeout, mailbox, parse).",
+            "Probe failures by stage (send, receive_timeout, mailbox, parse, bounce).",
             &["domain", "target", "stage"],
+        );
+        let probe_deleted = counter_vec(
+            "mailauth_probe_messages_deleted_total",
+            "The exporter's own messages deleted from the mailbox after a round: probe copies (kind=probe) and verifier reports (kind=report), late and duplicate arrivals included.",
+            &["domain", "target", "kind"],
         );
         let auth_result = gauge_vec(
             "mailauth_auth_result",
@@ -357,6 +363,7 @@ impl Metrics {
             probe_delivery,
             probe_sent,
             probe_failures,
+            probe_deleted,
             auth_result,
             auth_disagreement,
             probe_dkim_failure,
@@ -475,6 +482,11 @@ impl Metrics {
                 self.probe_failures
                     .with_label_values(&[domain, target, stage.as_str()])
                     .inc();
+            }
+            for (kind, n) in [("probe", o.deleted.probes), ("report", o.deleted.reports)] {
+                self.probe_deleted
+                    .with_label_values(&[domain, target, kind])
+                    .inc_by(n as u64);
             }
             if let Some(d) = o.delivery {
                 self.probe_delivery

@@ -175,6 +175,11 @@ impl ProbeScheduler {
                         .probe_failures
                         .with_label_values(&[domain.as_str(), t, stage.as_str()]);
                 }
+                for kind in ["probe", "report"] {
+                    metrics
+                        .probe_deleted
+                        .with_label_values(&[domain.as_str(), t, kind]);
+                }
             }
         }
         for index in 0..config.probes.len() {
