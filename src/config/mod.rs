@@ -473,6 +473,23 @@ impl Config {
                 ));
             }
             for target in &probe.targets {
+                if let Some(reply_from) = &target.reply_from {
+                    if target.kind != TargetKind::Verifier {
+                        return Err(at(
+                            target.mailbox.span(),
+                            "reply_from is for kind = \"verifier\" targets only".to_string(),
+                        ));
+                    }
+                    if reply_from
+                        .rsplit_once('@')
+                        .is_none_or(|(l, d)| l.is_empty() || !is_domain_name(d))
+                    {
+                        return Err(at(
+                            target.mailbox.span(),
+                            format!("reply_from {reply_from:?} is not an email address"),
+                        ));
+                    }
+                }
                 if !self.mailbox.contains_key(target.mailbox.get_ref()) {
                     return Err(at(
                         target.mailbox.span(),

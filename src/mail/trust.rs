@@ -340,6 +340,20 @@ mod tests {
     }
 
     #[test]
+    fn the_hop_is_matched_on_the_whole_by_name() {
+        let raw = b"Received: from mx.receiver.test by imap.receiver.test with LMTP; x\r\n\
+Received: from mail.example.test (unknown [127.0.5.10]) by mx.receiver.test (Postfix); x\r\n\
+Received: from forged (unknown [198.51.100.1]) by mx.receiver.test.evil; x\r\n\
+Received: from vm (unknown [127.0.0.1]) by mail.example.test (Postfix); x\r\n\r\nbody";
+        let v = receiver_view(raw, &["MX.receiver.test".to_string()]).unwrap();
+        assert_eq!(v.hop.ip, Some("127.0.5.10".parse().unwrap()));
+        assert_eq!(v.hop.helo.as_deref(), Some("mail.example.test"));
+        assert_eq!(receiver_view(raw, &["other.example".to_string()]), None);
+        let v = receiver_view(raw, &["mx.receiver.test.evil".to_string()]).unwrap();
+        assert_eq!(v.hop.ip, Some("198.51.100.1".parse().unwrap()));
+    }
+
+    #[test]
     fn no_trusted_hop_means_nothing_is_trusted() {
         let raw = msg(&[
             "Authentication-Results: mx.receiver.test; spf=pass\r\n",
