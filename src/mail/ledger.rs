@@ -37,6 +37,8 @@ pub struct TokenLedger {
     /// the token it just sent.
     memory: Mutex<VecDeque<TokenRow>>,
     store: Option<Arc<StateStore>>,
+    /// `mailauth_state_errors_total{operation}`, when the ledger reports to metrics.
+    errors: Option<prometheus::IntCounterVec>,
 }
 
 impl TokenLedger {
@@ -45,6 +47,7 @@ impl TokenLedger {
         Self {
             memory: Mutex::new(VecDeque::new()),
             store: None,
+            errors: None,
         }
     }
 
@@ -53,6 +56,20 @@ impl TokenLedger {
         Self {
             memory: Mutex::new(VecDeque::new()),
             store: Some(store),
+            errors: None,
+        }
+    }
+
+    /// Counts failed database reads and writes in `counter` (labelled by operation), so
+    /// that a ledger degraded to memory shows on `/metrics`, not only in the log.
+    pub fn with_error_counter(mut self, counter: prometheus::IntCounterVec) -> Self {
+        self.errors = Some(counter);
+        self
+    }
+
+    fn count_error(&self, operation: &str) {
+        if let Some(c) = &self.errors {
+            c.with_label_values(&[operation]).inc();
         }
     }
 
@@ -84,10 +101,16 @@ impl TokenLedger {
                 tokio::task::spawn_blocking(move || store.record_token(&r, LEDGER_SIZE)).await;
             match written {
                 Ok(Ok(())) => {}
-                Ok(Err(e)) => tracing::warn!(
-                    "probe token kept in memory only (a restart will not recognise its late copy): {e}"
-                ),
-                Err(e) => tracing::warn!("probe token write did not run: {e}"),
+                Ok(Err(e)) => {
+                    self.count_error("write");
+                    tracing::warn!(
+                        "probe token kept in memory only (a restart will not recognise its late copy): {e}"
+                    )
+                }
+                Err(e) => {
+                    self.count_error("write");
+                    tracing::warn!("probe token write did not run: {e}")
+                }
             }
         }
         row.token
@@ -132,7 +155,10 @@ impl TokenLedger {
         if let Some(store) = &self.store {
             match store.tokens(mailbox, LEDGER_SIZE) {
                 Ok(stored) => rows.extend(stored),
-                Err(e) => tracing::warn!("reading the probe token ledger: {e}"),
+                Err(e) => {
+                    self.count_error("read");
+                    tracing::warn!("reading the probe token ledger: {e}")
+                }
             }
         }
         rows.sort_by(|a, b| b.issued_at.cmp(&a.issued_at).then(a.token.cmp(&b.token)));
@@ -184,6 +210,29 @@ mod tests {
         let second = TokenLedger::persistent(StateStore::open(dir.path()).unwrap());
         assert_eq!(second.tokens_blocking("inbox"), [token]);
         assert!(second.tokens_blocking("elsewhere").is_empty());
+    }
+
+    /// A database that fails under the ledger (its table dropped behind its back): the
+    /// token is still remembered for this process, and the failures are counted.
+    #[tokio::test]
+    async fn a_failing_database_degrades_to_memory_and_is_counted() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = StateStore::open(dir.path()).unwrap();
+        let counter = prometheus::IntCounterVec::new(
+            prometheus::Opts::new("state_errors_total", "test"),
+            &["operation"],
+        )
+        .unwrap();
+        let ledger = Arc::new(TokenLedger::persistent(store).with_error_counter(counter.clone()));
+        let raw = rusqlite::Connection::open(dir.path().join(crate::state::FILE_NAME)).unwrap();
+        raw.execute_batch("DROP TABLE probe_token").unwrap();
+        drop(raw);
+        let token = ledger
+            .issue("inbox", TargetKind::Mailbox, Duration::from_secs(60))
+            .await;
+        assert_eq!(counter.with_label_values(&["write"]).get(), 1);
+        assert_eq!(ledger.tokens_blocking("inbox"), [token]);
+        assert_eq!(counter.with_label_values(&["read"]).get(), 1);
     }
 
     #[test]

@@ -202,6 +202,8 @@ pub struct Metrics {
     pub probe_sent: IntCounterVec,
     pub probe_failures: IntCounterVec,
     pub probe_deleted: IntCounterVec,
+    /// State database operations that failed (`operation` = `read`, `write`).
+    pub state_errors: IntCounterVec,
     pub auth_result: GaugeVec,
     pub auth_disagreement: GaugeVec,
     pub probe_dkim_failure: GaugeVec,
@@ -330,6 +332,14 @@ impl Metrics {
             "The exporter's own messages deleted from the mailbox after a round: probe copies (kind=probe) and verifier reports (kind=report), late and duplicate arrivals included.",
             &["domain", "target", "kind"],
         );
+        let state_errors = counter_vec(
+            "mailauth_state_errors_total",
+            "State database (state_dir) operations that failed, by operation (read, write); the probe token is then kept in memory only.",
+            &["operation"],
+        );
+        for op in ["read", "write"] {
+            state_errors.with_label_values(&[op]);
+        }
         let auth_result = gauge_vec(
             "mailauth_auth_result",
             "1 for the latest result per method and source.",
@@ -364,6 +374,7 @@ impl Metrics {
             probe_sent,
             probe_failures,
             probe_deleted,
+            state_errors,
             auth_result,
             auth_disagreement,
             probe_dkim_failure,

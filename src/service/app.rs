@@ -106,7 +106,11 @@ impl App {
         };
         let ledger = match kept {
             Some(l) => l,
-            None => Arc::new(open_ledger(state_dir.as_deref()).map_err(|e| e.to_string())?),
+            None => Arc::new(
+                open_ledger(state_dir.as_deref())
+                    .map_err(|e| e.to_string())?
+                    .with_error_counter(self.metrics.state_errors.clone()),
+            ),
         };
         for (name, smtp) in &config.smtp {
             if smtp.tls_insecure_skip_verify {
