@@ -30,15 +30,16 @@ pub const FILE_NAME: &str = "state.sqlite3";
 /// `n + 1`. Append only: a released entry is never changed.
 pub const MIGRATIONS: &[&str] = &[
     // 1: the probe token ledger. `mailbox` is the `[mailbox.NAME]` the answer is read
-    // from; times are Unix seconds.
+    // from, `probe` the probed domain (which `[[probe]]` sent it); times are Unix seconds.
     "CREATE TABLE probe_token (
         token      TEXT    NOT NULL PRIMARY KEY,
         mailbox    TEXT    NOT NULL,
+        probe      TEXT    NOT NULL,
         kind       TEXT    NOT NULL,
         issued_at  INTEGER NOT NULL,
         expires_at INTEGER NOT NULL
      ) WITHOUT ROWID;
-     CREATE INDEX probe_token_by_mailbox ON probe_token (mailbox, issued_at);",
+     CREATE INDEX probe_token_by_probe ON probe_token (mailbox, probe, issued_at);",
 ];
 
 /// The schema version this build writes.
@@ -82,6 +83,8 @@ pub struct TokenRow {
     pub token: String,
     /// The `[mailbox.NAME]` in which the probe's copy or its verifier reply arrives.
     pub mailbox: String,
+    /// The probed domain: which `[[probe]]` sent it.
+    pub probe: String,
     /// `mailbox` or `verifier` (the target kind it was sent for).
     pub kind: String,
     pub issued_at: SystemTime,
@@ -160,16 +163,17 @@ impl StateStore {
     }
 
     /// Records an issued token, then drops expired tokens and all but the newest `keep`
-    /// of its mailbox: the ledger stays bounded in time and in rows.
+    /// of its probe in its mailbox: the ledger stays bounded in time and in rows.
     pub fn record_token(&self, row: &TokenRow, keep: usize) -> Result<(), StateError> {
         self.with_conn(|c| {
             let tx = c.transaction()?;
             tx.execute(
-                "INSERT OR REPLACE INTO probe_token (token, mailbox, kind, issued_at, expires_at)
-                 VALUES (?1, ?2, ?3, ?4, ?5)",
+                "INSERT OR REPLACE INTO probe_token (token, mailbox, probe, kind, issued_at, expires_at)
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
                 params![
                     row.token,
                     row.mailbox,
+                    row.probe,
                     row.kind,
                     unix(row.issued_at),
                     unix(row.expires_at)
@@ -180,26 +184,37 @@ impl StateStore {
                 params![unix(SystemTime::now())],
             )?;
             tx.execute(
-                "DELETE FROM probe_token WHERE mailbox = ?1 AND token NOT IN (
-                    SELECT token FROM probe_token WHERE mailbox = ?1
-                    ORDER BY issued_at DESC, token LIMIT ?2)",
-                params![row.mailbox, i64::try_from(keep).unwrap_or(i64::MAX)],
+                "DELETE FROM probe_token WHERE mailbox = ?1 AND probe = ?2 AND token NOT IN (
+                    SELECT token FROM probe_token WHERE mailbox = ?1 AND probe = ?2
+                    ORDER BY issued_at DESC, token LIMIT ?3)",
+                params![
+                    row.mailbox,
+                    row.probe,
+                    i64::try_from(keep).unwrap_or(i64::MAX)
+                ],
             )?;
             tx.commit()
         })
     }
 
-    /// The unexpired tokens read in `mailbox`, newest first, at most `limit`.
-    pub fn tokens(&self, mailbox: &str, limit: usize) -> Result<Vec<TokenRow>, StateError> {
+    /// The unexpired tokens `probe` issued for answers read in `mailbox`, newest first,
+    /// at most `limit`.
+    pub fn tokens(
+        &self,
+        mailbox: &str,
+        probe: &str,
+        limit: usize,
+    ) -> Result<Vec<TokenRow>, StateError> {
         self.with_conn(|c| {
             let mut stmt = c.prepare_cached(
-                "SELECT token, mailbox, kind, issued_at, expires_at FROM probe_token
-                 WHERE mailbox = ?1 AND expires_at > ?2
-                 ORDER BY issued_at DESC, token LIMIT ?3",
+                "SELECT token, mailbox, probe, kind, issued_at, expires_at FROM probe_token
+                 WHERE mailbox = ?1 AND probe = ?2 AND expires_at > ?3
+                 ORDER BY issued_at DESC, token LIMIT ?4",
             )?;
             let rows = stmt.query_map(
                 params![
                     mailbox,
+                    probe,
                     unix(SystemTime::now()),
                     i64::try_from(limit).unwrap_or(i64::MAX)
                 ],
@@ -207,9 +222,10 @@ impl StateStore {
                     Ok(TokenRow {
                         token: r.get(0)?,
                         mailbox: r.get(1)?,
-                        kind: r.get(2)?,
-                        issued_at: from_unix(r.get(3)?),
-                        expires_at: from_unix(r.get(4)?),
+                        probe: r.get(2)?,
+                        kind: r.get(3)?,
+                        issued_at: from_unix(r.get(4)?),
+                        expires_at: from_unix(r.get(5)?),
                     })
                 },
             )?;
@@ -281,6 +297,7 @@ mod tests {
         TokenRow {
             token: token.into(),
             mailbox: mailbox.into(),
+            probe: "example.test".into(),
             kind: "mailbox".into(),
             issued_at,
             expires_at: issued_at + Duration::from_secs(life),
@@ -315,7 +332,7 @@ mod tests {
         drop(store);
         let store = StateStore::open(dir.path()).unwrap();
         let got: Vec<String> = store
-            .tokens("inbox", 64)
+            .tokens("inbox", "example.test", 64)
             .unwrap()
             .into_iter()
             .map(|r| r.token)
@@ -330,7 +347,10 @@ mod tests {
         store
             .record_token(&row("old", "inbox", 7200, 3600), 64)
             .unwrap();
-        assert!(store.tokens("inbox", 64).unwrap().is_empty());
+        assert!(store
+            .tokens("inbox", "example.test", 64)
+            .unwrap()
+            .is_empty());
         store
             .record_token(&row("new", "inbox", 0, 3600), 64)
             .unwrap();
@@ -338,7 +358,7 @@ mod tests {
     }
 
     #[test]
-    fn each_mailbox_keeps_only_its_newest_tokens() {
+    fn each_probe_keeps_only_its_newest_tokens_per_mailbox() {
         let dir = tempfile::tempdir().unwrap();
         let store = StateStore::open(dir.path()).unwrap();
         for i in 0..10u64 {
@@ -347,15 +367,19 @@ mod tests {
                 .unwrap();
         }
         store.record_token(&row("x", "other", 0, 3600), 4).unwrap();
+        let mut another_probe = row("y", "inbox", 0, 3600);
+        another_probe.probe = "example.org".into();
+        store.record_token(&another_probe, 4).unwrap();
+        assert_eq!(store.tokens("inbox", "example.org", 64).unwrap().len(), 1);
         let got: Vec<String> = store
-            .tokens("inbox", 64)
+            .tokens("inbox", "example.test", 64)
             .unwrap()
             .into_iter()
             .map(|r| r.token)
             .collect();
         assert_eq!(got, ["t9", "t8", "t7", "t6"]);
-        assert_eq!(store.token_count().unwrap(), 5);
-        assert_eq!(store.tokens("inbox", 2).unwrap().len(), 2);
+        assert_eq!(store.token_count().unwrap(), 6);
+        assert_eq!(store.tokens("inbox", "example.test", 2).unwrap().len(), 2);
     }
 
     #[test]

@@ -206,8 +206,12 @@ fn cleanup_deletes_our_reports_and_nothing_that_only_looks_like_one() {
         ));
         let life = Duration::from_secs(3600);
         (
-            ledger.issue("m", TargetKind::Verifier, life).await,
-            ledger.issue("m", TargetKind::Mailbox, life).await,
+            ledger
+                .issue("m", "example.test", TargetKind::Verifier, life)
+                .await,
+            ledger
+                .issue("m", "example.test", TargetKind::Mailbox, life)
+                .await,
         )
     });
     let t = &report_token;
@@ -265,7 +269,7 @@ fn cleanup_deletes_our_reports_and_nothing_that_only_looks_like_one() {
 
     // "Restart": a new ledger reading the same state_dir, then one cleanup pass.
     let ledger = TokenLedger::persistent(StateStore::open(state.path()).unwrap());
-    let tokens = ledger.tokens_blocking("m");
+    let tokens = ledger.tokens_blocking("m", "example.test");
     assert_eq!(tokens.len(), 2);
     let text = format!(
         "[mailbox.m]\n{}max_message_bytes = 4096\n\n[smtp.s]\nhost = \"127.0.0.1\"\n\n[[domain]]\nname = \"example.test\"\n\n\

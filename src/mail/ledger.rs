@@ -9,7 +9,9 @@
 //! application owns it, but not across restarts).
 //!
 //! Bounded twice: a token expires [`token_lifetime`] after it was issued, and only the
-//! newest [`LEDGER_SIZE`] per mailbox are kept (each costs two IMAP searches per round).
+//! newest [`LEDGER_SIZE`] per probe and mailbox are kept (each costs two IMAP searches in
+//! its probe's rounds, so the cost of a round does not grow with the number of probes
+//! sharing a mailbox).
 
 use std::collections::VecDeque;
 use std::sync::{Arc, Mutex};
@@ -19,7 +21,7 @@ use crate::config::TargetKind;
 use crate::mail::send::new_token;
 use crate::state::{StateStore, TokenRow};
 
-/// Tokens kept per mailbox.
+/// Tokens kept per probe and mailbox.
 pub const LEDGER_SIZE: usize = 64;
 
 /// A token is never forgotten sooner than this: queues retry for hours, and a late copy
@@ -77,12 +79,14 @@ impl TokenLedger {
         self.store.as_ref()
     }
 
-    /// Issues a fresh token for a probe whose answer is read in `mailbox`, and records it.
+    /// Issues a fresh token for `probe` (the probed domain) whose answer is read in
+    /// `mailbox`, and records it.
     /// The database write runs on a blocking thread; when it fails the token is still
     /// remembered in memory and the failure is logged (the probe goes on).
     pub async fn issue(
         self: &Arc<Self>,
         mailbox: &str,
+        probe: &str,
         kind: TargetKind,
         lifetime: Duration,
     ) -> String {
@@ -90,6 +94,7 @@ impl TokenLedger {
         let row = TokenRow {
             token: new_token(),
             mailbox: mailbox.to_string(),
+            probe: probe.to_string(),
             kind: kind.as_str().to_string(),
             issued_at: now,
             expires_at: now + lifetime,
@@ -120,15 +125,15 @@ impl TokenLedger {
         let now = SystemTime::now();
         let mut memory = self.memory.lock().unwrap_or_else(|p| p.into_inner());
         memory.retain(|r| r.expires_at > now);
-        let mailbox = row.mailbox.clone();
+        let key = (row.mailbox.clone(), row.probe.clone());
         memory.push_back(row);
         let mut seen = 0;
-        // Newest last: keep the last LEDGER_SIZE of this mailbox.
+        // Newest last: keep the last LEDGER_SIZE of this probe in this mailbox.
         let keep: Vec<bool> = memory
             .iter()
             .rev()
             .map(|r| {
-                if r.mailbox != mailbox {
+                if r.mailbox != key.0 || r.probe != key.1 {
                     return true;
                 }
                 seen += 1;
@@ -139,21 +144,21 @@ impl TokenLedger {
         memory.retain(|_| keep.next().unwrap_or(true));
     }
 
-    /// Every unexpired token whose answer is read in `mailbox`, newest first, at most
-    /// [`LEDGER_SIZE`]: this process's own and those the state database remembers from
-    /// earlier runs. Blocking (it reads the database): call it on a blocking thread.
-    pub fn tokens_blocking(&self, mailbox: &str) -> Vec<String> {
+    /// Every unexpired token of `probe` whose answer is read in `mailbox`, newest first, at
+    /// most [`LEDGER_SIZE`]: this process's own and those the state database remembers
+    /// from earlier runs. Blocking (it reads the database): call it on a blocking thread.
+    pub fn tokens_blocking(&self, mailbox: &str, probe: &str) -> Vec<String> {
         let now = SystemTime::now();
         let mut rows: Vec<TokenRow> = self
             .memory
             .lock()
             .unwrap_or_else(|p| p.into_inner())
             .iter()
-            .filter(|r| r.mailbox == mailbox && r.expires_at > now)
+            .filter(|r| r.mailbox == mailbox && r.probe == probe && r.expires_at > now)
             .cloned()
             .collect();
         if let Some(store) = &self.store {
-            match store.tokens(mailbox, LEDGER_SIZE) {
+            match store.tokens(mailbox, probe, LEDGER_SIZE) {
                 Ok(stored) => rows.extend(stored),
                 Err(e) => {
                     self.count_error("read");
@@ -180,21 +185,31 @@ mod tests {
     use super::*;
 
     #[tokio::test]
-    async fn memory_ledger_is_bounded_per_mailbox() {
+    async fn memory_ledger_is_bounded_per_probe_and_mailbox() {
         let ledger = Arc::new(TokenLedger::in_memory());
         let other = ledger
-            .issue("other", TargetKind::Mailbox, Duration::from_secs(60))
+            .issue(
+                "other",
+                "example.test",
+                TargetKind::Mailbox,
+                Duration::from_secs(60),
+            )
             .await;
         let mut last = String::new();
         for _ in 0..LEDGER_SIZE + 10 {
             last = ledger
-                .issue("inbox", TargetKind::Verifier, Duration::from_secs(60))
+                .issue(
+                    "inbox",
+                    "example.test",
+                    TargetKind::Verifier,
+                    Duration::from_secs(60),
+                )
                 .await;
         }
-        let inbox = ledger.tokens_blocking("inbox");
+        let inbox = ledger.tokens_blocking("inbox", "example.test");
         assert_eq!(inbox.len(), LEDGER_SIZE);
         assert!(inbox.contains(&last));
-        assert_eq!(ledger.tokens_blocking("other"), [other]);
+        assert_eq!(ledger.tokens_blocking("other", "example.test"), [other]);
     }
 
     #[tokio::test]
@@ -204,12 +219,20 @@ mod tests {
             StateStore::open(dir.path()).unwrap(),
         ));
         let token = first
-            .issue("inbox", TargetKind::Mailbox, Duration::from_secs(3600))
+            .issue(
+                "inbox",
+                "example.test",
+                TargetKind::Mailbox,
+                Duration::from_secs(3600),
+            )
             .await;
         drop(first);
         let second = TokenLedger::persistent(StateStore::open(dir.path()).unwrap());
-        assert_eq!(second.tokens_blocking("inbox"), [token]);
-        assert!(second.tokens_blocking("elsewhere").is_empty());
+        assert_eq!(second.tokens_blocking("inbox", "example.test"), [token]);
+        assert!(second
+            .tokens_blocking("elsewhere", "example.test")
+            .is_empty());
+        assert!(second.tokens_blocking("inbox", "another.test").is_empty());
     }
 
     /// A database that fails under the ledger (its table dropped behind its back): the
@@ -228,10 +251,15 @@ mod tests {
         raw.execute_batch("DROP TABLE probe_token").unwrap();
         drop(raw);
         let token = ledger
-            .issue("inbox", TargetKind::Mailbox, Duration::from_secs(60))
+            .issue(
+                "inbox",
+                "example.test",
+                TargetKind::Mailbox,
+                Duration::from_secs(60),
+            )
             .await;
         assert_eq!(counter.with_label_values(&["write"]).get(), 1);
-        assert_eq!(ledger.tokens_blocking("inbox"), [token]);
+        assert_eq!(ledger.tokens_blocking("inbox", "example.test"), [token]);
         assert_eq!(counter.with_label_values(&["read"]).get(), 1);
     }
 

@@ -417,7 +417,12 @@ pub async fn run_probe(
             }
         };
         let token = ledger
-            .issue(&mailbox_name, target.kind, token_lifetime(probe.timeout))
+            .issue(
+                &mailbox_name,
+                &domain,
+                target.kind,
+                token_lifetime(probe.timeout),
+            )
             .await;
         let message = ProbeMessage {
             from: probe.from.clone(),
@@ -448,16 +453,17 @@ pub async fn run_probe(
         let deadline = started + probe.timeout;
         let kind = target.kind;
         let verifiers = verifier_targets(config, &mailbox_name);
-        let (mb, tgt, tok, ledger) = (
+        let (mb, tgt, tok, ledger, probe_key) = (
             mailbox.clone(),
             target.clone(),
             token.clone(),
             ledger.clone(),
+            domain.clone(),
         );
         let arrival = tokio::task::spawn_blocking(move || {
             // Read here, on the blocking thread: with a state_dir this is a database read.
             let ours = Ours {
-                tokens: ledger.tokens_blocking(&mailbox_name),
+                tokens: ledger.tokens_blocking(&mailbox_name, &probe_key),
                 verifiers,
             };
             await_arrival(&mb, &password, &tgt, &tok, deadline, &ours)
