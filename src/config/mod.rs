@@ -553,6 +553,14 @@ pub fn describe(config: &Config) -> String {
             ns.join(", ")
         }
     );
+    let _ = writeln!(
+        out,
+        "state: {}",
+        config.exporter.state_dir.as_ref().map_or_else(
+            || "in memory only (no state_dir): late probe copies after a restart stay".to_string(),
+            |d| format!("{}/{}", d.display(), crate::state::FILE_NAME)
+        )
+    );
     let _ = writeln!(out, "{} domain(s):", config.domains.len());
     for d in &config.domains {
         let mut parts = Vec::new();
@@ -595,10 +603,13 @@ pub fn describe(config: &Config) -> String {
         for t in &p.targets {
             let _ = writeln!(
                 out,
-                "    {} → {} (read in [mailbox.{}])",
+                "    {} → {} (read in [mailbox.{}]{})",
                 t.kind.as_str(),
                 t.to,
-                t.mailbox.get_ref()
+                t.mailbox.get_ref(),
+                t.reply_from
+                    .as_ref()
+                    .map_or(String::new(), |r| format!(", report from {r}"))
             );
         }
     }

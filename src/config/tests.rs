@@ -171,3 +171,11 @@ fn without_reply_from_the_domain_of_to_decides() {
     assert!(!t.is_reply_from("verifier.test"));
     assert!(!t.is_reply_from(""));
 }
+
+#[test]
+fn describe_says_where_state_is_kept() {
+    let text = describe(&parse("").unwrap());
+    assert!(text.contains("state: in memory only"), "{text}");
+    let text = describe(&parse("[exporter]\nstate_dir = \"/var/lib/m\"\n").unwrap());
+    assert!(text.contains("state: /var/lib/m/state.sqlite3"), "{text}");
+}
