@@ -1,13 +1,14 @@
 //! The trust boundary in a received message's header: which fields the trusted receiver
 //! wrote, and which came with the message from the sending side.
 //!
-//! RFC 8601 §5: "An MUA or downstream filter that wishes to use these fields ... MUST
-//! ... not trust ... fields that are not inserted by an MTA that it trusts", because a
-//! sender can write any field into its message. An authserv-id alone proves nothing: a
-//! field claiming `mx.receiver.example` may have been written below the receiver by
-//! anyone on the way. What the sender cannot do is write *above* the receiver's own trace
-//! field, so the position of a field relative to the receiver's `Received` hop is what
-//! tells its author:
+//! An authserv-id alone proves nothing: anyone on the way can write a field claiming
+//! `mx.receiver.example` into the message. RFC 8601 §5 asks the receiver to clean up: "any
+//! MTA conforming to this specification MUST delete any discovered instance of this header
+//! field that claims, by virtue of its authentication service identifier, to have been
+//! added within its trust boundary but that did not come directly from another trusted
+//! MTA" - but not every receiver does. What the sender cannot do is write *above* the
+//! receiver's own trace field, so the position of a field relative to the receiver's
+//! `Received` hop is what tells its author:
 //!
 //! ```text
 //! Received: from mx.receiver.example by imap.receiver.example with LMTP   ← delivery
@@ -33,6 +34,12 @@
 //!   was written before the receiver saw the message and is never used. When several are
 //!   accepted the top-most counts (the receiver's own is written on top of any the sender
 //!   placed directly under the hop).
+//!   What position cannot tell apart: a field the sending side placed at the very top of
+//!   its message (directly under the hop) claiming the receiver's authserv-id, when the
+//!   receiver itself writes none. Accepting only fields above the hop would close that,
+//!   but would also drop every genuine verdict of rspamd behind Postfix (a whole class of
+//!   receivers, and the project's own end-to-end bed); a receiver that honours RFC 8601 §5
+//!   removes such a field anyway.
 //! - No `Received` hop by a trusted host (matched on its `by` name against
 //!   `trusted_authserv_ids`): nothing is trusted at all.
 //!
@@ -119,8 +126,8 @@ pub struct SpfIdentity {
 /// `envelope-from`, `Return-Path`), given the HELO name.
 ///
 /// - `local@domain`: that domain.
-/// - a bare domain (RFC 8601 §2.7.2 lets `smtp.mailfrom` be one): that domain, with
-///   `postmaster` as local part. RFC 7208 §4.3: "If the <sender> has no local-part,
+/// - a bare domain (RFC 8601 §2.2: a `pvalue` may be a domain-name without local part):
+///   that domain, with `postmaster` as local part. RFC 7208 §4.3: "If the <sender> has no local-part,
 ///   substitute the string "postmaster" for the local-part."
 /// - empty or `<>` (a null reverse-path, as bounces have): the HELO identity. RFC 7208
 ///   §2.4: "When the reverse-path is null, this document defines the "MAIL FROM" identity
