@@ -23,6 +23,9 @@ pub struct Hop {
     pub ip: Option<IpAddr>,
     /// The host that stamped the line (`by <name>`).
     pub by: Option<String>,
+    /// The protocol it was received with (`with ESMTPS`), lower-case: the RFC 3848 /
+    /// RFC 5321 §4.4 `Protocol` (`smtp esmtp esmtps esmtpsa lmtp ...`).
+    pub with: Option<String>,
 }
 
 /// Reads one `Received` value; `None` when it names no client and no host.
@@ -33,6 +36,7 @@ pub fn parse(value: &str) -> Option<Hop> {
         helo: None,
         ip: None,
         by: None,
+        with: None,
     };
     let tokens = Tokens { rest: text };
     let mut clause = "";
@@ -51,6 +55,7 @@ pub fn parse(value: &str) -> Option<Hop> {
                         }
                     }
                     _ if clause == "by" && hop.by.is_none() => hop.by = Some(lower),
+                    _ if clause == "with" && hop.with.is_none() => hop.with = Some(lower),
                     _ => {}
                 }
             }
@@ -133,6 +138,7 @@ mod tests {
         assert_eq!(h.helo.as_deref(), Some("mail.example.test"));
         assert_eq!(h.ip, Some("127.0.5.10".parse().unwrap()));
         assert_eq!(h.by.as_deref(), Some("mx.receiver.test"));
+        assert_eq!(h.with.as_deref(), Some("esmtps"));
     }
 
     #[test]
@@ -154,6 +160,7 @@ mod tests {
         let h = hop("from mx.receiver.test by imap.receiver.test with LMTP id iPo9 (envelope-from <a@b>) for <c@d>; Tue, 01 Dec 2026 09:22:13 +0000");
         assert_eq!(h.ip, None);
         assert_eq!(h.by.as_deref(), Some("imap.receiver.test"));
+        assert_eq!(h.with.as_deref(), Some("lmtp"));
     }
 
     #[test]

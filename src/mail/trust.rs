@@ -40,8 +40,13 @@
 //!   but would also drop every genuine verdict of rspamd behind Postfix (a whole class of
 //!   receivers, and the project's own end-to-end bed); a receiver that honours RFC 8601 §5
 //!   removes such a field anyway.
-//! - No `Received` hop by a trusted host (matched on its `by` name against
-//!   `trusted_authserv_ids`): nothing is trusted at all.
+//! - The hop is the top-most `Received` stamped `by` a trusted host (matched against
+//!   `trusted_authserv_ids`) with a client address, received over SMTP: an LMTP hop is
+//!   local delivery behind the receiver and is passed over. No such hop: nothing is
+//!   trusted at all. A receiver that re-injects mail through a content filter under the
+//!   same name (`from localhost ... by mx.receiver.example`) has that re-injection as its
+//!   top-most hop, and its first pass's fields are below the boundary: list only the
+//!   outward-facing name, or expect `parse` failures that say so.
 //!
 //! Pure functions of the raw header; the tests at the foot of the file are the rules.
 
@@ -83,7 +88,11 @@ pub fn receiver_view(raw: &[u8], trusted: &[String]) -> Option<ReceiverView> {
         .find_map(|i| {
             let hop = received::parse(&header::unfold(&fields[i].value))?;
             let by_trusted = hop.by.as_deref().is_some_and(|by| is_trusted(by, trusted));
-            (by_trusted && hop.ip.is_some()).then_some((i, hop))
+            // LMTP (RFC 2033) is local delivery behind the receiver, often by the same
+            // host name (Postfix and Dovecot on one machine): its client is the MTA itself,
+            // never the sender the receiver saw.
+            let lmtp = hop.with.as_deref().is_some_and(|w| w.starts_with("lmtp"));
+            (by_trusted && hop.ip.is_some() && !lmtp).then_some((i, hop))
         })?;
     let next_received = (hop_index + 1..fields.len())
         .find(|&i| is(i, "Received"))
@@ -358,6 +367,21 @@ Received: from vm (unknown [127.0.0.1]) by mail.example.test (Postfix); x\r\n\r\
         assert_eq!(receiver_view(raw, &["other.example".to_string()]), None);
         let v = receiver_view(raw, &["mx.receiver.test.evil".to_string()]).unwrap();
         assert_eq!(v.hop.ip, Some("198.51.100.1".parse().unwrap()));
+    }
+
+    #[test]
+    fn an_lmtp_hop_by_the_same_host_is_not_the_receivers_hop() {
+        // Postfix and Dovecot on one host, LMTP over TCP: Dovecot's line names the same
+        // host and a client address, but it is local delivery.
+        let raw = msg(&[
+            "Received: from mx.receiver.test ([127.0.0.1]) by mx.receiver.test with LMTP id x; Tue, 1 Dec 2026 09:00:01 +0000\r\n",
+            HOP,
+            "Authentication-Results: mx.receiver.test; spf=pass smtp.mailfrom=a@example.test\r\n",
+            SENDER_HOP,
+        ]);
+        let v = receiver_view(&raw, &t()).unwrap();
+        assert_eq!(v.hop.ip, Some("192.0.2.10".parse().unwrap()));
+        assert_eq!(ids(&v), ["spf=pass"]);
     }
 
     #[test]
