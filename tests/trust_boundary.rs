@@ -9,6 +9,8 @@ use std::path::{Path, PathBuf};
 use mailauth_exporter::config::Config;
 use mailauth_exporter::mail::mailbox::Mailbox;
 use mailauth_exporter::mail::trust::{receiver_view, spf_inputs, SpfIdentity};
+use mailauth_exporter::service::app::App;
+use util::http::{has, metrics_until};
 use util::mailstack::{MailStack, PASSWORD};
 
 fn corpus(rel: &str) -> PathBuf {
@@ -226,5 +228,64 @@ fn delivered_messages_through_dovecot() {
             domain: "bounces.example.test".into()
         },
         "a domain-only envelope sender is that domain, not the From domain"
+    );
+}
+
+/// Through the running exporter: the receiver writes no Received-SPF of its own, the
+/// sending relay's policyd-spf stamp (client 10.0.0.5, which the domain's SPF does not
+/// authorise) sits right under the receiver's hop. The exporter's own SPF verdict is for
+/// the client the receiver's hop names (127.0.0.1, authorised): pass, not fail.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_exporter_evaluates_spf_for_the_receivers_client_not_the_senders_stamp() {
+    mailauth_exporter::tls::install_crypto_provider();
+    let stack = MailStack::start_with(
+        "ok",
+        &[
+            "--authres",
+            "mx.receiver.test; spf=pass smtp.mailfrom=MAILFROM; dkim=none; dmarc=pass header.from=example.test",
+            "--sender-received-spf",
+        ],
+    );
+    let server = util::server().await;
+    server
+        .set_zone(
+            "example.test",
+            &util::zone(
+                "example.test",
+                60,
+                "@ IN TXT \"v=spf1 ip4:127.0.0.1 -all\"\n_dmarc IN TXT \"v=DMARC1; p=reject\"\n",
+            ),
+        )
+        .unwrap();
+    let text = format!(
+        "[exporter]\ndns_interval = \"1h\"\nprobe_interval = \"1h\"\n\n[dns]\nnameservers = [\"{}\"]\ntimeout = \"1s\"\n\n\
+         [[domain]]\nname = \"example.test\"\n\n[smtp.out]\n{}\n[mailbox.inbox]\n{}\n\
+         [[probe]]\ndomain = \"example.test\"\nfrom = \"probe@example.test\"\nsmtp = \"out\"\ntimeout = \"20s\"\n\
+         [[probe.target]]\nkind = \"mailbox\"\nto = \"probe@imap.test\"\nmailbox = \"inbox\"\n",
+        server.addr(),
+        stack.smtp_toml(),
+        stack.mailbox_toml("tls"),
+    );
+    let app = App::start(
+        Config::parse(&text, Path::new("t.toml")).unwrap(),
+        None,
+        false,
+    )
+    .unwrap();
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let base = format!("http://{}", listener.local_addr().unwrap());
+    tokio::spawn(mailauth_exporter::server::serve_on(app.clone(), listener));
+    let body = metrics_until(&base, "the exporter's own SPF verdict", |b| {
+        b.contains(r#"mailauth_auth_result{domain="example.test",method="spf","#)
+            && b.contains(r#"source="dns""#)
+    })
+    .await;
+    app.stop();
+    assert!(
+        has(
+            &body,
+            r#"mailauth_auth_result{domain="example.test",method="spf",result="pass",source="dns",target="mailbox"} 1"#
+        ),
+        "SPF evaluated for 127.0.0.1 from the receiver's hop, not 10.0.0.5 from the sender's stamp:\n{body}"
     );
 }

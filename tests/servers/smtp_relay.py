@@ -28,6 +28,9 @@ class Relay:
         # dsn-failed (a DSN instead of a report) | delayed (a delay DSN, then the report)
         # (changed at run time by "verifier MODE" lines on stdin).
         self.verifier_mode = "ok"
+        # Also stamp what the sending side's policyd-spf writes (and no Received-SPF of the
+        # receiver's own): --sender-received-spf.
+        self.sender_stamp = False
 
     async def handle_RCPT(self, server, session, envelope, address, rcpt_options):
         if self.mode == "reject-rcpt":
@@ -61,16 +64,26 @@ class Relay:
             stamp = b""
             if self.authres:
                 stamp += f"Authentication-Results: {self.authres.replace('MAILFROM', envelope.mail_from)}\r\n".encode()
-                stamp += (
-                    f"Received-SPF: pass (receiver: test) client-ip=127.0.0.1; "
-                    f"envelope-from=\"{envelope.mail_from}\"; helo=submission.test;\r\n"
-                ).encode()
+                if not self.sender_stamp:
+                    stamp += (
+                        f"Received-SPF: pass (receiver: test) client-ip=127.0.0.1; "
+                        f"envelope-from=\"{envelope.mail_from}\"; helo=submission.test;\r\n"
+                    ).encode()
                 # The receiver's own trace field, below its verdicts (RFC 7208 §9.1): the
                 # exporter trusts only what sits in the receiver's part of the header.
                 stamp += (
                     f"Received: from submission.test (localhost [127.0.0.1]) by mx.receiver.test "
                     f"with ESMTPS id T{id(envelope) & 0xffff:04X}; {formatdate(localtime=False)}\r\n"
                 ).encode()
+                if self.sender_stamp:
+                    # What a policyd-spf on the *sending* relay writes: its verdict for the
+                    # submission client, directly under the receiver's hop.
+                    stamp += (
+                        f"Received-SPF: pass (sending relay) client-ip=10.0.0.5; "
+                        f"envelope-from=\"{envelope.mail_from}\"; helo=laptop.example.test;\r\n"
+                        f"Received: from laptop.example.test (unknown [10.0.0.5]) by submission.test "
+                        f"with ESMTPSA; {formatdate(localtime=False)}\r\n"
+                    ).encode()
             content = stamp + envelope.original_content
             if self.pad_bytes:
                 line = b"X" * 998 + b"\r\n"
@@ -167,6 +180,7 @@ def main():
     ap.add_argument("--tls-mode", default="starttls", choices=["starttls", "implicit", "none"])
     ap.add_argument("--deliver-delay", type=float, default=0.0, help="accept, then deliver after this many seconds")
     ap.add_argument("--pad-bytes", type=int, default=0, help="filler appended to the mailbox copy")
+    ap.add_argument("--sender-received-spf", action="store_true", help="stamp a sending-side Received-SPF under the receiver's hop")
     args = ap.parse_args()
     with open(args.password_file) as f:
         password = f.read().strip()
@@ -197,6 +211,7 @@ def main():
         args.deliver_delay,
         args.pad_bytes,
     )
+    relay.sender_stamp = args.sender_received_spf
     controller = Controller(
         relay,
         hostname="127.0.0.1",
