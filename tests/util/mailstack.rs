@@ -126,7 +126,16 @@ impl MailStack {
         .unwrap();
         let password_file = d.join("password");
         std::fs::write(&password_file, format!("{PASSWORD}\n")).unwrap();
-        let (imap_port, imaps_port) = (free_port(), free_port());
+        // Both bound at once, so that the two ports differ (two free_port() calls in a row
+        // can return the same port, and Dovecot refuses a duplicate listener).
+        let (imap_port, imaps_port) = {
+            let a = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+            let b = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+            (
+                a.local_addr().unwrap().port(),
+                b.local_addr().unwrap().port(),
+            )
+        };
         let conf = format!(
             r#"base_dir = {d}/run
 state_dir = {d}/state
