@@ -15,5 +15,6 @@ pub mod output;
 pub mod resolver;
 pub mod server;
 pub mod service;
+pub mod state;
 pub mod tls;
 pub mod zone_server;

@@ -205,7 +205,10 @@ proptest! {
         let _ = received_spf::parse_value(&raw);
         let _ = received::parse(&s);
         let _ = received::parse(&raw);
-        let _ = received::trusted_hop(&bytes, &["mx.example.net".to_string()]);
+        let _ = mailauth_exporter::mail::trust::receiver_view(&bytes, &["mx.example.net".to_string()]);
+        let _ = mailauth_exporter::mail::trust::spf_inputs(&bytes, &["mx.example.net".to_string()]);
+        let _ = mailauth_exporter::mail::reply::bounce(&bytes);
+        let _ = mailauth_exporter::mail::trust::spf_identity(&raw, Some(&s));
         let _ = header::fields(&bytes);
     }
 

@@ -103,6 +103,11 @@ pub struct ExporterConfig {
     /// HTTP connections held open at once; further clients wait in the kernel's backlog.
     #[serde(default = "default_max_connections")]
     pub max_connections: usize,
+    /// Where what must survive a restart is kept (an embedded SQLite database, see
+    /// `crate::state`): today the probe token ledger. Unset: kept in memory only, which is
+    /// logged at start, and a probe copy arriving after a restart stays in the mailbox.
+    #[serde(default)]
+    pub state_dir: Option<PathBuf>,
 }
 
 impl Default for ExporterConfig {
@@ -118,6 +123,7 @@ impl Default for ExporterConfig {
             probe_any_domain: false,
             probe_timeout: default_probe_request_timeout(),
             max_connections: default_max_connections(),
+            state_dir: None,
         }
     }
 }
@@ -282,6 +288,29 @@ pub struct ProbeTarget {
     pub kind: TargetKind,
     pub to: String,
     pub mailbox: Spanned<String>,
+    /// `verifier` only: the address its report comes from (port25 answers
+    /// `check-auth@verifier.port25.com` from `auth-results@verifier.port25.com`). Unset:
+    /// any address at the domain of `to`. A reply from anyone else is never taken for the
+    /// report, nor deleted.
+    #[serde(default)]
+    pub reply_from: Option<String>,
+}
+
+impl ProbeTarget {
+    /// Whether `from` (an address from a `From:` field) is the verifier's reply address.
+    pub fn is_reply_from(&self, from: &str) -> bool {
+        let from = from.trim().trim_matches(['<', '>']);
+        match &self.reply_from {
+            Some(expected) => from.eq_ignore_ascii_case(expected.trim()),
+            None => {
+                let domain = |a: &str| {
+                    a.rsplit_once('@')
+                        .map(|(_, d)| d.trim_end_matches('.').to_ascii_lowercase())
+                };
+                matches!((domain(from), domain(&self.to)), (Some(a), Some(b)) if !a.is_empty() && a == b)
+            }
+        }
+    }
 }
 
 fn default_listen() -> String {
@@ -491,6 +520,23 @@ impl Config {
                 ));
             }
             for target in &probe.targets {
+                if let Some(reply_from) = &target.reply_from {
+                    if target.kind != TargetKind::Verifier {
+                        return Err(at(
+                            target.mailbox.span(),
+                            "reply_from is for kind = \"verifier\" targets only".to_string(),
+                        ));
+                    }
+                    if reply_from
+                        .rsplit_once('@')
+                        .is_none_or(|(l, d)| l.is_empty() || !is_domain_name(d))
+                    {
+                        return Err(at(
+                            target.mailbox.span(),
+                            format!("reply_from {reply_from:?} is not an email address"),
+                        ));
+                    }
+                }
                 if !self.mailbox.contains_key(target.mailbox.get_ref()) {
                     return Err(at(
                         target.mailbox.span(),
@@ -611,6 +657,14 @@ pub fn describe(config: &Config) -> String {
             ns.join(", ")
         }
     );
+    let _ = writeln!(
+        out,
+        "state: {}",
+        config.exporter.state_dir.as_ref().map_or_else(
+            || "in memory only (no state_dir): late probe copies after a restart stay".to_string(),
+            |d| format!("{}/{}", d.display(), crate::state::FILE_NAME)
+        )
+    );
     let _ = writeln!(out, "{} domain(s):", config.domains.len());
     for d in &config.domains {
         let mut parts = Vec::new();
@@ -653,10 +707,13 @@ pub fn describe(config: &Config) -> String {
         for t in &p.targets {
             let _ = writeln!(
                 out,
-                "    {} → {} (read in [mailbox.{}])",
+                "    {} → {} (read in [mailbox.{}]{})",
                 t.kind.as_str(),
                 t.to,
-                t.mailbox.get_ref()
+                t.mailbox.get_ref(),
+                t.reply_from
+                    .as_ref()
+                    .map_or(String::new(), |r| format!(", report from {r}"))
             );
         }
     }

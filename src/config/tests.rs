@@ -200,3 +200,51 @@ fn exporter_safety_defaults() {
     assert_eq!(config.exporter.max_connections, 512);
     assert!(parse("[exporter]\nmax_connections = 0\n").is_err());
 }
+
+const PROBE_BASE: &str = "[[domain]]\nname = \"example.com\"\n[smtp.s]\nhost = \"127.0.0.1\"\n\
+[mailbox.m]\nhost = \"127.0.0.1\"\nusername = \"u\"\npassword_env = \"P\"\n\
+[[probe]]\ndomain = \"example.com\"\nfrom = \"probe@example.com\"\nsmtp = \"s\"\n";
+
+#[test]
+fn state_dir_is_optional() {
+    assert_eq!(parse("").unwrap().exporter.state_dir, None);
+    let config = parse("[exporter]\nstate_dir = \"/var/lib/mailauth-exporter\"\n").unwrap();
+    assert_eq!(
+        config.exporter.state_dir.as_deref(),
+        Some(Path::new("/var/lib/mailauth-exporter"))
+    );
+}
+
+#[test]
+fn reply_from_only_on_verifier_targets_and_only_an_address() {
+    let target = |kind: &str, reply: &str| {
+        format!("{PROBE_BASE}[[probe.target]]\nkind = \"{kind}\"\nto = \"check-auth@verifier.test\"\nmailbox = \"m\"\nreply_from = \"{reply}\"\n")
+    };
+    let config = parse(&target("verifier", "auth-results@verifier.test")).unwrap();
+    let t = &config.probes[0].targets[0];
+    assert!(t.is_reply_from("Auth-Results@Verifier.Test"));
+    assert!(!t.is_reply_from("other@verifier.test"));
+    let err = parse(&target("mailbox", "auth-results@verifier.test")).unwrap_err();
+    assert!(err.to_string().contains("reply_from is for kind"), "{err}");
+    let err = parse(&target("verifier", "not-an-address")).unwrap_err();
+    assert!(err.to_string().contains("not an email address"), "{err}");
+}
+
+#[test]
+fn without_reply_from_the_domain_of_to_decides() {
+    let config = parse(&format!("{PROBE_BASE}[[probe.target]]\nkind = \"verifier\"\nto = \"check-auth@verifier.test\"\nmailbox = \"m\"\n")).unwrap();
+    let t = &config.probes[0].targets[0];
+    assert!(t.is_reply_from("auth-results@verifier.test"));
+    assert!(t.is_reply_from("<auth-results@VERIFIER.test.>"));
+    assert!(!t.is_reply_from("auth-results@evil-verifier.test"));
+    assert!(!t.is_reply_from("verifier.test"));
+    assert!(!t.is_reply_from(""));
+}
+
+#[test]
+fn describe_says_where_state_is_kept() {
+    let text = describe(&parse("").unwrap());
+    assert!(text.contains("state: in memory only"), "{text}");
+    let text = describe(&parse("[exporter]\nstate_dir = \"/var/lib/m\"\n").unwrap());
+    assert!(text.contains("state: /var/lib/m/state.sqlite3"), "{text}");
+}

@@ -3,8 +3,8 @@
 //!
 //! The `imap` crate is blocking: callers run a [`Mailbox`] on a blocking thread
 //! (`spawn_blocking`), and every socket read and write is bounded by the mailbox timeout.
-//! Deleting is guarded twice: only UIDs whose fetched header carries a token this exporter
-//! issued are flagged, and only with UIDPLUS (`UID EXPUNGE` of exactly those UIDs); a
+//! Deleting is guarded twice: only UIDs whose fetched message is confirmed as ours (a probe
+//! copy by its own header, a verifier report by `mail::reply`) are flagged, and only with UIDPLUS (`UID EXPUNGE` of exactly those UIDs); a
 //! server without UIDPLUS gets no expunge at all, since a plain EXPUNGE would also remove
 //! messages that someone else flagged \Deleted.
 
@@ -364,28 +364,15 @@ impl Mailbox {
         Ok(confirmed.len())
     }
 
-    /// Deletes verifier reports: messages among `uids` whose body echoes one of `tokens`
-    /// (checked on the fetched text, not only the server's search).
-    pub fn delete_reports(
-        &mut self,
-        reports: &[Fetched],
-        tokens: &[String],
-    ) -> Result<usize, MailboxError> {
+    /// Deletes exactly `uids`, which the caller has confirmed as ours (verifier reports,
+    /// judged by `mail::reply` on the fetched message); returns how many. Without UIDPLUS
+    /// nothing is deleted.
+    pub fn delete_uids(&mut self, uids: &[u32]) -> Result<usize, MailboxError> {
         if !self.has_uidplus {
             return Ok(0);
         }
-        let confirmed: Vec<u32> = reports
-            .iter()
-            .filter(|r| {
-                let text = String::from_utf8_lossy(&r.raw);
-                tokens
-                    .iter()
-                    .any(|t| is_token(t) && text.contains(t.as_str()))
-            })
-            .map(|r| r.uid)
-            .collect();
-        self.expunge_exactly(&confirmed)?;
-        Ok(confirmed.len())
+        self.expunge_exactly(uids)?;
+        Ok(uids.len())
     }
 
     fn expunge_exactly(&mut self, uids: &[u32]) -> Result<(), MailboxError> {

@@ -1,22 +1,27 @@
 //! One probe round: a real message to each target through the domain's submission server,
 //! then its arrival read over IMAP and what each source concluded about it.
 //!
-//! Every failure is a stage (`send`, `mailbox`, `receive_timeout`, `parse`), never a
-//! crash. The IMAP side is blocking and runs on `spawn_blocking`, bounded by the probe's
-//! timeout. Tokens issued recently are remembered so that late or duplicate arrivals of
-//! our own messages are deleted in a later round, and nothing else ever is.
+//! Every failure is a stage (`send`, `mailbox`, `receive_timeout`, `parse`, `bounce`),
+//! never a crash. The IMAP side is blocking and runs on `spawn_blocking`, bounded by the
+//! probe's timeout. Tokens issued are kept in the [`TokenLedger`] (in `state_dir` when
+//! configured) so that late or duplicate arrivals of our own messages are deleted in a
+//! later round, also after a restart, and nothing else ever is.
 
-use std::collections::VecDeque;
-use std::sync::Mutex;
+use std::collections::HashSet;
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use crate::checks::{dmarc, spf};
-use crate::config::{Config, MailboxConfig, ProbeConfig, TargetKind};
-use crate::mail::mailbox::{remaining, Fetched, Mailbox};
+use crate::config::{Config, MailboxConfig, ProbeConfig, ProbeTarget, TargetKind};
+use crate::mail::ledger::{token_lifetime, TokenLedger};
+use crate::mail::mailbox::{remaining, Fetched, Mailbox, MailboxError};
+use crate::mail::reply::{self, Bounce, DsnAction, Reply};
 use crate::mail::results::{self, MethodResults};
-use crate::mail::send::{new_token, send, ProbeMessage};
-use crate::mail::{auth_results, dkim_verify, received, received_spf, verifier_report};
-use crate::resolver::{normalize_name, Dns};
+use crate::mail::send::{send, ProbeMessage};
+use crate::mail::verifier_report::VerifierReport;
+use crate::mail::{dkim_verify, trust};
+use crate::name::normalize_name;
+use crate::resolver::Dns;
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Stage {
@@ -24,15 +29,28 @@ pub enum Stage {
     Mailbox,
     ReceiveTimeout,
     Parse,
+    /// A delivery status notification (RFC 3464) says the probe failed to reach the
+    /// verifier or the mailbox: no answer will come.
+    Bounce,
 }
 
 impl Stage {
+    /// Every stage, for counters that start at 0.
+    pub const ALL: [Stage; 5] = [
+        Stage::Send,
+        Stage::ReceiveTimeout,
+        Stage::Mailbox,
+        Stage::Parse,
+        Stage::Bounce,
+    ];
+
     pub fn as_str(self) -> &'static str {
         match self {
             Stage::Send => "send",
             Stage::Mailbox => "mailbox",
             Stage::ReceiveTimeout => "receive_timeout",
             Stage::Parse => "parse",
+            Stage::Bounce => "bounce",
         }
     }
 }
@@ -64,6 +82,8 @@ pub struct TargetOutcome {
     pub sources: Vec<(Source, MethodResults)>,
     /// Why the exporter's own DKIM verification failed (a `dkim_verify::REASON_CODES` code).
     pub dkim_failure: Option<&'static str>,
+    /// Our own messages this round's cleanup deleted (this probe's and earlier ones').
+    pub deleted: Cleanup,
 }
 
 impl TargetOutcome {
@@ -75,6 +95,7 @@ impl TargetOutcome {
             delivery: None,
             sources: Vec::new(),
             dkim_failure: None,
+            deleted: Cleanup::default(),
         }
     }
 
@@ -86,170 +107,219 @@ impl TargetOutcome {
     }
 }
 
-/// Recently issued tokens (bounded), for deleting late and duplicate arrivals.
-#[derive(Default)]
-pub struct TokenLedger {
-    tokens: Mutex<VecDeque<(String, Instant)>>,
-}
-
-const LEDGER_SIZE: usize = 64;
-const LEDGER_AGE: Duration = Duration::from_secs(2 * 24 * 3600);
-
-impl TokenLedger {
-    pub fn issue(&self) -> String {
-        let token = new_token();
-        let mut t = self.tokens.lock().expect("ledger lock");
-        t.push_back((token.clone(), Instant::now()));
-        while t.len() > LEDGER_SIZE || t.front().is_some_and(|(_, at)| at.elapsed() > LEDGER_AGE) {
-            t.pop_front();
-        }
-        token
-    }
-
-    pub fn recent(&self) -> Vec<String> {
-        self.tokens
-            .lock()
-            .expect("ledger lock")
-            .iter()
-            .map(|(t, _)| t.clone())
-            .collect()
-    }
-}
-
 /// What was found in the mailbox for one target.
 struct Arrival {
     message: Fetched,
     seen_at: Instant,
+    /// The verifier's report (verifier targets only), matched to this round's token.
+    report: Option<VerifierReport>,
 }
 
-/// Waits for the message carrying `token` (the probe itself, or a verifier report echoing
-/// it), then deletes every message of ours it can find (this one, and late or duplicate
-/// ones of earlier tokens).
+/// The verifier targets whose replies arrive in one mailbox: who may send a report there.
+fn verifier_targets(config: &Config, mailbox: &str) -> Vec<ProbeTarget> {
+    config
+        .probes
+        .iter()
+        .flat_map(|p| p.targets.iter())
+        .filter(|t| t.kind == TargetKind::Verifier && t.mailbox.get_ref() == mailbox)
+        .cloned()
+        .collect()
+}
+
+fn mailbox_failure(e: MailboxError) -> (Stage, String) {
+    (Stage::Mailbox, e.to_string())
+}
+
+/// Waits for the message carrying `token` (the probe itself, or the verifier's report
+/// echoing it), then deletes every message of ours it can find (this one, and late or
+/// duplicate ones of earlier tokens), whatever the round's outcome.
 fn await_arrival(
     mailbox: &MailboxConfig,
     password: &str,
-    kind: TargetKind,
+    target: &ProbeTarget,
     token: &str,
     deadline: Instant,
-    ledger_tokens: &[String],
-) -> Result<Arrival, (Stage, String)> {
-    let mut mb =
-        Mailbox::connect(mailbox, password).map_err(|e| (Stage::Mailbox, e.to_string()))?;
-    let arrival = loop {
-        let found = match kind {
-            TargetKind::Mailbox => mb.search_token(token),
-            TargetKind::Verifier => mb.search_body(token),
+    ours: &Ours,
+) -> (Result<Arrival, (Stage, String)>, Cleanup) {
+    let mut mb = match Mailbox::connect(mailbox, password) {
+        Ok(mb) => mb,
+        Err(e) => return (Err(mailbox_failure(e)), Cleanup::default()),
+    };
+    let outcome = wait_for(&mut mb, target, token, deadline);
+    let mut done = Cleanup::default();
+    if !matches!(&outcome, Err((Stage::Mailbox, _))) {
+        done = cleanup(&mut mb, &ours.tokens, &ours.verifiers);
+        if done.probes + done.reports > 0 {
+            tracing::debug!(
+                probes = done.probes,
+                reports = done.reports,
+                "deleted our own messages"
+            );
         }
-        .map_err(|e| (Stage::Mailbox, e.to_string()))?;
-        // A verifier report echoes our header; our own probe copy (if it lands here too)
-        // carries it as a real header: keep only reports.
-        let mut chosen = None;
-        for uid in found {
-            if let Some(msg) = mb.fetch(uid).map_err(|e| (Stage::Mailbox, e.to_string()))? {
-                let is_probe = crate::mail::mailbox::header_token(&String::from_utf8_lossy(
-                    crate::mail::header::split_message(&msg.raw).0,
-                ))
-                .is_some_and(|t| t == token);
-                if (kind == TargetKind::Mailbox) == is_probe {
-                    chosen = Some(msg);
-                    break;
+    }
+    mb.logout();
+    (outcome, done)
+}
+
+/// The arrival loop of [`await_arrival`].
+fn wait_for(
+    mb: &mut Mailbox,
+    target: &ProbeTarget,
+    token: &str,
+    deadline: Instant,
+) -> Result<Arrival, (Stage, String)> {
+    // A delay notice seen on the way, for the timeout's message.
+    let mut delayed: Option<Bounce> = None;
+    // UIDs already judged not to be the answer (someone else's mail): not fetched again.
+    let mut judged: HashSet<u32> = HashSet::new();
+    loop {
+        if target.kind == TargetKind::Mailbox {
+            for uid in mb.search_token(token).map_err(mailbox_failure)? {
+                let Some(msg) = mb.fetch(uid).map_err(mailbox_failure)? else {
+                    continue;
+                };
+                let head = String::from_utf8_lossy(crate::mail::header::split_message(&msg.raw).0);
+                if crate::mail::mailbox::header_token(&head).is_some_and(|t| t == token) {
+                    return Ok(Arrival {
+                        message: msg,
+                        seen_at: Instant::now(),
+                        report: None,
+                    });
                 }
             }
         }
-        if let Some(message) = chosen {
-            break Arrival {
-                message,
-                seen_at: Instant::now(),
+        // Bodies mentioning the token: the verifier's report, or a DSN quoting the probe.
+        for uid in mb.search_body(token).map_err(mailbox_failure)? {
+            if !judged.insert(uid) {
+                continue;
+            }
+            let Some(msg) = mb.fetch(uid).map_err(mailbox_failure)? else {
+                continue;
             };
+            let reply = match target.kind {
+                TargetKind::Verifier => reply::classify(&msg.raw, msg.truncated, target),
+                TargetKind::Mailbox => reply::bounce(&msg.raw).map_or(Reply::Other, Reply::Bounce),
+            };
+            match reply {
+                Reply::Report {
+                    report,
+                    token: echoed,
+                } if echoed == token => {
+                    return Ok(Arrival {
+                        message: msg,
+                        seen_at: Instant::now(),
+                        report: Some(*report),
+                    });
+                }
+                Reply::UnreadableFromVerifier => {
+                    let why = if msg.truncated {
+                        "the verifier's reply is larger than max_message_bytes"
+                    } else {
+                        "the verifier's reply holds no report for this probe"
+                    };
+                    return Err((Stage::Parse, why.into()));
+                }
+                Reply::Bounce(b) if b.action == DsnAction::Failed => {
+                    return Err((Stage::Bounce, b.to_string()));
+                }
+                Reply::Bounce(b) if b.action == DsnAction::Delayed => {
+                    tracing::info!(target = target.kind.as_str(), "probe {b}; still waiting");
+                    delayed = Some(b);
+                }
+                // Another probe's report, a person's mail, a "delivered" DSN.
+                _ => {}
+            }
         }
         if Instant::now() >= deadline {
-            mb.logout();
-            return Err((
-                Stage::ReceiveTimeout,
-                format!("no {} message within the probe timeout", kind.as_str()),
-            ));
+            let mut why = format!(
+                "no {} message within the probe timeout",
+                target.kind.as_str()
+            );
+            if let Some(b) = delayed {
+                why.push_str(&format!(" ({b})"));
+            }
+            return Err((Stage::ReceiveTimeout, why));
         }
         mb.wait_for_change(remaining(deadline).min(Duration::from_secs(25)))
-            .map_err(|e| (Stage::Mailbox, e.to_string()))?;
-    };
-    cleanup(&mut mb, ledger_tokens);
-    mb.logout();
-    Ok(arrival)
+            .map_err(mailbox_failure)?;
+    }
 }
 
-/// Deletes our own messages: probes by their header token, reports by the token they echo.
-fn cleanup(mb: &mut Mailbox, tokens: &[String]) {
+/// The tokens and verifier addresses that make a message in one mailbox ours.
+pub struct Ours {
+    /// Tokens issued for probes answered in this mailbox (the ledger's).
+    pub tokens: Vec<String>,
+    /// The verifier targets answering into this mailbox.
+    pub verifiers: Vec<ProbeTarget>,
+}
+
+/// What one cleanup pass deleted.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct Cleanup {
+    pub probes: usize,
+    pub reports: usize,
+}
+
+/// Deletes our own messages, and only those:
+/// - probe copies: the message's own `X-Mailauth-Probe` header is one of `tokens`
+///   (checked on the fetched header, not only the server's SEARCH);
+/// - verifier reports: see [`reply`]: from a verifier's reply address, whole (not cut at
+///   `max_message_bytes`), its decoded body a report whose echoed `X-Mailauth-Probe` is
+///   one of `tokens`. A person forwarding a report, a DSN, a reply quoting a token: kept.
+///
+/// Errors are logged and end the pass; the next round tries again.
+pub fn cleanup(mb: &mut Mailbox, tokens: &[String], verifiers: &[ProbeTarget]) -> Cleanup {
+    let mut done = Cleanup::default();
+    let mut judged: HashSet<u32> = HashSet::new();
     for token in tokens {
-        if let Ok(uids) = mb.search_token(token) {
-            if let Err(e) = mb.delete_probes(&uids, tokens) {
-                tracing::warn!("cleanup of probe messages: {e}");
+        match mb.search_token(token) {
+            Ok(uids) => match mb.delete_probes(&uids, tokens) {
+                Ok(n) => done.probes += n,
+                Err(e) => {
+                    tracing::warn!("cleanup of probe messages: {e}");
+                    return done;
+                }
+            },
+            Err(e) => {
+                tracing::warn!("cleanup search: {e}");
+                return done;
             }
         }
-        if let Ok(uids) = mb.search_body(token) {
-            let reports: Vec<Fetched> = uids
-                .iter()
-                .filter_map(|&u| mb.fetch(u).ok().flatten())
-                .collect();
-            let reports: Vec<Fetched> = reports
-                .into_iter()
-                .filter(|r| verifier_report::parse(&String::from_utf8_lossy(&r.raw)).is_some())
-                .collect();
-            if let Err(e) = mb.delete_reports(&reports, tokens) {
-                tracing::warn!("cleanup of verifier reports: {e}");
-            }
+        if verifiers.is_empty() {
+            continue;
         }
-    }
-}
-
-/// The client of the receiving hop: from `Received-SPF` when the receiver wrote one, else
-/// from the receiver's own `Received` line, with the envelope sender from its
-/// `Authentication-Results` (`smtp.mailfrom`) or `Return-Path`.
-struct SpfInputs {
-    ip: std::net::IpAddr,
-    mailfrom: String,
-    helo: Option<String>,
-}
-
-fn spf_inputs(
-    raw: &[u8],
-    fields: &[auth_results::AuthResultsField],
-    trusted: &[String],
-) -> Option<SpfInputs> {
-    if let Some(rs) = received_spf::parse_message(raw).first() {
-        if let Some(ip) = rs.properties.get("client-ip").and_then(|i| i.parse().ok()) {
-            return Some(SpfInputs {
-                ip,
-                mailfrom: rs
-                    .properties
-                    .get("envelope-from")
-                    .map(|m| m.trim_matches(['<', '>']).to_string())
-                    .unwrap_or_default(),
-                helo: rs.properties.get("helo").cloned(),
+        let uids = match mb.search_body(token) {
+            Ok(uids) => uids,
+            Err(e) => {
+                tracing::warn!("cleanup search: {e}");
+                return done;
+            }
+        };
+        let mut confirmed = Vec::new();
+        for uid in uids {
+            if !judged.insert(uid) {
+                continue;
+            }
+            let Ok(Some(msg)) = mb.fetch(uid) else {
+                continue;
+            };
+            let ours = verifiers.iter().any(|v| {
+                matches!(reply::classify(&msg.raw, msg.truncated, v),
+                    Reply::Report { token: echoed, .. } if tokens.contains(&echoed))
             });
+            if ours {
+                confirmed.push(uid);
+            }
+        }
+        match mb.delete_uids(&confirmed) {
+            Ok(n) => done.reports += n,
+            Err(e) => {
+                tracing::warn!("cleanup of verifier reports: {e}");
+                return done;
+            }
         }
     }
-    let hop = received::trusted_hop(raw, trusted)?;
-    let from_ar = fields
-        .iter()
-        .filter(|f| {
-            f.authserv_id
-                .as_deref()
-                .is_some_and(|id| trusted.iter().any(|t| t.eq_ignore_ascii_case(id)))
-        })
-        .flat_map(|f| f.results.iter())
-        .find(|r| r.method == "spf")
-        .and_then(|r| r.property("smtp", "mailfrom"))
-        .map(str::to_string);
-    let (head, _) = crate::mail::header::split_message(raw);
-    let header_fields = crate::mail::header::fields(head);
-    let return_path = crate::mail::header::values(&header_fields, "Return-Path")
-        .next()
-        .map(|v| v.trim().trim_matches(['<', '>']).to_string());
-    Some(SpfInputs {
-        ip: hop.ip?,
-        mailfrom: from_ar.or(return_path).unwrap_or_default(),
-        helo: hop.helo,
-    })
+    done
 }
 
 /// DMARC identifier alignment (RFC 7489 §3.1): strict is the same name, relaxed the same
@@ -269,7 +339,6 @@ async fn own_evaluation(
     dns: &dyn Dns,
     resolver: hickory_resolver::TokioResolver,
     raw: &[u8],
-    fields: &[auth_results::AuthResultsField],
     trusted: &[String],
     from_domain: &str,
 ) -> (MethodResults, Option<&'static str>) {
@@ -293,13 +362,12 @@ async fn own_evaluation(
         out.insert("dkim".into(), "none".into());
     }
     let mut spf_pass_domain = None;
-    if let Some(inputs) = spf_inputs(raw, fields, trusted) {
-        let domain = inputs
-            .mailfrom
-            .rsplit_once('@')
-            .map_or(from_domain.to_string(), |(_, d)| normalize_name(d));
+    // Only what the trusted receiver recorded above its own hop (see `trust`); with
+    // nothing usable there is no SPF verdict of ours rather than one for the wrong client.
+    if let Some(inputs) = trust::spf_inputs(raw, trusted) {
+        let domain = inputs.identity.domain;
         let helo = inputs.helo.unwrap_or_else(|| domain.clone());
-        let result = spf::check_host(dns, inputs.ip, &domain, &inputs.mailfrom, &helo).await;
+        let result = spf::check_host(dns, inputs.ip, &domain, &inputs.identity.sender, &helo).await;
         if result == spf::SpfResult::Pass {
             spf_pass_domain = Some(domain);
         }
@@ -326,7 +394,7 @@ pub async fn run_probe(
     probe: &ProbeConfig,
     dns: &dyn Dns,
     resolver: hickory_resolver::TokioResolver,
-    ledger: &TokenLedger,
+    ledger: &Arc<TokenLedger>,
 ) -> Vec<TargetOutcome> {
     let domain = normalize_name(probe.domain.get_ref());
     let Some(smtp) = config.smtp.get(probe.smtp.get_ref()) else {
@@ -335,11 +403,9 @@ pub async fn run_probe(
     let mut outcomes = Vec::new();
     for target in &probe.targets {
         let mut outcome = TargetOutcome::new(target.kind);
-        let Some(mailbox) = config.mailbox.get(target.mailbox.get_ref()).cloned() else {
-            outcome.failure = Some((
-                Stage::Mailbox,
-                format!("no [mailbox.{}]", target.mailbox.get_ref()),
-            ));
+        let mailbox_name = target.mailbox.get_ref().clone();
+        let Some(mailbox) = config.mailbox.get(&mailbox_name).cloned() else {
+            outcome.failure = Some((Stage::Mailbox, format!("no [mailbox.{mailbox_name}]")));
             outcomes.push(outcome);
             continue;
         };
@@ -351,7 +417,14 @@ pub async fn run_probe(
                 continue;
             }
         };
-        let token = ledger.issue();
+        let token = ledger
+            .issue(
+                &mailbox_name,
+                &domain,
+                target.kind,
+                token_lifetime(probe.timeout),
+            )
+            .await;
         let message = ProbeMessage {
             from: probe.from.clone(),
             to: target.to.clone(),
@@ -380,14 +453,31 @@ pub async fn run_probe(
         };
         let deadline = started + probe.timeout;
         let kind = target.kind;
-        let tokens = ledger.recent();
-        let mb = mailbox.clone();
-        let tok = token.clone();
+        let verifiers = verifier_targets(config, &mailbox_name);
+        let (mb, tgt, tok, ledger, probe_key) = (
+            mailbox.clone(),
+            target.clone(),
+            token.clone(),
+            ledger.clone(),
+            domain.clone(),
+        );
         let arrival = tokio::task::spawn_blocking(move || {
-            await_arrival(&mb, &password, kind, &tok, deadline, &tokens)
+            // Read here, on the blocking thread: with a state_dir this is a database read.
+            let ours = Ours {
+                tokens: ledger.tokens_blocking(&mailbox_name, &probe_key),
+                verifiers,
+            };
+            await_arrival(&mb, &password, &tgt, &tok, deadline, &ours)
         })
         .await
-        .unwrap_or_else(|e| Err((Stage::Mailbox, format!("mailbox task failed: {e}"))));
+        .unwrap_or_else(|e| {
+            (
+                Err((Stage::Mailbox, format!("mailbox task failed: {e}"))),
+                Cleanup::default(),
+            )
+        });
+        let (arrival, deleted) = arrival;
+        outcome.deleted = deleted;
         let arrival = match arrival {
             Ok(a) => a,
             Err(f) => {
@@ -398,59 +488,44 @@ pub async fn run_probe(
             }
         };
         let raw = &arrival.message.raw;
+        outcome.delivery = Some(arrival.seen_at.saturating_duration_since(accepted));
         match kind {
             TargetKind::Mailbox => {
-                outcome.delivery = Some(arrival.seen_at.saturating_duration_since(accepted));
-                let fields = auth_results::parse_message(raw);
-                match results::from_receiver(&fields, &mailbox.trusted_authserv_ids) {
+                let trusted = &mailbox.trusted_authserv_ids;
+                let view = trust::receiver_view(raw, trusted);
+                let fields = view
+                    .as_ref()
+                    .map(|v| v.authentication_results.clone())
+                    .unwrap_or_default();
+                match results::from_receiver(&fields, trusted) {
                     Some(r) => outcome.sources.push((Source::Receiver, r)),
                     None => {
-                        outcome.failure = Some((
-                            Stage::Parse,
-                            "no Authentication-Results from a trusted authserv-id".to_string(),
-                        ))
+                        let why = if view.is_none() {
+                            "no Received field stamped by a trusted host (trusted_authserv_ids) with a client address"
+                        } else {
+                            "no Authentication-Results from a trusted authserv-id in the receiver's part of the header"
+                        };
+                        outcome.failure = Some((Stage::Parse, why.to_string()))
                     }
                 }
                 let from_domain = probe
                     .from
                     .rsplit_once('@')
                     .map_or(domain.clone(), |(_, d)| normalize_name(d));
-                let (own, dkim_reason) = own_evaluation(
-                    dns,
-                    resolver.clone(),
-                    raw,
-                    &fields,
-                    &mailbox.trusted_authserv_ids,
-                    &from_domain,
-                )
-                .await;
+                let (own, dkim_reason) =
+                    own_evaluation(dns, resolver.clone(), raw, trusted, &from_domain).await;
                 outcome.sources.push((Source::Dns, own));
                 outcome.dkim_failure = dkim_reason;
             }
-            TargetKind::Verifier => {
-                outcome.delivery = Some(arrival.seen_at.saturating_duration_since(accepted));
-                let body = super::body::body_text(raw);
-                match verifier_report::parse(&body) {
-                    Some(report)
-                        if report.echoed_header(crate::mail::send::TOKEN_HEADER)
-                            == Some(token.as_str()) =>
-                    {
-                        outcome
-                            .sources
-                            .push((Source::Verifier, results::from_verifier(&report)));
-                    }
-                    Some(_) => {
-                        outcome.failure = Some((
-                            Stage::Parse,
-                            "the report echoes another probe's token".into(),
-                        ))
-                    }
-                    None => {
-                        outcome.failure =
-                            Some((Stage::Parse, "the reply holds no verifier report".into()))
-                    }
+            TargetKind::Verifier => match &arrival.report {
+                Some(report) => outcome
+                    .sources
+                    .push((Source::Verifier, results::from_verifier(report))),
+                None => {
+                    outcome.failure =
+                        Some((Stage::Parse, "the reply holds no verifier report".into()))
                 }
-            }
+            },
         }
         outcomes.push(outcome);
     }

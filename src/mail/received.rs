@@ -9,7 +9,8 @@
 //! Received: from mail.example.com (unknown [192.0.2.10])
 //!         by mx.example.net (Postfix) with ESMTPS id 4F1A2; Tue, 1 Dec 2026 09:22:13 +0000
 //! ```
-//! Only the hop stamped by a trusted host counts: earlier lines are the sender's to write.
+//! Only the hop stamped by a trusted host counts (found by `mail::trust`): the lines below
+//! it are the sender's to write.
 
 use std::net::IpAddr;
 
@@ -22,6 +23,9 @@ pub struct Hop {
     pub ip: Option<IpAddr>,
     /// The host that stamped the line (`by <name>`).
     pub by: Option<String>,
+    /// The protocol it was received with (`with ESMTPS`), lower-case: the RFC 3848 /
+    /// RFC 5321 §4.4 `Protocol` (`smtp esmtp esmtps esmtpsa lmtp ...`).
+    pub with: Option<String>,
 }
 
 /// Reads one `Received` value; `None` when it names no client and no host.
@@ -32,6 +36,7 @@ pub fn parse(value: &str) -> Option<Hop> {
         helo: None,
         ip: None,
         by: None,
+        with: None,
     };
     let tokens = Tokens { rest: text };
     let mut clause = "";
@@ -50,6 +55,7 @@ pub fn parse(value: &str) -> Option<Hop> {
                         }
                     }
                     _ if clause == "by" && hop.by.is_none() => hop.by = Some(lower),
+                    _ if clause == "with" && hop.with.is_none() => hop.with = Some(lower),
                     _ => {}
                 }
             }
@@ -118,23 +124,6 @@ impl<'a> Iterator for Tokens<'a> {
     }
 }
 
-/// The topmost hop of `raw` stamped `by` one of `trusted` hosts (case-insensitive), with
-/// a client address: what that receiver saw of the client.
-pub fn trusted_hop(raw: &[u8], trusted: &[String]) -> Option<Hop> {
-    let (head, _) = super::header::split_message(raw);
-    let fields = super::header::fields(head);
-    let hop = super::header::values(&fields, "Received")
-        .filter_map(parse)
-        .find(|hop| {
-            hop.ip.is_some()
-                && hop
-                    .by
-                    .as_deref()
-                    .is_some_and(|by| trusted.iter().any(|t| t.eq_ignore_ascii_case(by)))
-        });
-    hop
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -149,6 +138,7 @@ mod tests {
         assert_eq!(h.helo.as_deref(), Some("mail.example.test"));
         assert_eq!(h.ip, Some("127.0.5.10".parse().unwrap()));
         assert_eq!(h.by.as_deref(), Some("mx.receiver.test"));
+        assert_eq!(h.with.as_deref(), Some("esmtps"));
     }
 
     #[test]
@@ -170,6 +160,7 @@ mod tests {
         let h = hop("from mx.receiver.test by imap.receiver.test with LMTP id iPo9 (envelope-from <a@b>) for <c@d>; Tue, 01 Dec 2026 09:22:13 +0000");
         assert_eq!(h.ip, None);
         assert_eq!(h.by.as_deref(), Some("imap.receiver.test"));
+        assert_eq!(h.with.as_deref(), Some("lmtp"));
     }
 
     #[test]
@@ -178,18 +169,5 @@ mod tests {
         assert_eq!(parse("; only a date"), None);
         assert_eq!(parse("from (unterminated [10.0.0.1"), None);
         assert_eq!(parse("from x [999.1.1.1]").unwrap().ip, None);
-    }
-
-    #[test]
-    fn only_the_trusted_hop_counts() {
-        let raw = b"Received: from mx.receiver.test by imap.receiver.test with LMTP; x\r\n\
-Received: from mail.example.test (unknown [127.0.5.10]) by mx.receiver.test (Postfix); x\r\n\
-Received: from forged (unknown [198.51.100.1]) by mx.receiver.test.evil; x\r\n\
-Received: from vm (unknown [127.0.0.1]) by mail.example.test (Postfix); x\r\n\r\nbody";
-        let trusted = vec!["MX.receiver.test".to_string()];
-        let h = trusted_hop(raw, &trusted).unwrap();
-        assert_eq!(h.ip, Some("127.0.5.10".parse().unwrap()));
-        assert_eq!(h.helo.as_deref(), Some("mail.example.test"));
-        assert_eq!(trusted_hop(raw, &["other.example".to_string()]), None);
     }
 }

@@ -162,6 +162,9 @@ pub struct Metrics {
     pub probe_delivery: HistogramVec,
     pub probe_sent: IntCounterVec,
     pub probe_failures: IntCounterVec,
+    pub probe_deleted: IntCounterVec,
+    /// State database operations that failed (`operation` = `read`, `write`).
+    pub state_errors: IntCounterVec,
     pub auth_result: GaugeVec,
     pub auth_disagreement: GaugeVec,
     pub probe_dkim_failure: GaugeVec,
@@ -283,9 +286,22 @@ impl Metrics {
         );
         let probe_failures = counter_vec(
             "mailauth_probe_failures_total",
-            "Probe failures by stage (send, receive_timeout, mailbox, parse).",
+            "Probe failures by stage (send, receive_timeout, mailbox, parse, bounce).",
             &["domain", "target", "stage"],
         );
+        let probe_deleted = counter_vec(
+            "mailauth_probe_messages_deleted_total",
+            "The exporter's own messages deleted from the mailbox after a round: probe copies (kind=probe) and verifier reports (kind=report), late and duplicate arrivals included.",
+            &["domain", "target", "kind"],
+        );
+        let state_errors = counter_vec(
+            "mailauth_state_errors_total",
+            "State database (state_dir) operations that failed, by operation (read, write); the probe token is then kept in memory only.",
+            &["operation"],
+        );
+        for op in ["read", "write"] {
+            state_errors.with_label_values(&[op]);
+        }
         let auth_result = gauge_vec(
             "mailauth_auth_result",
             "1 for the latest result per method and source.",
@@ -330,6 +346,8 @@ impl Metrics {
             probe_delivery,
             probe_sent,
             probe_failures,
+            probe_deleted,
+            state_errors,
             auth_result,
             auth_disagreement,
             probe_dkim_failure,
@@ -454,6 +472,11 @@ impl Metrics {
                 self.probe_failures
                     .with_label_values(&[domain, target, stage.as_str()])
                     .inc();
+            }
+            for (kind, n) in [("probe", o.deleted.probes), ("report", o.deleted.reports)] {
+                self.probe_deleted
+                    .with_label_values(&[domain, target, kind])
+                    .inc_by(n as u64);
             }
             if let Some(d) = o.delivery {
                 self.probe_delivery

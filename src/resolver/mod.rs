@@ -22,7 +22,6 @@ use std::time::Duration;
 /// Re-exported for the callers that still spell them `resolver::` (checks/mod.rs,
 /// server/, service/scheduler.rs, config/mod.rs, mail/probe.rs: files being edited in
 /// issue 15's steps 2 and 3); new code imports [`crate::name`], where they live.
-pub use crate::name::{normalize_name, reverse_name, to_ascii_name};
 pub use cache::CachingDns;
 pub use client::{HickoryDns, QueryCounters, ResolverSettings};
 

@@ -8,9 +8,27 @@ use std::time::SystemTime;
 
 use crate::checks::DomainSpec;
 use crate::config::Config;
+use crate::mail::ledger::TokenLedger;
 use crate::metrics::Metrics;
 use crate::resolver::{CachingDns, Dns, HickoryDns, QueryCounters, ResolverSettings};
 use crate::service::scheduler::Scheduler;
+use crate::state::{StateError, StateStore};
+
+/// The ledger for `state_dir`: written to its database, or in memory when unset. Opening
+/// is a few blocking file operations, done once per start or change of `state_dir`.
+fn open_ledger(state_dir: Option<&std::path::Path>) -> Result<TokenLedger, StateError> {
+    match state_dir {
+        Some(dir) => {
+            let store = StateStore::open(dir)?;
+            tracing::info!(path = %store.path().display(), "state database open");
+            Ok(TokenLedger::persistent(store))
+        }
+        None => {
+            tracing::info!("no [exporter] state_dir: probe tokens are kept in memory only, so a probe copy arriving after a restart stays in the mailbox");
+            Ok(TokenLedger::in_memory())
+        }
+    }
+}
 
 struct Running {
     config: Arc<Config>,
@@ -19,6 +37,9 @@ struct Running {
     watcher: Option<tokio::task::JoinHandle<()>>,
     probes: Option<crate::service::scheduler::ProbeScheduler>,
     https: Option<crate::checks::newer_records::Https>,
+    /// The probe token ledger and the `state_dir` it was opened from; kept across reloads
+    /// that keep the same `state_dir`.
+    ledger: Option<(Option<PathBuf>, Arc<TokenLedger>)>,
 }
 
 pub struct App {
@@ -68,6 +89,7 @@ impl App {
                 watcher: None,
                 probes: None,
                 https: None,
+                ledger: None,
             }),
             lifecycle: lifecycle || config.exporter.enable_lifecycle,
             probes: crate::service::probe::ProbeCache::new(config.exporter.concurrency),
@@ -79,6 +101,21 @@ impl App {
 
     fn apply(&self, config: Config) -> Result<(), String> {
         let dns: Arc<dyn Dns> = build_dns(&config, self.counters.clone())?;
+        // Before anything is stopped: a state_dir that cannot be opened keeps the old
+        // configuration running, as any other bad config does.
+        let state_dir = config.exporter.state_dir.clone();
+        let kept = match &self.running.lock().expect("app lock").ledger {
+            Some((dir, ledger)) if *dir == state_dir => Some(ledger.clone()),
+            _ => None,
+        };
+        let ledger = match kept {
+            Some(l) => l,
+            None => Arc::new(
+                open_ledger(state_dir.as_deref())
+                    .map_err(|e| e.to_string())?
+                    .with_error_counter(self.metrics.state_errors.clone()),
+            ),
+        };
         for (name, smtp) in &config.smtp {
             if smtp.tls_insecure_skip_verify {
                 tracing::warn!(smtp = %name, host = %smtp.host, "TLS certificate verification is OFF for this host");
@@ -140,6 +177,7 @@ impl App {
                 dns.clone(),
                 resolver,
                 self.metrics.clone(),
+                ledger.clone(),
             ));
         }
         if let (Some(path), Some(app)) = (&config.exporter.domains_file, self.me.upgrade()) {
@@ -152,6 +190,7 @@ impl App {
         running.scheduler = Some(scheduler);
         running.dns = Some(dns);
         running.https = Some(https);
+        running.ledger = Some((state_dir, ledger));
         running.config = config;
         self.metrics.reload_success.set(1);
         let now = SystemTime::now()
@@ -196,13 +235,21 @@ impl App {
     /// name from its domains file.
     pub fn watches(&self, name: &str) -> bool {
         let running = self.running.lock().expect("app lock");
-        let ascii = crate::resolver::to_ascii_name(name)
-            .unwrap_or_else(|| crate::resolver::normalize_name(name));
+        let ascii = crate::name::canonical(name);
         running.config.domain(&ascii).is_some()
             || running
                 .scheduler
                 .as_ref()
                 .is_some_and(|s| s.watches(&ascii))
+    }
+
+    /// The state database, when `[exporter] state_dir` is set.
+    pub fn state_store(&self) -> Option<Arc<StateStore>> {
+        let running = self.running.lock().expect("app lock");
+        running
+            .ledger
+            .as_ref()
+            .and_then(|(_, l)| l.store().cloned())
     }
 
     pub fn config(&self) -> Arc<Config> {

@@ -217,7 +217,8 @@ fn jittered(interval: Duration) -> Duration {
 }
 
 /// The mail probe loops of one configuration: one per `[[probe]]`, each on its own
-/// interval, so that a slow mailbox delays only its own probe.
+/// interval, so that a slow mailbox delays only its own probe. They share the
+/// application's token ledger (`mail::ledger`).
 pub struct ProbeScheduler {
     tasks: JoinSet<()>,
 }
@@ -228,6 +229,7 @@ impl ProbeScheduler {
         dns: Arc<dyn Dns>,
         resolver: hickory_resolver::TokioResolver,
         metrics: Arc<Metrics>,
+        ledger: Arc<crate::mail::ledger::TokenLedger>,
     ) -> Self {
         let mut tasks = JoinSet::new();
         // Counters start at 0 for every stage, so that the first failure is an increase
@@ -237,22 +239,29 @@ impl ProbeScheduler {
             for target in &probe.targets {
                 let t = target.kind.as_str();
                 metrics.probe_sent.with_label_values(&[domain.as_str(), t]);
-                for stage in ["send", "receive_timeout", "mailbox", "parse"] {
+                for stage in crate::mail::probe::Stage::ALL {
                     metrics
                         .probe_failures
-                        .with_label_values(&[domain.as_str(), t, stage]);
+                        .with_label_values(&[domain.as_str(), t, stage.as_str()]);
+                }
+                for kind in ["probe", "report"] {
+                    metrics
+                        .probe_deleted
+                        .with_label_values(&[domain.as_str(), t, kind]);
                 }
             }
         }
         for index in 0..config.probes.len() {
-            let (config, dns, resolver, metrics) = (
+            let (config, dns, resolver, metrics, ledger) = (
                 config.clone(),
                 dns.clone(),
                 resolver.clone(),
                 metrics.clone(),
+                ledger.clone(),
             );
+            // The ledger is the application's, not the loop's: a reload starts new loops
+            // with the same ledger, so they still recognise the old loops' late arrivals.
             tasks.spawn(async move {
-                let ledger = crate::mail::probe::TokenLedger::default();
                 let probe = &config.probes[index];
                 let domain = crate::name::normalize_name(probe.domain.get_ref());
                 loop {

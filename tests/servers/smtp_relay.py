@@ -5,6 +5,7 @@ round trip. Prints READY <port> on stdout once it listens. Test code, not produc
 import argparse
 import asyncio
 import smtplib
+from email.utils import formatdate
 import ssl
 import sys
 
@@ -23,9 +24,13 @@ class Relay:
         self.deliver_delay = deliver_delay
         # Bytes of filler appended to the mailbox copy (a huge message).
         self.pad_bytes = pad_bytes
-        # How the verifier answers: ok | twice | garbage | other-token | bad-mime
+        # How the verifier answers: ok | twice | garbage | other-token | bad-mime |
+        # dsn-failed (a DSN instead of a report) | delayed (a delay DSN, then the report)
         # (changed at run time by "verifier MODE" lines on stdin).
         self.verifier_mode = "ok"
+        # Also stamp what the sending side's policyd-spf writes (and no Received-SPF of the
+        # receiver's own): --sender-received-spf.
+        self.sender_stamp = False
 
     async def handle_RCPT(self, server, session, envelope, address, rcpt_options):
         if self.mode == "reject-rcpt":
@@ -59,10 +64,26 @@ class Relay:
             stamp = b""
             if self.authres:
                 stamp += f"Authentication-Results: {self.authres.replace('MAILFROM', envelope.mail_from)}\r\n".encode()
+                if not self.sender_stamp:
+                    stamp += (
+                        f"Received-SPF: pass (receiver: test) client-ip=127.0.0.1; "
+                        f"envelope-from=\"{envelope.mail_from}\"; helo=submission.test;\r\n"
+                    ).encode()
+                # The receiver's own trace field, below its verdicts (RFC 7208 §9.1): the
+                # exporter trusts only what sits in the receiver's part of the header.
                 stamp += (
-                    f"Received-SPF: pass (receiver: test) client-ip=127.0.0.1; "
-                    f"envelope-from=\"{envelope.mail_from}\"; helo=submission.test;\r\n"
+                    f"Received: from submission.test (localhost [127.0.0.1]) by mx.receiver.test "
+                    f"with ESMTPS id T{id(envelope) & 0xffff:04X}; {formatdate(localtime=False)}\r\n"
                 ).encode()
+                if self.sender_stamp:
+                    # What a policyd-spf on the *sending* relay writes: its verdict for the
+                    # submission client, directly under the receiver's hop.
+                    stamp += (
+                        f"Received-SPF: pass (sending relay) client-ip=10.0.0.5; "
+                        f"envelope-from=\"{envelope.mail_from}\"; helo=laptop.example.test;\r\n"
+                        f"Received: from laptop.example.test (unknown [10.0.0.5]) by submission.test "
+                        f"with ESMTPSA; {formatdate(localtime=False)}\r\n"
+                    ).encode()
             content = stamp + envelope.original_content
             if self.pad_bytes:
                 line = b"X" * 998 + b"\r\n"
@@ -110,9 +131,38 @@ class Relay:
                 "--=b=\r\nContent-Type: text/plain; charset=x-no-such-charset\r\nContent-Transfer-Encoding: quoted-printable\r\n\r\n=ZZ=\r\n"
             )
         reply = (head + "\r\n" + body).encode("utf-8", "surrogateescape")
+        if mode in ("dsn-failed", "delayed"):
+            action, status = ("failed", "5.1.1") if mode == "dsn-failed" else ("delayed", "4.4.1")
+            with smtplib.LMTP(self.lmtp_socket) as lmtp:
+                lmtp.sendmail("", [envelope.mail_from], self.dsn(envelope, headers, action, status))
+            if mode == "dsn-failed":
+                return
         for _ in range(2 if mode == "twice" else 1):
             with smtplib.LMTP(self.lmtp_socket) as lmtp:
                 lmtp.sendmail(self.verifier, [envelope.mail_from], reply)
+
+
+    def dsn(self, envelope, headers, action, status):
+        """An RFC 3464 delivery status notification about the probe, as Postfix writes one."""
+        rcpt = self.verifier
+        return (
+            "From: MAILER-DAEMON@submission.test (Mail Delivery System)\r\n"
+            f"To: {envelope.mail_from}\r\n"
+            f"Subject: {'Undelivered Mail Returned to Sender' if action == 'failed' else 'Delayed Mail (still being retried)'}\r\n"
+            "MIME-Version: 1.0\r\n"
+            "Content-Type: multipart/report; report-type=delivery-status; boundary=\"DSN.B\"\r\n\r\n"
+            "This is a MIME-encapsulated message.\r\n\r\n--DSN.B\r\n"
+            "Content-Description: Notification\r\nContent-Type: text/plain; charset=us-ascii\r\n\r\n"
+            f"This is the mail system at host submission.test.\r\n\r\n<{rcpt}>: host mx.verifier.test said: 550 5.1.1 unknown user\r\n\r\n"
+            "--DSN.B\r\nContent-Description: Delivery report\r\nContent-Type: message/delivery-status\r\n\r\n"
+            "Reporting-MTA: dns; submission.test\r\n"
+            f"Arrival-Date: {formatdate(localtime=False)}\r\n\r\n"
+            f"Final-Recipient: rfc822; {rcpt}\r\nOriginal-Recipient: rfc822;{rcpt}\r\n"
+            f"Action: {action}\r\nStatus: {status}\r\nRemote-MTA: dns; mx.verifier.test\r\n"
+            f"Diagnostic-Code: smtp; {'550 5.1.1 unknown user' if action == 'failed' else '451 4.4.1 try later'}\r\n\r\n"
+            "--DSN.B\r\nContent-Description: Undelivered Message Headers\r\nContent-Type: text/rfc822-headers\r\n\r\n"
+            f"{headers}\r\n\r\n--DSN.B--\r\n"
+        ).encode("utf-8", "surrogateescape")
 
 
 def main():
@@ -130,6 +180,7 @@ def main():
     ap.add_argument("--tls-mode", default="starttls", choices=["starttls", "implicit", "none"])
     ap.add_argument("--deliver-delay", type=float, default=0.0, help="accept, then deliver after this many seconds")
     ap.add_argument("--pad-bytes", type=int, default=0, help="filler appended to the mailbox copy")
+    ap.add_argument("--sender-received-spf", action="store_true", help="stamp a sending-side Received-SPF under the receiver's hop")
     args = ap.parse_args()
     with open(args.password_file) as f:
         password = f.read().strip()
@@ -160,6 +211,7 @@ def main():
         args.deliver_delay,
         args.pad_bytes,
     )
+    relay.sender_stamp = args.sender_received_spf
     controller = Controller(
         relay,
         hostname="127.0.0.1",
@@ -172,11 +224,13 @@ def main():
     print(f"READY {args.port}", flush=True)
     try:
         # Runs until the test closes our stdin or kills us; "verifier MODE" lines change
-        # how the verifier answers.
+        # how the verifier answers, "delay SECONDS" the delivery delay.
         for line in sys.stdin:
             parts = line.split()
             if len(parts) == 2 and parts[0] == "verifier":
                 relay.verifier_mode = parts[1]
+            elif len(parts) == 2 and parts[0] == "delay":
+                relay.deliver_delay = float(parts[1])
     finally:
         controller.stop()
 

@@ -120,7 +120,16 @@ impl MailStack {
         .unwrap();
         let password_file = d.join("password");
         std::fs::write(&password_file, format!("{PASSWORD}\n")).unwrap();
-        let (imap_port, imaps_port) = (free_port(), free_port());
+        // Both bound at once, so that the two ports differ (two free_port() calls in a row
+        // can return the same port, and Dovecot refuses a duplicate listener).
+        let (imap_port, imaps_port) = {
+            let a = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+            let b = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+            (
+                a.local_addr().unwrap().port(),
+                b.local_addr().unwrap().port(),
+            )
+        };
         let conf = format!(
             r#"base_dir = {d}/run
 state_dir = {d}/state
@@ -244,6 +253,15 @@ protocol lmtp {{
         let (_, stdin) = self.relay.as_mut().expect("relay running");
         stdin
             .write_all(format!("verifier {mode}\n").as_bytes())
+            .unwrap();
+        stdin.flush().unwrap();
+    }
+
+    /// Changes the relay's delivery delay from the next message on (0: deliver at once).
+    pub fn set_deliver_delay(&mut self, seconds: f64) {
+        let (_, stdin) = self.relay.as_mut().expect("relay running");
+        stdin
+            .write_all(format!("delay {seconds}\n").as_bytes())
             .unwrap();
         stdin.flush().unwrap();
     }
