@@ -25,6 +25,10 @@ use super::{clip, keyword, non_empty, MAX_TEXT};
 /// Records kept from one report; a report claiming more is cut here and flagged.
 pub const MAX_RECORDS: usize = 100_000;
 
+/// DKIM and SPF results and override reasons kept per record (real records have one to
+/// three of each); more are read past, not stored.
+pub const MAX_RESULTS_PER_RECORD: usize = 16;
+
 /// Elements nested deeper than this are skipped (no DMARC element is deeper than 5).
 const MAX_DEPTH: usize = 32;
 
@@ -241,17 +245,29 @@ impl State {
                 self.record = Some(Record::default());
             }
             ["feedback", "record", "row", "policy_evaluated", "reason"] => {
-                if let Some(r) = &mut self.record {
+                if let Some(r) = self
+                    .record
+                    .as_mut()
+                    .filter(|r| r.reasons.len() < MAX_RESULTS_PER_RECORD)
+                {
                     r.reasons.push(Reason::default());
                 }
             }
             ["feedback", "record", "auth_results", "dkim"] => {
-                if let Some(r) = &mut self.record {
+                if let Some(r) = self
+                    .record
+                    .as_mut()
+                    .filter(|r| r.dkim.len() < MAX_RESULTS_PER_RECORD)
+                {
                     r.dkim.push(DkimResult::default());
                 }
             }
             ["feedback", "record", "auth_results", "spf"] => {
-                if let Some(r) = &mut self.record {
+                if let Some(r) = self
+                    .record
+                    .as_mut()
+                    .filter(|r| r.spf.len() < MAX_RESULTS_PER_RECORD)
+                {
                     r.spf.push(SpfResult::default());
                 }
             }
@@ -796,6 +812,18 @@ mod tests {
         assert_eq!(r.records.len(), MAX_RECORDS);
         assert_eq!(r.messages, 2 * MAX_RECORDS as u64);
         assert!(r.truncated);
+    }
+
+    #[test]
+    fn results_per_record_are_capped() {
+        let many = "<dkim><domain>a.example</domain><result>pass</result></dkim>".repeat(10_000);
+        let xml = wrap(&format!(
+            "<record><row><source_ip>192.0.2.1</source_ip><count>1</count></row>\
+             <auth_results>{many}</auth_results></record>"
+        ));
+        let r = parse(xml.as_bytes()).unwrap();
+        assert_eq!(r.records[0].dkim.len(), MAX_RESULTS_PER_RECORD);
+        assert_eq!(r.messages, 1);
     }
 
     #[test]

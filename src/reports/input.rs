@@ -35,7 +35,7 @@ pub struct Limits {
     /// Output below this size is never refused for its ratio: a 300-byte gzip of a small
     /// report may inflate 1:30, a 20 KB one of a repetitive report beyond 1:200.
     pub ratio_floor: u64,
-    /// Members read from one zip archive.
+    /// Members read from one zip archive, and parts from one message.
     pub max_members: usize,
     /// Containers inside containers (message → zip → gzip → XML is 3).
     pub max_depth: u8,
@@ -303,7 +303,12 @@ impl Unpacker<'_> {
             return Ok(());
         }
         let before = self.out.reports.len();
-        for (index, part) in message.parts.iter().enumerate() {
+        for (index, part) in message
+            .parts
+            .iter()
+            .enumerate()
+            .take(self.limits.max_members.saturating_mul(4))
+        {
             let content_type = part
                 .content_type()
                 .map(|ct| {
@@ -562,6 +567,50 @@ MIME-Version: 1.0\r\nContent-Type: multipart/mixed; boundary=\"b1\"\r\n\r\n\
 --b\r\nContent-Type: message/feedback-report\r\n\r\nFeedback-Type: auth-failure\r\nReported-Domain: example.com\r\nAuth-Failure: dmarc\r\n\r\n--b--\r\n";
         let out = read_default(raw.as_bytes()).unwrap();
         assert!(matches!(&out.reports[..], [Report::Failure(f)] if f.auth_failure == ["dmarc"]));
+    }
+
+    #[test]
+    fn a_forwarded_report_and_x_gzip_with_a_telling_name() {
+        let inner = format!(
+            "From: dmarc@mimecast.example\r\nSubject: Report\r\nContent-Type: application/x-gzip; name=\"odd name\"\r\n\
+Content-Transfer-Encoding: base64\r\n\r\n{}\r\n",
+            b64(&gzip(XML.as_bytes()))
+        );
+        let raw = format!(
+            "From: admin@example.com\r\nSubject: Fwd: Report\r\nContent-Type: multipart/mixed; boundary=b\r\n\r\n\
+--b\r\nContent-Type: text/plain\r\n\r\nSee the attached report.\r\n\
+--b\r\nContent-Type: message/rfc822\r\n\r\n{inner}\r\n\
+--b\r\nContent-Type: application/octet-stream; name=\"example.com!x.json\"\r\nContent-Transfer-Encoding: base64\r\n\r\n{}\r\n\
+--b--\r\n",
+            b64(JSON.as_bytes())
+        );
+        let out = read_default(raw.as_bytes()).unwrap();
+        assert_eq!(messages(&out.reports), [7, 4]);
+        assert!(out.problems.is_empty(), "{:?}", out.problems);
+    }
+
+    #[test]
+    fn a_plain_text_failure_report_is_read_from_a_message() {
+        let raw = "From: noreply@receiver.example\r\nSubject: DMARC failure\r\n\r\n\
+Sender Domain: example.com\r\nSender IP Address: 192.0.2.9\r\nDKIM Alignment: fail\r\n";
+        let out = read_default(raw.as_bytes()).unwrap();
+        assert!(matches!(&out.reports[..], [Report::Failure(f)]
+            if f.source_ip.as_deref() == Some("192.0.2.9") && f.auth_failure == ["dkim"]));
+    }
+
+    #[test]
+    fn an_octet_stream_with_a_telling_name_that_is_no_report_is_a_problem() {
+        let raw = format!(
+            "From: a@example.net\r\nContent-Type: multipart/mixed; boundary=b\r\n\r\n\
+--b\r\nContent-Type: application/octet-stream; name=report.xml.gz\r\nContent-Transfer-Encoding: base64\r\n\r\n{}\r\n\
+--b--\r\n",
+            b64(b"\x00\x01\x02 not gzip")
+        );
+        let err = read_default(raw.as_bytes()).unwrap_err();
+        assert!(
+            matches!(&err, ReadError::InPart { part, .. } if part == "report.xml.gz"),
+            "{err}"
+        );
     }
 
     #[test]
