@@ -296,3 +296,54 @@ fn no_file_is_a_usage_error() {
     let (code, _, stderr) = run_report(&[], b"");
     assert_eq!(code, 2, "{stderr}");
 }
+
+#[test]
+fn an_arf_failure_report_prints_the_design_fields() {
+    let arf = "From: dmarc-noreply@receiver.example\r\n\
+To: ruf@example.com\r\n\
+Subject: DMARC failure report for example.com\r\n\
+MIME-Version: 1.0\r\n\
+Content-Type: multipart/report; report-type=feedback-report; boundary=\"arf\"\r\n\
+\r\n\
+--arf\r\n\
+Content-Type: text/plain\r\n\
+\r\n\
+A message from 192.0.2.9 failed DMARC.\r\n\
+--arf\r\n\
+Content-Type: message/feedback-report\r\n\
+\r\n\
+Feedback-Type: auth-failure\r\n\
+Version: 1\r\n\
+Original-Mail-From: <a@example.com>\r\n\
+Arrival-Date: Tue, 14 Nov 2023 22:15:00 +0000\r\n\
+Source-IP: 192.0.2.9\r\n\
+Reported-Domain: example.com\r\n\
+Auth-Failure: DKIM\r\n\
+Delivery-Result: reject\r\n\
+\r\n\
+--arf\r\n\
+Content-Type: text/rfc822-headers\r\n\
+\r\n\
+From: a@example.com\r\n\
+Subject: hello\r\n\
+--arf--\r\n";
+    let (code, stdout, stderr) = run_report(&["--format", "json", "-"], arf.as_bytes());
+    assert_eq!(code, 0, "{stderr}");
+    let lines = json_lines(&stdout);
+    assert_eq!(lines.len(), 1);
+    let f = &lines[0];
+    assert_eq!(f["kind"], "dmarc_failure");
+    assert_eq!(f["reported_domain"], "example.com");
+    assert_eq!(f["source_ip"], "192.0.2.9");
+    assert_eq!(f["arrival_date"], 1_700_000_100);
+    assert_eq!(f["auth_failure"], serde_json::json!(["dkim"]));
+    assert_eq!(f["original_mail_from"], "a@example.com");
+    assert_eq!(f["delivery_result"], "reject");
+    let (code, text, _) = run_report(&["-"], arf.as_bytes());
+    assert_eq!(code, 0);
+    assert_eq!(
+        text,
+        "DMARC failure report about example.com: source 192.0.2.9, arrived 2023-11-14T22:15:00Z, \
+         auth failure dkim, delivery reject, mail from a@example.com\n"
+    );
+}
