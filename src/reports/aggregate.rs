@@ -237,7 +237,9 @@ impl State {
             self.skipped_depth += 1;
             return Ok(());
         }
-        self.path.push(name.to_string());
+        // XML names are case-sensitive, DMARC's are lower-case; a reporter's
+        // `<Record>` is read all the same.
+        self.path.push(name.to_ascii_lowercase());
         let path: Vec<&str> = self.path.iter().map(String::as_str).collect();
         match path.as_slice() {
             ["feedback", "record"] => {
@@ -297,7 +299,7 @@ impl State {
             self.text.clear();
             return;
         }
-        let Some(at) = self.path.iter().rposition(|n| n == name) else {
+        let Some(at) = self.path.iter().rposition(|n| n.eq_ignore_ascii_case(name)) else {
             self.text.clear();
             return;
         };
@@ -723,6 +725,17 @@ mod tests {
         );
         assert_eq!(r.messages, 2);
         assert!(!r.truncated);
+    }
+
+    #[test]
+    fn element_names_in_another_case_are_read() {
+        let xml = wrap(&record("192.0.2.1", "4", "pass"))
+            .replace("<record>", "<Record>")
+            .replace("</record>", "</RECORD>")
+            .replace("source_ip>", "Source_IP>");
+        let r = parse(xml.as_bytes()).unwrap();
+        assert_eq!(r.records[0].source_ip, "192.0.2.1");
+        assert_eq!(r.messages, 4);
     }
 
     #[test]
