@@ -30,7 +30,7 @@ if [ ! -d "$corpus_src" ]; then
 fi
 
 all_targets=(auth_results received_spf verifier_report spf_record dkim_record dmarc_record
-  mta_sts tls_rpt_record bimi_record config message dns_response)
+  mta_sts tls_rpt_record bimi_record config message dns_response report_input)
 targets=("$@")
 [ ${#targets[@]} -gt 0 ] || targets=("${all_targets[@]}")
 
@@ -83,6 +83,11 @@ seed() { # seed TARGET DIR
     message)
       cp "$corpus_src"/auth-results/*.txt "$d"/
       printf 'From: a@example.test\r\nContent-Type: multipart/mixed; boundary="b"\r\n\r\n--b\r\nContent-Type: text/plain; charset=utf-8\r\nContent-Transfer-Encoding: base64\r\n\r\nU3VtbWFyeSBvZiBSZXN1bHRz\r\n--b--\r\n' > "$d/mime" ;;
+    report_input)
+      # The DMARC aggregate and TLS-RPT samples, one gzipped, and an ARF failure report.
+      cp "$corpus_src"/reports/cry-inc/dmarc-reports/*.xml "$corpus_src"/reports/phi-ag/*.json "$d"/
+      gzip -c "$corpus_src"/reports/cry-inc/dmarc-reports/google.xml > "$d/google.xml.gz"
+      printf 'From: a@receiver.example\r\nContent-Type: multipart/report; report-type=feedback-report; boundary=b\r\n\r\n--b\r\nContent-Type: message/feedback-report\r\n\r\nFeedback-Type: auth-failure\r\nReported-Domain: example.com\r\nSource-IP: 192.0.2.1\r\nAuth-Failure: dmarc\r\n\r\n--b--\r\n' > "$d/arf" ;;
     config)
       cp "$repo"/config.example.toml "$d"/
       cp "$repo"/tests/configs/bad/*.toml "$d"/ ;;

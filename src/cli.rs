@@ -1,4 +1,4 @@
-//! Command-line shape (DESIGN.md): serve (default), check, inspect, demo, config check.
+//! Command-line shape (DESIGN.md): serve (default), check, inspect, report, demo, config check.
 
 use std::net::IpAddr;
 use std::path::PathBuf;
@@ -29,6 +29,9 @@ pub enum Command {
     Check(CheckArgs),
     /// Parse a received message: Authentication-Results, Received-SPF, verifier report.
     Inspect(InspectArgs),
+    /// Read DMARC aggregate, DMARC failure and TLS-RPT reports (XML, JSON, gzip, zip or
+    /// whole messages) and print them.
+    Report(ReportArgs),
     /// The exporter against an embedded loopback DNS server with sample domains.
     Demo(DemoArgs),
     /// Configuration tools.
@@ -140,6 +143,15 @@ pub struct InspectArgs {
     /// DNS server for DKIM verification, IP or IP:PORT (repeatable).
     #[arg(long = "nameserver", value_parser = crate::config::parse_nameserver)]
     pub nameservers: Vec<std::net::SocketAddr>,
+    #[arg(long, value_enum, default_value = "text")]
+    pub format: Format,
+}
+
+#[derive(Args, Debug)]
+pub struct ReportArgs {
+    /// Report files (.xml, .json, .gz, .zip, .eml), or - for standard input.
+    #[arg(required = true)]
+    pub files: Vec<PathBuf>,
     #[arg(long, value_enum, default_value = "text")]
     pub format: Format,
 }

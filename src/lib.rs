@@ -12,6 +12,7 @@ pub mod mail;
 pub mod metrics;
 pub mod name;
 pub mod output;
+pub mod reports;
 pub mod resolver;
 pub mod server;
 pub mod service;

@@ -1,5 +1,6 @@
-//! The one-shot commands of the command line (`check`, `inspect`) and `demo`.
+//! The one-shot commands of the command line (`check`, `inspect`, `report`) and `demo`.
 
 pub mod check;
 pub mod demo;
 pub mod inspect;
+pub mod report;
