@@ -322,16 +322,6 @@ pub fn cleanup(mb: &mut Mailbox, tokens: &[String], verifiers: &[ProbeTarget]) -
     done
 }
 
-/// DMARC identifier alignment (RFC 7489 §3.1): strict is the same name, relaxed the same
-/// organisational domain.
-fn aligned(mode: char, id_domain: &str, from_domain: &str) -> bool {
-    if mode == 's' {
-        id_domain == from_domain
-    } else {
-        dmarc::organizational_domain(id_domain) == dmarc::organizational_domain(from_domain)
-    }
-}
-
 /// The exporter's own verdicts from DNS and the received message: DKIM verified afresh,
 /// SPF evaluated for the client the receiver saw, DMARC from both with the record's
 /// alignment modes. Also the reason code of a DKIM failure, so that metrics say why.
@@ -377,10 +367,10 @@ async fn own_evaluation(
     if report.record.is_some() {
         let pass = dkim_pass_domains
             .iter()
-            .any(|d| aligned(report.adkim, d, from_domain))
+            .any(|d| dmarc::aligned(report.adkim, d, from_domain))
             || spf_pass_domain
                 .as_deref()
-                .is_some_and(|d| aligned(report.aspf, d, from_domain));
+                .is_some_and(|d| dmarc::aligned(report.aspf, d, from_domain));
         out.insert("dmarc".into(), if pass { "pass" } else { "fail" }.into());
     } else if report.answered {
         out.insert("dmarc".into(), "none".into());
