@@ -33,7 +33,9 @@ fn main() -> ExitCode {
         None => runtime.block_on(serve(cli.serve)),
         Some(Command::Serve(args)) => runtime.block_on(serve(args)),
         Some(Command::Check(args)) => runtime.block_on(check(args)),
-        Some(Command::Inspect(args)) => mailauth_exporter::commands::inspect::run(&args),
+        Some(Command::Inspect(args)) => {
+            runtime.block_on(mailauth_exporter::commands::inspect::run(&args))
+        }
         Some(Command::Report(args)) => mailauth_exporter::commands::report::run(&args),
         Some(Command::Demo(args)) => runtime.block_on(run_demo(
             args.listen_address,

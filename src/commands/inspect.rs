@@ -94,7 +94,8 @@ fn read_input(args: &InspectArgs) -> Result<Vec<u8>, String> {
     Ok(raw)
 }
 
-pub fn run(args: &InspectArgs) -> ExitCode {
+/// Runs on the command line's runtime (main builds one for every command).
+pub async fn run(args: &InspectArgs) -> ExitCode {
     let raw = match read_input(args) {
         Ok(r) => r,
         Err(e) => {
@@ -107,17 +108,7 @@ pub fn run(args: &InspectArgs) -> ExitCode {
         timeout: Duration::from_secs(3),
         attempts: 1,
     };
-    let runtime = match tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()
-    {
-        Ok(rt) => rt,
-        Err(e) => {
-            eprintln!("cannot start the async runtime: {e}");
-            return ExitCode::from(2);
-        }
-    };
-    let inspection = runtime.block_on(inspect(&raw, &args.trusted_authserv_ids, &settings));
+    let inspection = inspect(&raw, &args.trusted_authserv_ids, &settings).await;
     match args.format {
         Format::Json => println!("{}", serde_json::to_string(&inspection).unwrap_or_default()),
         Format::Text => print!("{}", render_text(&inspection)),
