@@ -11,6 +11,7 @@
 pub mod aggregate;
 pub mod failure;
 pub mod input;
+pub mod source;
 pub mod tlsrpt;
 
 #[cfg(test)]
