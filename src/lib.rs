@@ -8,6 +8,7 @@ pub mod config;
 pub mod der;
 mod evict;
 pub mod findings;
+pub mod ip_range;
 pub mod mail;
 pub mod metrics;
 pub mod name;

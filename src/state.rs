@@ -1,6 +1,6 @@
 //! The exporter's state on disk: one embedded SQLite database in `[exporter] state_dir`
 //! (`state.sqlite3`), for what must survive a restart or a reload (DESIGN.md § Data path).
-//! Today that is the probe token ledger; the reports reader adds its tables here later.
+//! That is the probe token ledger and the reports reader's counts (`reports`).
 //!
 //! - **Schema versions.** `schema_version` holds one row, the number of [`MIGRATIONS`]
 //!   applied. Opening applies the missing ones in one transaction each, so a new table is a
@@ -23,6 +23,8 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use rusqlite::{params, Connection, OptionalExtension};
 
+pub mod reports;
+
 /// The database file inside `state_dir`.
 pub const FILE_NAME: &str = "state.sqlite3";
 
@@ -40,6 +42,46 @@ pub const MIGRATIONS: &[&str] = &[
         expires_at INTEGER NOT NULL
      ) WITHOUT ROWID;
      CREATE INDEX probe_token_by_probe ON probe_token (mailbox, probe, issued_at);",
+    // 2: the reports reader (`state::reports`). `report_seen`: reports already counted,
+    // by (reporter, report_id, domain, kind). `report_count`: the counters, one row per
+    // series (`kind` names the family, `labels` its label values joined by U+001F).
+    // `report_reporter`: the reporter label values given out per domain (at most
+    // `max_reporters`) with each one's newest report end. `report_source`: messages per
+    // domain, day, source and IP for the landing page's source table.
+    "CREATE TABLE report_seen (
+        reporter  TEXT    NOT NULL,
+        report_id TEXT    NOT NULL,
+        domain    TEXT    NOT NULL,
+        kind      TEXT    NOT NULL,
+        seen_at   INTEGER NOT NULL,
+        PRIMARY KEY (reporter, report_id, domain, kind)
+     ) WITHOUT ROWID;
+     CREATE INDEX report_seen_by_age ON report_seen (seen_at);
+     CREATE TABLE report_count (
+        kind   TEXT    NOT NULL,
+        labels TEXT    NOT NULL,
+        value  INTEGER NOT NULL,
+        PRIMARY KEY (kind, labels)
+     ) WITHOUT ROWID;
+     CREATE TABLE report_reporter (
+        domain   TEXT    NOT NULL,
+        reporter TEXT    NOT NULL,
+        reports  INTEGER NOT NULL,
+        last_end INTEGER,
+        PRIMARY KEY (domain, reporter)
+     ) WITHOUT ROWID;
+     CREATE TABLE report_source (
+        domain      TEXT    NOT NULL,
+        day         INTEGER NOT NULL,
+        source      TEXT    NOT NULL,
+        ip          TEXT    NOT NULL,
+        messages    INTEGER NOT NULL,
+        dkim_pass   INTEGER NOT NULL,
+        spf_pass    INTEGER NOT NULL,
+        quarantine  INTEGER NOT NULL,
+        reject      INTEGER NOT NULL,
+        PRIMARY KEY (domain, day, source, ip)
+     ) WITHOUT ROWID;",
 ];
 
 /// The schema version this build writes.

@@ -11,7 +11,9 @@
 pub mod aggregate;
 pub mod failure;
 pub mod input;
+pub mod sender;
 pub mod source;
+pub mod tally;
 pub mod tlsrpt;
 
 #[cfg(test)]

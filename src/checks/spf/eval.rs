@@ -246,7 +246,7 @@ impl<'a> Walk<'a> {
         Box::pin(async move { self.check_host_inner(domain, path).await })
     }
 
-    async fn check_host_inner(&mut self, domain: String, mut path: Vec<String>) -> SpfResult {
+    async fn check_host_inner(&mut self, domain: String, path: Vec<String>) -> SpfResult {
         let domain = normalize_name(&domain);
         if !valid_domain(&domain) {
             return SpfResult::None;
@@ -266,7 +266,31 @@ impl<'a> Walk<'a> {
                 return SpfResult::TempError;
             }
         };
-        let record = match parse::parse(&text) {
+        self.evaluate_record(domain, &text, path).await
+    }
+
+    /// check_host() of a record's `text` as if it were published at `domain` (whose name
+    /// the macros expand to): the record at the root of the walk, or one fetched for an
+    /// include or redirect. `path` is the chain of names that led here (loop detection).
+    pub fn evaluate_text<'s>(
+        &'s mut self,
+        domain: String,
+        text: &'s str,
+        path: Vec<String>,
+    ) -> BoxFut<'s> {
+        Box::pin(async move {
+            let domain = normalize_name(&domain);
+            self.evaluate_record(domain, text, path).await
+        })
+    }
+
+    async fn evaluate_record(
+        &mut self,
+        domain: String,
+        text: &str,
+        mut path: Vec<String>,
+    ) -> SpfResult {
+        let record = match parse::parse(text) {
             Ok(r) => r,
             Err(e) => {
                 if !path.is_empty() {

@@ -286,6 +286,18 @@ async fn evaluate_ip(
     }
 }
 
+/// Whether mail from `ip` for `domain` matches SPF `terms` written as a record body
+/// (`include:_spf.google.com ip4:192.0.2.0/24`): check_host() of `v=spf1 <terms> -all` as if
+/// published at `domain`, so a `[[sender]]` names a service by the SPF include it publishes
+/// and the exporter's own evaluator (limits, macros, voids) decides, not a copy of it.
+pub async fn check_terms(dns: &dyn Dns, ip: IpAddr, domain: &str, terms: &str) -> SpfResult {
+    let record = format!("v=spf1 {} -all", terms.trim());
+    let sender = format!("postmaster@{domain}");
+    let mut walk = eval::Walk::new(dns, eval::Mode::Evaluate, Some(ip), &sender, domain);
+    walk.evaluate_text(domain.to_string(), &record, Vec::new())
+        .await
+}
+
 /// RFC 7208 §4 check_host(): the result a receiver would reach for mail from `ip` with
 /// MAIL FROM `sender` (or `postmaster@helo` when empty) after HELO `helo`.
 pub async fn check_host(
@@ -307,4 +319,65 @@ pub async fn check_host(
     };
     let mut walk = eval::Walk::new(dns, eval::Mode::Evaluate, Some(ip), &sender, helo);
     walk.check_host(domain.to_string(), Vec::new()).await
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::resolver::fake::FakeDns;
+
+    fn ip(text: &str) -> IpAddr {
+        text.parse().unwrap()
+    }
+
+    #[tokio::test]
+    async fn terms_are_evaluated_like_a_record_at_the_domain() {
+        let dns = FakeDns::new()
+            .txt("_spf.mail.test", "v=spf1 ip4:192.0.2.0/24 -all")
+            .address("out.example.test", "198.51.100.7");
+        let terms = "include:_spf.mail.test";
+        assert_eq!(
+            check_terms(&dns, ip("192.0.2.9"), "example.test", terms).await,
+            SpfResult::Pass
+        );
+        assert_eq!(
+            check_terms(&dns, ip("203.0.113.1"), "example.test", terms).await,
+            SpfResult::Fail
+        );
+        // `a` with no domain is the domain the terms are evaluated for.
+        let dns = dns.address("example.test", "198.51.100.8");
+        assert_eq!(
+            check_terms(&dns, ip("198.51.100.8"), "example.test", "a").await,
+            SpfResult::Pass
+        );
+        assert_eq!(
+            check_terms(
+                &dns,
+                ip("198.51.100.7"),
+                "example.test",
+                " ip4:198.51.100.7 "
+            )
+            .await,
+            SpfResult::Pass
+        );
+    }
+
+    #[tokio::test]
+    async fn broken_terms_and_missing_includes_are_not_a_pass() {
+        let dns = FakeDns::new();
+        assert_eq!(
+            check_terms(&dns, ip("192.0.2.9"), "example.test", "ip4:999.0.0.0/8").await,
+            SpfResult::PermError
+        );
+        assert_eq!(
+            check_terms(
+                &dns,
+                ip("192.0.2.9"),
+                "example.test",
+                "include:nothing.test"
+            )
+            .await,
+            SpfResult::PermError
+        );
+    }
 }
