@@ -42,6 +42,65 @@ pub struct Config {
     pub probes: Vec<ProbeConfig>,
     #[serde(default)]
     pub mta_sts: MtaStsConfig,
+    /// Where DMARC and TLS reports are read from (DESIGN.md § Reports).
+    #[serde(default, rename = "reports")]
+    pub reports: Vec<ReportsConfig>,
+    /// The services allowed to send as the watched domains: a report record's `source`.
+    #[serde(default, rename = "sender")]
+    pub senders: Vec<SenderConfig>,
+}
+
+/// A `[[reports]]` source: an IMAP folder (`mailbox`) or a `directory`.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ReportsConfig {
+    /// The `source` label of its metrics.
+    pub name: Spanned<String>,
+    /// A `[mailbox.NAME]`; its `folder` is read.
+    #[serde(default)]
+    pub mailbox: Option<Spanned<String>>,
+    /// Read reports are moved here, only after their counts are committed.
+    #[serde(default = "default_archive_folder")]
+    pub archive_folder: String,
+    /// Messages holding no readable report are moved here.
+    #[serde(default = "default_invalid_folder")]
+    pub invalid_folder: String,
+    /// Instead of `mailbox`: every file in it; read files move to `archive/`, unreadable
+    /// ones to `invalid/` inside it.
+    #[serde(default)]
+    pub directory: Option<PathBuf>,
+    /// How often the source is looked at when it cannot say that new reports arrived
+    /// (a directory; an IMAP server without IDLE), and the longest IDLE wait.
+    #[serde(default = "default_report_poll", deserialize_with = "duration")]
+    pub poll_interval: Duration,
+    /// Larger messages or files are not read (moved to the invalid folder).
+    #[serde(default = "default_max_report_bytes")]
+    pub max_report_bytes: u64,
+}
+
+impl ReportsConfig {
+    pub fn name(&self) -> &str {
+        self.name.get_ref()
+    }
+}
+
+/// A `[[sender]]`: a service allowed to send as the watched domains.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct SenderConfig {
+    pub name: Spanned<String>,
+    /// Networks it sends from (`192.0.2.0/24`, `2001:db8::/32`, or an address).
+    #[serde(default)]
+    pub ip_ranges: Vec<String>,
+    /// A record whose DKIM passed for one of these `d=` domains is this sender's.
+    #[serde(default)]
+    pub dkim_domains: Vec<String>,
+    /// SPF terms evaluated for the record's source IP (`include:_spf.google.com`).
+    #[serde(default)]
+    pub spf: Option<String>,
+    /// The watched domains it sends for; empty: all.
+    #[serde(default)]
+    pub domains: Vec<String>,
 }
 
 /// How MTA-STS policies are fetched.
@@ -108,6 +167,9 @@ pub struct ExporterConfig {
     /// logged at start, and a probe copy arriving after a restart stays in the mailbox.
     #[serde(default)]
     pub state_dir: Option<PathBuf>,
+    /// Reporter label values per domain in the report metrics; later reporters are `other`.
+    #[serde(default = "default_max_reporters")]
+    pub max_reporters: usize,
 }
 
 impl Default for ExporterConfig {
@@ -124,6 +186,7 @@ impl Default for ExporterConfig {
             probe_timeout: default_probe_request_timeout(),
             max_connections: default_max_connections(),
             state_dir: None,
+            max_reporters: default_max_reporters(),
         }
     }
 }
@@ -364,6 +427,21 @@ fn default_probe_timeout() -> Duration {
 fn default_max_message_bytes() -> u64 {
     1024 * 1024
 }
+fn default_max_reporters() -> usize {
+    50
+}
+fn default_archive_folder() -> String {
+    "Archive".to_string()
+}
+fn default_invalid_folder() -> String {
+    "Invalid".to_string()
+}
+fn default_report_poll() -> Duration {
+    Duration::from_secs(300)
+}
+fn default_max_report_bytes() -> u64 {
+    64 * 1024 * 1024
+}
 
 /// humantime durations ("5m", "1h 30m"); zero is refused because every interval and
 /// timeout here must make progress.
@@ -398,6 +476,60 @@ pub fn parse_nameserver(text: &str) -> Result<SocketAddr, String> {
     text.parse::<IpAddr>()
         .map(|ip| SocketAddr::new(ip, 53))
         .map_err(|_| format!("invalid nameserver {text:?}: expected IP or IP:PORT"))
+}
+
+/// A config name that is also a label value (`[[reports]]`, `[[sender]]`): short, and of
+/// characters that need no escaping anywhere it is shown.
+fn is_label_value_name(name: &str) -> bool {
+    (1..=64).contains(&name.len())
+        && name
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'.' | b'-' | b'_'))
+}
+
+/// A `[[sender]]` entry checked and converted: ranges parsed, names canonical, SPF terms
+/// parsed as the body of a record.
+fn sender_from_config(s: &SenderConfig) -> Result<crate::reports::sender::Sender, String> {
+    let ip_ranges = s
+        .ip_ranges
+        .iter()
+        .map(|r| {
+            r.parse::<crate::ip_range::IpRange>()
+                .map_err(|e| e.to_string())
+        })
+        .collect::<Result<Vec<_>, _>>()?;
+    let names = |list: &[String], key: &str| -> Result<Vec<String>, String> {
+        list.iter()
+            .map(|d| {
+                let c = crate::name::canonical(d);
+                if is_domain_name(&c) {
+                    Ok(c)
+                } else {
+                    Err(format!("{key}: {d:?} is not a domain name"))
+                }
+            })
+            .collect()
+    };
+    let spf = match s.spf.as_deref().map(str::trim) {
+        None => None,
+        Some(terms) => {
+            let record = format!("v=spf1 {terms}");
+            if terms.is_empty() || terms.to_ascii_lowercase().starts_with("v=spf1") {
+                return Err(
+                    "spf: give the terms without v=spf1 (\"include:_spf.example.net\")".into(),
+                );
+            }
+            crate::checks::spf::parse::parse(&record).map_err(|e| format!("spf {terms:?}: {e}"))?;
+            Some(terms.to_string())
+        }
+    };
+    Ok(crate::reports::sender::Sender {
+        name: s.name.get_ref().clone(),
+        ip_ranges,
+        dkim_domains: names(&s.dkim_domains, "dkim_domains")?,
+        spf,
+        domains: names(&s.domains, "domains")?,
+    })
 }
 
 macro_rules! secret_accessors {
@@ -545,7 +677,120 @@ impl Config {
                 }
             }
         }
+        self.validate_reports(text, path)?;
         Ok(())
+    }
+
+    /// `[[reports]]` and `[[sender]]`: names usable as label values, one kind of source
+    /// each, a `state_dir` to count into, ranges and SPF terms that parse.
+    fn validate_reports(&self, text: &str, path: &Path) -> Result<(), ConfigError> {
+        let at = |span: std::ops::Range<usize>, msg: String| ConfigError::at(path, text, span, msg);
+        let mut names = HashSet::new();
+        for source in &self.reports {
+            let name = source.name();
+            if !is_label_value_name(name) {
+                return Err(at(
+                    source.name.span(),
+                    format!("[[reports]] name {name:?}: use 1-64 letters, digits, '.', '-' or '_'"),
+                ));
+            }
+            if !names.insert(name) {
+                return Err(at(
+                    source.name.span(),
+                    format!("duplicate [[reports]] name {name:?}"),
+                ));
+            }
+            if self.exporter.state_dir.is_none() {
+                return Err(at(
+                    source.name.span(),
+                    "[[reports]] needs [exporter] state_dir: the reports counted are kept there, so that a restart neither loses nor repeats counts".to_string(),
+                ));
+            }
+            match (&source.mailbox, &source.directory) {
+                (Some(_), Some(_)) | (None, None) => {
+                    return Err(at(
+                        source.name.span(),
+                        format!("[[reports]] {name:?}: give exactly one of mailbox or directory"),
+                    ));
+                }
+                (Some(mailbox), None) => {
+                    if !self.mailbox.contains_key(mailbox.get_ref()) {
+                        return Err(at(
+                            mailbox.span(),
+                            format!("no [mailbox.{}] section", mailbox.get_ref()),
+                        ));
+                    }
+                    let folder = &self.mailbox[mailbox.get_ref()].folder;
+                    for (key, other) in [
+                        ("archive_folder", &source.archive_folder),
+                        ("invalid_folder", &source.invalid_folder),
+                    ] {
+                        if other.trim().is_empty() || other.eq_ignore_ascii_case(folder) {
+                            return Err(at(
+                                source.name.span(),
+                                format!("[[reports]] {name:?}: {key} {other:?} must be a folder other than the one read ({folder:?})"),
+                            ));
+                        }
+                    }
+                }
+                (None, Some(_)) => {}
+            }
+            if source.max_report_bytes == 0 {
+                return Err(at(
+                    source.name.span(),
+                    format!("[[reports]] {name:?}: max_report_bytes must be at least 1"),
+                ));
+            }
+        }
+        if self.exporter.max_reporters == 0 {
+            return Err(ConfigError::plain(
+                path,
+                "[exporter] max_reporters must be at least 1",
+            ));
+        }
+        let mut names = HashSet::new();
+        for sender in &self.senders {
+            let name = sender.name.get_ref();
+            let problem = if !is_label_value_name(name) {
+                Some(format!(
+                    "[[sender]] name {name:?}: use 1-64 letters, digits, '.', '-' or '_'"
+                ))
+            } else if name == crate::reports::sender::UNKNOWN {
+                Some(
+                    "[[sender]] name \"unknown\" is the source of records no sender matches"
+                        .to_string(),
+                )
+            } else if !names.insert(name.as_str()) {
+                Some(format!("duplicate [[sender]] name {name:?}"))
+            } else if sender.ip_ranges.is_empty()
+                && sender.dkim_domains.is_empty()
+                && sender.spf.is_none()
+            {
+                Some(format!(
+                    "[[sender]] {name:?}: give ip_ranges, dkim_domains or spf"
+                ))
+            } else {
+                None
+            };
+            if let Some(msg) = problem {
+                return Err(at(sender.name.span(), msg));
+            }
+            if let Err(msg) = sender_from_config(sender) {
+                return Err(at(
+                    sender.name.span(),
+                    format!("[[sender]] {name:?}: {msg}"),
+                ));
+            }
+        }
+        Ok(())
+    }
+
+    /// The `[[sender]]` table, as the reports reader classifies records by it.
+    pub fn senders(&self) -> Vec<crate::reports::sender::Sender> {
+        self.senders
+            .iter()
+            .filter_map(|s| sender_from_config(s).ok())
+            .collect()
     }
 
     pub fn domain(&self, name: &str) -> Option<&DomainConfig> {

@@ -248,3 +248,104 @@ fn describe_says_where_state_is_kept() {
     let text = describe(&parse("[exporter]\nstate_dir = \"/var/lib/m\"\n").unwrap());
     assert!(text.contains("state: /var/lib/m/state.sqlite3"), "{text}");
 }
+
+const STATE: &str = "[exporter]\nstate_dir = \"/var/lib/m\"\n";
+const INBOX: &str =
+    "[mailbox.rua]\nhost = \"imap.example.com\"\nusername = \"dmarc\"\npassword_env = \"P\"\n";
+
+#[test]
+fn report_sources_and_senders_parse_with_defaults() {
+    let text = format!(
+        "{STATE}{INBOX}[[reports]]\nname = \"rua\"\nmailbox = \"rua\"\n\n[[reports]]\nname = \"spool\"\ndirectory = \"/var/spool/dmarc\"\npoll_interval = \"1m\"\n\n\
+         [[sender]]\nname = \"google-workspace\"\nip_ranges = [\"192.0.2.0/24\", \"2001:db8::/32\"]\ndkim_domains = [\"Example.com\"]\nspf = \"include:_spf.google.com\"\n"
+    );
+    let config = parse(&text).unwrap();
+    assert_eq!(config.exporter.max_reporters, 50);
+    assert_eq!(config.reports.len(), 2);
+    assert_eq!(config.reports[0].archive_folder, "Archive");
+    assert_eq!(config.reports[0].invalid_folder, "Invalid");
+    assert_eq!(config.reports[0].poll_interval, Duration::from_secs(300));
+    assert_eq!(config.reports[1].poll_interval, Duration::from_secs(60));
+    let senders = config.senders();
+    assert_eq!(senders.len(), 1);
+    assert_eq!(senders[0].ip_ranges.len(), 2);
+    assert_eq!(senders[0].dkim_domains, ["example.com"]);
+    assert_eq!(senders[0].spf.as_deref(), Some("include:_spf.google.com"));
+}
+
+#[test]
+fn bad_report_sources_and_senders_are_refused_with_the_reason() {
+    let cases = [
+        (
+            format!("{INBOX}[[reports]]\nname = \"rua\"\nmailbox = \"rua\"\n"),
+            "needs [exporter] state_dir",
+        ),
+        (
+            format!("{STATE}[[reports]]\nname = \"rua\"\n"),
+            "exactly one of mailbox or directory",
+        ),
+        (
+            format!("{STATE}{INBOX}[[reports]]\nname = \"rua\"\nmailbox = \"rua\"\ndirectory = \"/x\"\n"),
+            "exactly one of mailbox or directory",
+        ),
+        (
+            format!("{STATE}[[reports]]\nname = \"rua\"\nmailbox = \"nope\"\n"),
+            "no [mailbox.nope] section",
+        ),
+        (
+            format!("{STATE}{INBOX}[[reports]]\nname = \"rua\"\nmailbox = \"rua\"\narchive_folder = \"inbox\"\n"),
+            "must be a folder other than the one read",
+        ),
+        (
+            format!("{STATE}[[reports]]\nname = \"a b\"\ndirectory = \"/x\"\n"),
+            "use 1-64 letters",
+        ),
+        (
+            format!("{STATE}[[reports]]\nname = \"a\"\ndirectory = \"/x\"\n[[reports]]\nname = \"a\"\ndirectory = \"/y\"\n"),
+            "duplicate [[reports]] name",
+        ),
+        (
+            "[exporter]\nmax_reporters = 0\n".to_string(),
+            "max_reporters must be at least 1",
+        ),
+        (
+            "[[sender]]\nname = \"unknown\"\nip_ranges = [\"192.0.2.0/24\"]\n".to_string(),
+            "records no sender matches",
+        ),
+        (
+            "[[sender]]\nname = \"x\"\n".to_string(),
+            "give ip_ranges, dkim_domains or spf",
+        ),
+        (
+            "[[sender]]\nname = \"x\"\nip_ranges = [\"192.0.2.1/24\"]\n".to_string(),
+            "did you mean 192.0.2.0/24",
+        ),
+        (
+            "[[sender]]\nname = \"x\"\nspf = \"v=spf1 include:a.example\"\n".to_string(),
+            "without v=spf1",
+        ),
+        (
+            "[[sender]]\nname = \"x\"\nspf = \"include\"\n".to_string(),
+            "spf \"include\"",
+        ),
+        (
+            "[[sender]]\nname = \"x\"\ndkim_domains = [\"not a name\"]\n".to_string(),
+            "is not a domain name",
+        ),
+        (
+            "[[sender]]\nname = \"x\"\nspf = \"a\"\n[[sender]]\nname = \"x\"\nspf = \"mx\"\n".to_string(),
+            "duplicate [[sender]] name",
+        ),
+        (
+            format!("{STATE}[[reports]]\nname = \"a\"\ndirectory = \"/x\"\nsurprise = 1\n"),
+            "surprise",
+        ),
+    ];
+    for (text, expected) in cases {
+        let err = parse(&text).expect_err(&text).to_string();
+        assert!(
+            err.contains(expected),
+            "{text}\n→ {err}\n(expected {expected:?})"
+        );
+    }
+}

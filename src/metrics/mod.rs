@@ -8,6 +8,7 @@
 //! no line any more.
 
 mod exposition;
+mod reports;
 
 pub use exposition::Exposition;
 use exposition::Fragments;
@@ -169,6 +170,13 @@ pub struct Metrics {
     pub auth_disagreement: GaugeVec,
     pub probe_dkim_failure: GaugeVec,
     pub check_errors: IntCounterVec,
+    /// Report inputs read per `[[reports]]` source, by outcome.
+    pub reports_read: IntCounterVec,
+    /// Last successful read of each `[[reports]]` source.
+    pub reports_last_read: GaugeVec,
+    /// The report counters' exposition text, rendered from the state database
+    /// ([`Metrics::set_report_counts`]).
+    report_text: RwLock<String>,
 }
 
 fn now_seconds() -> f64 {
@@ -328,6 +336,16 @@ impl Metrics {
                 check_errors.with_label_values(&[check.as_str(), kind.as_str()]);
             }
         }
+        let reports_read = counter_vec(
+            "mailauth_reports_read_total",
+            "Reports read per [[reports]] source, by outcome (counted, duplicate, ignored_domain, invalid).",
+            &["source", "outcome"],
+        );
+        let reports_last_read = gauge_vec(
+            "mailauth_reports_last_read_timestamp_seconds",
+            "When the [[reports]] source was last read successfully (Unix time; 0: not yet).",
+            &["source"],
+        );
         Arc::new(Self {
             registry,
             probe_series: Default::default(),
@@ -352,6 +370,9 @@ impl Metrics {
             auth_disagreement,
             probe_dkim_failure,
             check_errors,
+            reports_read,
+            reports_last_read,
+            report_text: RwLock::new(String::new()),
         })
     }
 
@@ -385,6 +406,30 @@ impl Metrics {
             .write()
             .unwrap_or_else(std::sync::PoisonError::into_inner)
             .insert(domain, entry);
+    }
+
+    /// Replaces the report counters' series with the state database's rows (watched
+    /// domains only).
+    pub fn set_report_counts(
+        &self,
+        counts: &[crate::state::reports::CountRow],
+        reporters: &[crate::state::reports::ReporterRow],
+        watched: &dyn Fn(&str) -> bool,
+    ) {
+        let text = reports::render(counts, reporters, watched);
+        *self
+            .report_text
+            .write()
+            .unwrap_or_else(std::sync::PoisonError::into_inner) = text;
+    }
+
+    /// Starts a `[[reports]]` source's series: every outcome at 0 (so that the first one is
+    /// an increase `rate()` sees) and the last-read time at 0 until a read succeeds.
+    pub fn report_source_configured(&self, source: &str) {
+        for outcome in ["counted", "duplicate", "ignored_domain", "invalid"] {
+            self.reports_read.with_label_values(&[source, outcome]);
+        }
+        self.reports_last_read.with_label_values(&[source]);
     }
 
     /// Drops domains no longer configured (their series disappear).
@@ -428,6 +473,12 @@ impl Metrics {
             tracing::error!("cannot encode metrics: {e}");
             head.clear();
         }
+        head.extend_from_slice(
+            self.report_text
+                .read()
+                .unwrap_or_else(std::sync::PoisonError::into_inner)
+                .as_bytes(),
+        );
         let fragments: Vec<Fragments> = self
             .domains
             .read()

@@ -40,6 +40,8 @@ struct Running {
     /// The probe token ledger and the `state_dir` it was opened from; kept across reloads
     /// that keep the same `state_dir`.
     ledger: Option<(Option<PathBuf>, Arc<TokenLedger>)>,
+    /// The `[[reports]]` readers.
+    readers: Option<crate::service::reports::ReportReaders>,
 }
 
 pub struct App {
@@ -90,6 +92,7 @@ impl App {
                 probes: None,
                 https: None,
                 ledger: None,
+                readers: None,
             }),
             lifecycle: lifecycle || config.exporter.enable_lifecycle,
             probes: crate::service::probe::ProbeCache::new(config.exporter.concurrency),
@@ -163,7 +166,26 @@ impl App {
         if let Some(old) = running.probes.take() {
             old.stop();
         }
+        if let Some(old) = running.readers.take() {
+            old.stop();
+        }
         let config = Arc::new(config);
+        if let (false, Some(store), Some(app)) = (
+            config.reports.is_empty(),
+            ledger.store().cloned(),
+            self.me.upgrade(),
+        ) {
+            let me = Arc::downgrade(&app);
+            let watched: crate::service::reports::Watched =
+                Arc::new(move |d: &str| me.upgrade().is_some_and(|a| a.watches(d)));
+            running.readers = Some(crate::service::reports::ReportReaders::start(
+                &config,
+                store,
+                dns.clone(),
+                self.metrics.clone(),
+                watched,
+            ));
+        }
         if !config.probes.is_empty() {
             let settings = ResolverSettings {
                 nameservers: config.dns.nameservers.clone(),
@@ -302,6 +324,9 @@ impl App {
         }
         if let Some(p) = running.probes.take() {
             p.stop();
+        }
+        if let Some(r) = running.readers.take() {
+            r.stop();
         }
     }
 }

@@ -3,4 +3,5 @@
 
 pub mod app;
 pub mod probe;
+pub mod reports;
 pub mod scheduler;
