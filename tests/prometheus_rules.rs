@@ -44,11 +44,19 @@ const QUIET: &[&str] = &[
     "MailauthProbeStale",
 ];
 
-fn config_text(stack: &MailStack, ns: std::net::SocketAddr, silent_smtp: u16) -> String {
+fn config_text(
+    stack: &MailStack,
+    ns: std::net::SocketAddr,
+    silent_smtp: u16,
+    reports: &Path,
+) -> String {
     let mut text = demo::demo_config_text(ns, "127.0.0.1:0")
         .replace(
             "dns_interval = \"30s\"",
-            "dns_interval = \"2s\"\nprobe_interval = \"1h\"",
+            &format!(
+                "dns_interval = \"2s\"\nprobe_interval = \"1h\"\nstate_dir = \"{}\"",
+                reports.join("state").display()
+            ),
         )
         .replace("cache_max_ttl = \"10s\"", "cache_max_ttl = \"1s\"");
     text.push_str(&format!(
@@ -62,7 +70,59 @@ fn config_text(stack: &MailStack, ns: std::net::SocketAddr, silent_smtp: u16) ->
         stack.smtp_toml(),
         stack.mailbox_toml("tls"),
     ));
+    text.push_str(&format!(
+        "\n[[reports]]\nname = \"spool\"\ndirectory = \"{}\"\npoll_interval = \"1s\"\n",
+        reports.join("spool").display()
+    ));
     text
+}
+
+/// An RFC 6591 failure report about example.test (RFC 6591 Appendix B's example, adapted).
+const ARF: &str = "From: dmarc@receiver.example\r\n\
+To: ruf@example.test\r\n\
+Subject: Authentication failure report\r\n\
+MIME-Version: 1.0\r\n\
+Content-Type: multipart/report; report-type=feedback-report; boundary=\"part1\"\r\n\
+\r\n\
+--part1\r\n\
+Content-Type: text/plain\r\n\
+\r\n\
+An authentication failure report.\r\n\
+--part1\r\n\
+Content-Type: message/feedback-report\r\n\
+\r\n\
+Feedback-Type: auth-failure\r\n\
+User-Agent: SomeGenerator/1.0\r\n\
+Version: 1\r\n\
+Original-Mail-From: <someone@example.test>\r\n\
+Arrival-Date: Thu, 8 Mar 2005 14:00:00 EDT\r\n\
+Source-IP: 192.0.2.1\r\n\
+Reported-Domain: example.test\r\n\
+Auth-Failure: dmarc\r\n\
+\r\n\
+--part1--\r\n";
+
+/// Reports about example.test in `dir/spool`, for the reports dashboard: a corpus aggregate
+/// report (one record from an unknown source failing both), a corpus TLS report and a
+/// failure report, their domains rewritten to the watched example.test.
+fn drop_reports(dir: &Path) {
+    let corpus = |rel: &str| {
+        std::fs::read_to_string(
+            Path::new(env!("CARGO_MANIFEST_DIR"))
+                .join("../shared/corpus/reports")
+                .join(rel),
+        )
+        .unwrap()
+    };
+    let spool = dir.join("spool");
+    std::fs::create_dir_all(&spool).unwrap();
+    let aggregate =
+        corpus("cry-inc/dmarc-reports/hardfail.xml").replace("mydomain.org", "example.test");
+    std::fs::write(spool.join("aggregate.xml"), aggregate).unwrap();
+    let tls = corpus("cry-inc/smtp-tls-reports/rfc-example.json")
+        .replace("company-y.example", "example.test");
+    std::fs::write(spool.join("tls.json"), tls).unwrap();
+    std::fs::write(spool.join("failure.eml"), ARF).unwrap();
 }
 
 /// Every PromQL expression of a dashboard, with Grafana's variables filled in.
@@ -105,8 +165,10 @@ async fn alerts_fire_and_dashboard_queries_return_data() {
     // seconds after start, after Prometheus has seen its failure counter at 0.
     let silent = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
     let silent_port = silent.local_addr().unwrap().port();
+    let reports = tempfile::tempdir().unwrap();
+    drop_reports(reports.path());
     let config = Config::parse(
-        &config_text(&stack, zones.addr(), silent_port),
+        &config_text(&stack, zones.addr(), silent_port, reports.path()),
         Path::new("t.toml"),
     )
     .unwrap();
@@ -181,7 +243,10 @@ async fn alerts_fire_and_dashboard_queries_return_data() {
     }
 
     // Every dashboard query returns data.
-    for file in ["dashboards/mailauth-overview.json"] {
+    for file in [
+        "dashboards/mailauth-overview.json",
+        "dashboards/mailauth-reports.json",
+    ] {
         for (title, expr) in dashboard_exprs(&repo_file(file)) {
             let v = prom.query(&expr).await;
             let n = v["data"]["result"].as_array().map_or(0, Vec::len);
