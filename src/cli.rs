@@ -154,6 +154,10 @@ pub struct ReportArgs {
     pub files: Vec<PathBuf>,
     #[arg(long, value_enum, default_value = "text")]
     pub format: Format,
+    /// A config file: each aggregate record's `source` is classified by its `[[sender]]`
+    /// entries (SPF terms asked through its `[dns]` resolvers).
+    #[arg(long)]
+    pub config: Option<PathBuf>,
 }
 
 #[derive(Args, Debug)]

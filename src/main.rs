@@ -36,7 +36,9 @@ fn main() -> ExitCode {
         Some(Command::Inspect(args)) => {
             runtime.block_on(mailauth_exporter::commands::inspect::run(&args))
         }
-        Some(Command::Report(args)) => mailauth_exporter::commands::report::run(&args),
+        Some(Command::Report(args)) => {
+            runtime.block_on(mailauth_exporter::commands::report::run(&args))
+        }
         Some(Command::Demo(args)) => runtime.block_on(run_demo(
             args.listen_address,
             args.web_config_file.as_deref(),

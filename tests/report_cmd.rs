@@ -347,3 +347,50 @@ Subject: hello\r\n\
          auth failure dkim, delivery reject, mail from a@example.com\n"
     );
 }
+
+#[test]
+fn with_a_config_each_record_gets_its_source() {
+    let dir = tempfile::tempdir().unwrap();
+    let config = dir.path().join("senders.toml");
+    // Ranges only: nothing is asked of DNS (the nameserver is a closed port).
+    std::fs::write(
+        &config,
+        "[dns]\nnameservers = [\"127.0.0.1:9\"]\n\n[[sender]]\nname = \"office\"\nip_ranges = [\"42.42.42.0/24\"]\n",
+    )
+    .unwrap();
+    let config = config.display().to_string();
+    let hardfail = corpus("cry-inc/dmarc-reports/hardfail.xml");
+    let (code, stdout, stderr) =
+        run_report(&["--format", "json", "--config", &config, &hardfail], b"");
+    assert_eq!(code, 0, "{stderr}");
+    let report = &json_lines(&stdout)[0];
+    assert_eq!(report["records"][0]["source_ip"], "42.42.42.42");
+    assert_eq!(report["records"][0]["source"], "office");
+
+    let acme = corpus("cry-inc/dmarc-reports/acme.xml");
+    let (code, stdout, _) = run_report(&["--format", "json", "--config", &config, &acme], b"");
+    assert_eq!(code, 0);
+    let report = &json_lines(&stdout)[0];
+    assert!(report["records"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .all(|r| r["source"] == "unknown"));
+
+    let (code, stdout, _) = run_report(&["--config", &config, &hardfail], b"");
+    assert_eq!(code, 0);
+    assert!(stdout.contains("  SOURCE  SOURCE IP"), "{stdout}");
+    assert!(stdout.contains("office"), "{stdout}");
+
+    // Without a config there is no source at all.
+    let (_, stdout, _) = run_report(&["--format", "json", &hardfail], b"");
+    assert!(json_lines(&stdout)[0]["records"][0].get("source").is_none());
+    let (_, stdout, _) = run_report(&[&hardfail], b"");
+    assert!(!stdout.contains("SOURCE  SOURCE IP"), "{stdout}");
+    assert!(stdout.contains("  SOURCE IP"), "{stdout}");
+
+    // A config that does not load is exit 2, before anything is read.
+    let (code, _, stderr) = run_report(&["--config", "/nonexistent.toml", &hardfail], b"");
+    assert_eq!(code, 2);
+    assert!(stderr.contains("nonexistent"), "{stderr}");
+}

@@ -3,25 +3,66 @@
 //! or as text for people. The reading is `crate::reports`; this is only files in and
 //! lines out.
 //!
-//! `--config` (classifying each record's `source` by `[[sender]]`) is not offered yet:
-//! there is no `[[sender]]` table to classify by, and an accepted but ignored flag would
-//! print `unknown` sources that mean nothing.
+//! With `--config`, each aggregate record's `source` is classified by the config's
+//! `[[sender]]` table, exactly as the reports reader does (`reports::sender`).
 
 use std::fmt::Write as _;
 use std::io::{Read, Write};
 use std::path::Path;
 use std::process::ExitCode;
+use std::sync::Arc;
 
 use crate::cli::{Format, ReportArgs};
+use crate::config::Config;
 use crate::reports::aggregate::AggregateReport;
 use crate::reports::failure::FailureReport;
+use crate::reports::sender::SenderTable;
 use crate::reports::tlsrpt::TlsReport;
 use crate::reports::{format_epoch, read, Limits, Report};
+use crate::resolver::{Dns, QueryCounters};
+use crate::service::app::build_dns;
 
 /// Larger input is refused rather than read into memory.
 const MAX_INPUT_BYTES: u64 = 64 * 1024 * 1024;
 
-pub fn run(args: &ReportArgs) -> ExitCode {
+/// The `[[sender]]` table of `--config` and the resolver its SPF terms are asked through.
+struct Classifier {
+    senders: SenderTable,
+    dns: Arc<dyn Dns>,
+}
+
+fn classifier(path: &Path) -> Result<Classifier, String> {
+    let config = Config::load(path).map_err(|e| e.to_string())?;
+    let dns: Arc<dyn Dns> = build_dns(&config, Arc::new(QueryCounters::default()))?;
+    Ok(Classifier {
+        senders: SenderTable::new(config.senders()),
+        dns,
+    })
+}
+
+/// Sets the `source` of every record of an aggregate report.
+async fn classify(report: &mut Report, classifier: &Classifier) {
+    let Report::Aggregate(a) = report else {
+        return;
+    };
+    let domain = a.domain.clone();
+    for record in &mut a.records {
+        let source = classifier
+            .senders
+            .classify(classifier.dns.as_ref(), &domain, record)
+            .await;
+        record.source = Some(source);
+    }
+}
+
+pub async fn run(args: &ReportArgs) -> ExitCode {
+    let classifier = match args.config.as_deref().map(classifier).transpose() {
+        Ok(c) => c,
+        Err(e) => {
+            eprintln!("{e}");
+            return ExitCode::from(2);
+        }
+    };
     let limits = Limits::default();
     let mut unreadable = false;
     let mut out = std::io::BufWriter::new(std::io::stdout().lock());
@@ -33,7 +74,7 @@ pub fn run(args: &ReportArgs) -> ExitCode {
         };
         let unpacked =
             read_input(file).and_then(|bytes| read(&bytes, &limits).map_err(|e| e.to_string()));
-        let unpacked = match unpacked {
+        let mut unpacked = match unpacked {
             Ok(u) => u,
             Err(e) => {
                 let _ = out.flush();
@@ -44,6 +85,11 @@ pub fn run(args: &ReportArgs) -> ExitCode {
         };
         for problem in &unpacked.problems {
             eprintln!("{label}: skipped: {problem}");
+        }
+        if let Some(c) = &classifier {
+            for report in &mut unpacked.reports {
+                classify(report, c).await;
+            }
         }
         for report in &unpacked.reports {
             if let Report::Aggregate(a) = report {
@@ -161,7 +207,9 @@ fn aggregate_text(a: &AggregateReport) -> String {
         a.messages,
         if a.truncated { " (truncated)" } else { "" }
     );
+    let classified = a.records.iter().any(|r| r.source.is_some());
     let mut rows = vec![[
+        "SOURCE",
         "SOURCE IP",
         "COUNT",
         "DISPOSITION",
@@ -200,6 +248,7 @@ fn aggregate_text(a: &AggregateReport) -> String {
                 .map(|x| format!("reason={}", opt(x.kind.as_deref()))),
         );
         rows.push(vec![
+            opt(r.source.as_deref()),
             shown(&r.source_ip),
             r.count.to_string(),
             opt(r.disposition.as_deref()),
@@ -209,6 +258,12 @@ fn aggregate_text(a: &AggregateReport) -> String {
             opt(r.envelope_from.as_deref()),
             auth.join(" "),
         ]);
+    }
+    if !classified {
+        // Without --config there is no source to show.
+        for row in &mut rows {
+            row.remove(0);
+        }
     }
     out.push_str(&table(&rows));
     out
