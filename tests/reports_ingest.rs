@@ -121,6 +121,16 @@ async fn reports_are_counted_once_moved_after_commit_and_survive_a_restart() {
         "_spf IN TXT \"v=spf1 ip4:42.42.42.0/24 -all\"\n",
     )
     .await;
+    server
+        .set_zone(
+            "42.in-addr.arpa",
+            &util::zone(
+                "42.in-addr.arpa",
+                60,
+                "42.42.42 IN PTR mail.example.test.\n",
+            ),
+        )
+        .unwrap();
     let dir = tempfile::tempdir().unwrap();
     let state: PathBuf = dir.path().join("state");
     let spool: PathBuf = dir.path().join("spool");
@@ -177,13 +187,43 @@ async fn reports_are_counted_once_moved_after_commit_and_survive_a_restart() {
         ["acme.xml", "hardfail.xml", "hardfail.xml.gz", "tls.json.gz"]
     );
     assert_eq!(files(&spool.join("invalid")), ["note.txt"]);
+
+    // The domain page lists the sources of the last 7 days: the corpus report is from 2024,
+    // so the same report, dated today under another id, is what shows.
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_secs();
+    let fresh = String::from_utf8(hardfail.clone())
+        .unwrap()
+        .replace("<report_id>abcdef<", "<report_id>fresh-1<")
+        .replace("1727049600", &(now - 86_400).to_string())
+        .replace("1727135999", &now.to_string());
+    drop_file(&spool, "fresh.xml", fresh.as_bytes());
+    metrics_until(&e.base, "the fresh report counted", |b| {
+        value(b, &read_total("counted")) >= 3.0
+    })
+    .await;
+    let (status, page) = util::http::get(&format!("{}/domain/mydomain.org", e.base)).await;
+    assert_eq!(status, 200);
+    assert!(page.contains("Sources (last 7 days"), "{page}");
+    assert!(
+        page.contains(
+            "<td>office</td><td>1</td><td>0.0 %</td><td>0.0 %</td><td>0</td><td>1</td><td>0</td>"
+        ),
+        "{page}"
+    );
+    assert!(
+        page.contains("42.42.42.42 (mail.example.test) 1"),
+        "the IP with its reverse name: {page}"
+    );
     e.stop();
 
     // A restart shows the counts from the state database, and the same report arriving
     // once more counts nothing.
     let e = start(&text).await;
     let body = metrics_until(&e.base, "the counts after a restart", |b| {
-        has(b, &format!("{MESSAGES} 1"))
+        has(b, &format!("{MESSAGES} 2"))
     })
     .await;
     assert!(has(&body, &format!("{TLS_EXPIRED} 100")), "{body}");
@@ -192,8 +232,8 @@ async fn reports_are_counted_once_moved_after_commit_and_survive_a_restart() {
         value(b, &read_total("duplicate")) >= 1.0
     })
     .await;
-    assert!(has(&body, &format!("{MESSAGES} 1")), "{body}");
-    assert!(has(&body, &format!("{REPORTS} 1")), "{body}");
+    assert!(has(&body, &format!("{MESSAGES} 2")), "{body}");
+    assert!(has(&body, &format!("{REPORTS} 2")), "{body}");
     assert_eq!(files(&spool), ["late.xml.part"]);
     e.stop();
 }

@@ -13,6 +13,7 @@ pub mod failure;
 pub mod input;
 pub mod sender;
 pub mod source;
+pub mod source_table;
 pub mod tally;
 pub mod tlsrpt;
 

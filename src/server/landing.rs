@@ -1,10 +1,13 @@
 //! The landing page on `/`: every domain with the status of each check, and a page per
 //! domain with its findings, what they mean and how to fix them. Plain HTML, no scripts.
 
+use std::collections::HashMap;
 use std::fmt::Write as _;
 
 use crate::checks::{ReportSummary, Status};
 use crate::findings::{Check, Severity};
+use crate::reports::source_table::{self, SourceSummary};
+use crate::resolver::{RData, RecordType};
 use crate::service::app::App;
 
 pub fn escape(text: &str) -> String {
@@ -117,7 +120,110 @@ pub fn render_index(app: &App) -> String {
     page("mailauth-exporter", &body)
 }
 
-pub fn render_domain(app: &App, name: &str) -> Option<String> {
+/// The domain view's source table: sources of the last days with the reverse names of
+/// their busiest IPs (name by IP).
+pub struct Sources {
+    pub table: Vec<SourceSummary>,
+    pub names: HashMap<String, String>,
+}
+
+/// Reverse names asked for one page at most, and how long each may take: the page is for
+/// people, and a slow PTR zone must not hold it up.
+const MAX_PTR_LOOKUPS: usize = 100;
+const PTR_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(2);
+
+/// The source table of `name`, when reports are read (`[[reports]]` and a state database).
+pub async fn sources(app: &App, name: &str) -> Option<Sources> {
+    if app.config().reports.is_empty() {
+        return None;
+    }
+    let store = app.state_store()?;
+    let domain = crate::name::canonical(name);
+    let today = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_secs() as i64)
+        / 86_400;
+    let since = today - (source_table::DAYS - 1);
+    let rows = tokio::task::spawn_blocking(move || store.report_sources(&domain, since))
+        .await
+        .ok()?
+        .ok()?;
+    let table = source_table::summarize(&rows);
+    let dns = app.dns();
+    let ips: Vec<std::net::IpAddr> = table
+        .iter()
+        .flat_map(|s| s.ips.iter().filter_map(|(ip, _)| ip.parse().ok()))
+        .take(MAX_PTR_LOOKUPS)
+        .collect();
+    let lookups = ips.iter().map(|ip| {
+        let dns = dns.clone();
+        async move {
+            let reverse = crate::name::reverse_name(*ip);
+            let query = dns.lookup(&reverse, RecordType::Ptr);
+            let answer = tokio::time::timeout(PTR_TIMEOUT, query).await.ok()?.ok()?;
+            answer.records().iter().find_map(|r| match r {
+                RData::Ptr(n) => Some((ip.to_string(), n.trim_end_matches('.').to_string())),
+                _ => None,
+            })
+        }
+    });
+    let names = futures::future::join_all(lookups)
+        .await
+        .into_iter()
+        .flatten()
+        .collect();
+    Some(Sources { table, names })
+}
+
+fn render_sources(body: &mut String, sources: &Sources) {
+    let _ = write!(
+        body,
+        "<h2>Sources (last {} days of aggregate reports)</h2>",
+        source_table::DAYS
+    );
+    if sources.table.is_empty() {
+        body.push_str("<p>No aggregate report about this domain in that time.</p>");
+        return;
+    }
+    body.push_str(
+        "<p>What receivers reported, by <code>[[sender]]</code>; <code>unknown</code> is mail from          no configured sender. Reports are unauthenticated claims.</p><table><tr><th>Source</th>         <th>Messages</th><th>DKIM aligned pass</th><th>SPF aligned pass</th><th>Delivered</th>         <th>Quarantined</th><th>Rejected</th><th>Busiest IPs</th></tr>",
+    );
+    for s in &sources.table {
+        let ips: Vec<String> = s
+            .ips
+            .iter()
+            .map(|(ip, n)| match sources.names.get(ip) {
+                Some(name) => format!("{} ({}) {n}", escape(ip), escape(name)),
+                None => format!("{} {n}", escape(ip)),
+            })
+            .collect();
+        let more = if s.more_ips > 0 {
+            format!("<br>and {} more", s.more_ips)
+        } else {
+            String::new()
+        };
+        let class = if s.source == crate::reports::sender::UNKNOWN {
+            " class=\"warning\""
+        } else {
+            ""
+        };
+        let _ = write!(
+            body,
+            "<tr{class}><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}{more}</td></tr>",
+            escape(&s.source),
+            s.messages,
+            source_table::percent(s.dkim_pass, s.messages),
+            source_table::percent(s.spf_pass, s.messages),
+            s.delivered(),
+            s.quarantine,
+            s.reject,
+            ips.join("<br>"),
+        );
+    }
+    body.push_str("</table>");
+}
+
+pub fn render_domain(app: &App, name: &str, sources: Option<&Sources>) -> Option<String> {
     let name = crate::name::normalize_name(name);
     let config = app.config();
     let known = config.domain(&name).is_some() || app.metrics.domain_entry(&name).is_some();
@@ -199,6 +305,9 @@ pub fn render_domain(app: &App, name: &str) -> Option<String> {
             );
         }
         body.push_str("</table>");
+    }
+    if let Some(sources) = sources {
+        render_sources(&mut body, sources);
     }
     Some(page(&name, &body))
 }

@@ -89,7 +89,8 @@ async fn landing_page(State(app): State<Arc<App>>) -> Html<String> {
 }
 
 async fn domain_page(State(app): State<Arc<App>>, Path(name): Path<String>) -> Response {
-    match landing::render_domain(&app, &name) {
+    let sources = landing::sources(&app, &name).await;
+    match landing::render_domain(&app, &name, sources.as_ref()) {
         Some(page) => Html(page).into_response(),
         None => (
             StatusCode::NOT_FOUND,
