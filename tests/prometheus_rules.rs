@@ -35,6 +35,8 @@ const EXPECTED: &[(&str, &str, &str)] = &[
     ("MailauthSourcesDisagree", "method", "dkim"),
     ("MailauthProbeNotPassing", "target", "mailbox"),
     ("MailauthProbeFailing", "stage", "send"),
+    // A [[reports]] directory that does not exist is never read.
+    ("MailauthReportSourceFailing", "source", "broken"),
 ];
 
 /// Alerts that must not fire for this healthy exporter.
@@ -71,8 +73,10 @@ fn config_text(
         stack.mailbox_toml("tls"),
     ));
     text.push_str(&format!(
-        "\n[[reports]]\nname = \"spool\"\ndirectory = \"{}\"\npoll_interval = \"1s\"\n",
-        reports.join("spool").display()
+        "\n[[reports]]\nname = \"spool\"\ndirectory = \"{}\"\npoll_interval = \"1s\"\n\
+         \n[[reports]]\nname = \"broken\"\ndirectory = \"{}\"\npoll_interval = \"1s\"\n",
+        reports.join("spool").display(),
+        reports.join("does-not-exist").display()
     ));
     text
 }
@@ -177,11 +181,17 @@ async fn alerts_fire_and_dashboard_queries_return_data() {
     let target = listener.local_addr().unwrap().to_string();
     tokio::spawn(mailauth_exporter::server::serve_on(app.clone(), listener));
 
-    let prom = Prometheus::start(
-        &target,
-        &with_short_for(&repo_file("alerts/mailauth.rules.yml")),
-    )
-    .await;
+    // Both rule files, as one (the report rules' groups appended to the first file's).
+    let reports_rules = repo_file("alerts/mailauth-reports.rules.yml");
+    let reports_groups = reports_rules
+        .split_once("\ngroups:\n")
+        .expect("a groups: list")
+        .1;
+    let rules = format!(
+        "{}\n{reports_groups}",
+        repo_file("alerts/mailauth.rules.yml")
+    );
+    let prom = Prometheus::start(&target, &with_short_for(&rules)).await;
     let deadline = Instant::now() + Duration::from_secs(90);
     let firing = loop {
         let firing = prom.firing().await;
@@ -209,6 +219,14 @@ async fn alerts_fire_and_dashboard_queries_return_data() {
     for quiet in QUIET {
         assert!(!names.contains(quiet), "{quiet} fired: {firing:#?}");
     }
+    // The source that is read does not count as failing.
+    assert!(
+        !firing.iter().any(
+            |a| a["labels"]["alertname"] == "MailauthReportSourceFailing"
+                && a["labels"]["source"] == "spool"
+        ),
+        "{firing:#?}"
+    );
     // The healthy demo domain raises nothing but the alerts of its deliberately dead probe.
     assert!(
         !firing
