@@ -35,6 +35,8 @@ const EXPECTED: &[(&str, &str, &str)] = &[
     ("MailauthSourcesDisagree", "method", "dkim"),
     ("MailauthProbeNotPassing", "target", "mailbox"),
     ("MailauthProbeFailing", "stage", "send"),
+    // The receiver's filter marks the probe as spam (the stack's spam field).
+    ("MailauthProbeInJunk", "target", "mailbox"),
 ];
 
 /// Alerts that must not fire for this healthy exporter.
@@ -95,7 +97,7 @@ async fn alerts_fire_and_dashboard_queries_return_data() {
     mailauth_exporter::tls::install_crypto_provider();
     let stack = MailStack::start_with(
         "ok",
-        &["--authres", "mx.receiver.test; spf=pass smtp.mailfrom=MAILFROM; dkim=pass header.d=example.test; dmarc=pass", "--verifier-results", "SPF=pass,DKIM=pass,DMARC=pass"],
+        &["--authres", "mx.receiver.test; spf=pass smtp.mailfrom=MAILFROM; dkim=pass header.d=example.test; dmarc=pass", "--verifier-results", "SPF=pass,DKIM=pass,DMARC=pass", "--spam-field", "X-Spam-Status: Yes, score=7.10"],
     );
     let zones = demo::start_zone_server().await.unwrap();
     zones
