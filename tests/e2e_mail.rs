@@ -88,10 +88,10 @@ fn tethered(args: &[&str], log: &Path) -> (Child, ChildStdin) {
 
 fn exporter_config(env: &HashMap<String, String>) -> String {
     let (pw, ca) = (&env["PASSWORD_FILE"], &env["CA"]);
-    let mailbox = |name: &str, user: &str| {
+    let mailbox = |name: &str, user: &str, junk: &str| {
         format!(
             "[mailbox.{name}]\nhost = \"127.0.5.40\"\nport = 993\ntls = \"tls\"\nusername = \"{user}\"\n\
-             password_file = \"{pw}\"\nca_file = \"{ca}\"\nfolder = \"INBOX\"\n\
+             password_file = \"{pw}\"\nca_file = \"{ca}\"\nfolder = \"INBOX\"\njunk_folders = {junk}\n\
              trusted_authserv_ids = [\"mx.receiver.test\"]\ntimeout = \"10s\"\n\n"
         )
     };
@@ -106,8 +106,8 @@ fn exporter_config(env: &HashMap<String, String>) -> String {
          [[probe]]\ndomain = \"{DOMAIN}\"\nfrom = \"monitor@example.test\"\nsmtp = \"bed\"\ntimeout = \"12s\"\n\
          [[probe.target]]\nkind = \"mailbox\"\nto = \"probe@receiver.test\"\nmailbox = \"inbox\"\n\
          [[probe.target]]\nkind = \"verifier\"\nto = \"check-auth@verifier.test\"\nmailbox = \"reports\"\n",
-        mailbox("inbox", "probe@receiver.test"),
-        mailbox("reports", "reports@receiver.test"),
+        mailbox("inbox", "probe@receiver.test", "[\"Junk\"]"),
+        mailbox("reports", "reports@receiver.test", "[]"),
         dns = env["DNS"],
     )
 }
@@ -376,6 +376,17 @@ impl Bed {
         std::fs::write(self.dir.join("verifier.mode"), format!("{mode}\n")).unwrap();
     }
 
+    /// Switches rspamd's `E2E_SPAM_SWITCH` rule (tests/e2e/bed.sh) on or off for the
+    /// probe's recipient: on, the probe scores 150 (over add_header = 100) and the bed's
+    /// Sieve script files it into Junk. rspamd re-reads the map within a second or two.
+    fn spam_switch(&self, on: bool) {
+        let path = self.dir.join("rspamd/spam-rcpt.map");
+        let text = if on { "probe@receiver.test\n" } else { "" };
+        if std::fs::read_to_string(&path).unwrap_or_default() != text {
+            std::fs::write(&path, text).unwrap();
+        }
+    }
+
     fn header_checks(&self, rules: &str) {
         let path = self.dir.join("postfix/out/etc/header_checks");
         if std::fs::read_to_string(&path).unwrap_or_default() != rules {
@@ -388,6 +399,7 @@ impl Bed {
     /// checks green on a run after the restore and a passing probe round for each target.
     fn restore(&self) {
         let t0 = now();
+        self.spam_switch(false);
         self.set_zone(DOMAIN, |z| z);
         self.verifier_mode("reply");
         self.header_checks("");
@@ -945,5 +957,48 @@ fn scenario_8_forged_authentication_results_ignored() {
         .is_empty(),
         "no fail from any source"
     );
+    bed.header_checks("");
+}
+
+/// Scenario 9: rspamd marks the probe as spam (a rule the scenario switches on) and Sieve
+/// files it into Junk: the exporter finds it there, reports `mailauth_probe_spam 1` and the
+/// receiver's score, the probe still passes (junk_is_failure is false) and
+/// MailauthProbeInJunk fires. The sender's forged `X-Spam-Flag: NO` (on) and
+/// `X-Spam-Flag: YES` (off), written at submission below the receiver's hop, change
+/// nothing. Switched off, the next probe lands in the inbox: 0, and the alert resolves.
+#[test]
+fn scenario_9_probe_in_junk() {
+    let (_g, bed) = scenario();
+    let labels = [("domain", DOMAIN), ("target", "mailbox")];
+    bed.header_checks("/^Subject:/ PREPEND X-Spam-Flag: NO\n");
+    bed.spam_switch(true);
+    wait_value("the probe in Junk", "mailauth_probe_spam", &labels, 1.0);
+    let m = scrape();
+    let score = value(&m, "mailauth_probe_spam_score", &labels).expect("rspamd's score");
+    assert!(
+        (100.0..1000.0).contains(&score),
+        "the receiver's score over add_header: {score}"
+    );
+    let junk = bed.dir.join("mail/receiver.test/probe/Maildir/.Junk/new");
+    assert!(junk.is_dir(), "Sieve files into {}", junk.display());
+    let t1 = now();
+    wait_for("a passing probe round from Junk", WAIT, || {
+        let m = scrape();
+        let ts = value(&m, "mailauth_probe_last_success_timestamp_seconds", &labels)?;
+        (ts > t1 && value(&m, "mailauth_probe_spam", &labels) == Some(1.0)).then_some(())
+    });
+    wait_alert("MailauthProbeInJunk", &labels, true);
+
+    bed.header_checks("/^Subject:/ PREPEND X-Spam-Flag: YES\n");
+    bed.spam_switch(false);
+    wait_value(
+        "the probe back in the inbox",
+        "mailauth_probe_spam",
+        &labels,
+        0.0,
+    );
+    let score = value(&scrape(), "mailauth_probe_spam_score", &labels).expect("rspamd's score");
+    assert!(score < 100.0, "a ham score: {score}");
+    wait_alert("MailauthProbeInJunk", &labels, false);
     bed.header_checks("");
 }

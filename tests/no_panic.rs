@@ -148,6 +148,29 @@ const AR: &[&str] = &[
     ">",
     "é",
 ];
+const SPAM: &[&str] = &[
+    "Yes",
+    "NO",
+    ",",
+    " ",
+    "\t",
+    "score=",
+    "required=",
+    "-",
+    "+",
+    ".",
+    "5",
+    "3",
+    "e9",
+    "inf",
+    "NaN",
+    "add",
+    "header",
+    "no action",
+    "reject",
+    "é",
+    "\r\n",
+];
 const REPORT: &[&str] = &[
     "Summary of Results\n",
     "SPF check:   pass\n",
@@ -210,6 +233,24 @@ proptest! {
         let _ = mailauth_exporter::mail::reply::bounce(&bytes);
         let _ = mailauth_exporter::mail::trust::spf_identity(&raw, Some(&s));
         let _ = header::fields(&bytes);
+    }
+
+    #[test]
+    fn spam_fields(s in soup(SPAM), raw in any::<String>()) {
+        use mailauth_exporter::mail::{header::Field, spam};
+        for v in [&s, &raw] {
+            let _ = spam::parse_flag(v);
+            let _ = spam::parse_status(v);
+            let _ = spam::parse_rspamd_action(v);
+            if let Ok(score) = spam::parse_score(v) {
+                prop_assert!(score.is_finite());
+            }
+            let verdict = spam::verdict(&[
+                Field { name: "X-Spam-Status".into(), value: v.clone() },
+                Field { name: "X-Rspamd-Score".into(), value: v.clone() },
+            ]);
+            prop_assert!(verdict.score.is_none_or(f64::is_finite));
+        }
     }
 
     #[test]

@@ -37,6 +37,8 @@ const EXPECTED: &[(&str, &str, &str)] = &[
     ("MailauthProbeFailing", "stage", "send"),
     // A [[reports]] directory that does not exist is never read.
     ("MailauthReportSourceFailing", "source", "broken"),
+    // The receiver's filter marks the probe as spam (the stack's spam field).
+    ("MailauthProbeInJunk", "target", "mailbox"),
 ];
 
 /// Alerts that must not fire for this healthy exporter.
@@ -159,7 +161,7 @@ async fn alerts_fire_and_dashboard_queries_return_data() {
     mailauth_exporter::tls::install_crypto_provider();
     let stack = MailStack::start_with(
         "ok",
-        &["--authres", "mx.receiver.test; spf=pass smtp.mailfrom=MAILFROM; dkim=pass header.d=example.test; dmarc=pass", "--verifier-results", "SPF=pass,DKIM=pass,DMARC=pass"],
+        &["--authres", "mx.receiver.test; spf=pass smtp.mailfrom=MAILFROM; dkim=pass header.d=example.test; dmarc=pass", "--verifier-results", "SPF=pass,DKIM=pass,DMARC=pass", "--spam-field", "X-Spam-Status: Yes, score=7.10"],
     );
     let zones = demo::start_zone_server().await.unwrap();
     zones

@@ -300,6 +300,12 @@ pub struct MailboxConfig {
     password: Option<Spanned<toml::Value>>,
     #[serde(default = "default_folder")]
     pub folder: String,
+    /// Folders where the server files mail it judged spam (`["Junk"]`, Gmail's
+    /// `"[Gmail]/Spam"`, Microsoft 365's `"Junk Email"`). A probe copy found there, by the
+    /// same token rule as in `folder`, arrived, as spam (`mailauth_probe_spam`). Empty:
+    /// only `folder` is searched.
+    #[serde(default)]
+    pub junk_folders: Vec<String>,
     #[serde(default)]
     pub trusted_authserv_ids: Vec<String>,
     #[serde(default)]
@@ -357,6 +363,14 @@ pub struct ProbeTarget {
     /// report, nor deleted.
     #[serde(default)]
     pub reply_from: Option<String>,
+    /// `mailbox` only: a probe that landed as spam (in one of the mailbox's
+    /// `junk_folders`, or marked so by the trusted receiver) counts as a failed round
+    /// (`mailauth_probe_success` 0). Default false: delivered is delivered, and
+    /// `mailauth_probe_spam` tells the rest. A key of the target, not of the mailbox,
+    /// because it says how this probe's outcome is judged: one mailbox can receive the
+    /// probes of several domains whose teams judge a junk landing differently.
+    #[serde(default)]
+    pub junk_is_failure: bool,
 }
 
 impl ProbeTarget {
@@ -415,6 +429,26 @@ fn default_imaps_port() -> u16 {
 fn default_tls() -> TlsMode {
     TlsMode::Starttls
 }
+/// What is wrong with a mailbox's `junk_folders`, if anything: an empty name, a control
+/// character (the name goes into IMAP SELECT), the inbox folder itself, or a repeat.
+fn junk_folder_problem(folder: &str, junk: &[String]) -> Option<String> {
+    for (i, name) in junk.iter().enumerate() {
+        if name.trim().is_empty() {
+            return Some("an empty folder name".to_string());
+        }
+        if name.chars().any(char::is_control) {
+            return Some(format!("{name:?} holds a control character"));
+        }
+        if name == folder {
+            return Some(format!("{name:?} is the mailbox's own folder"));
+        }
+        if junk[..i].contains(name) {
+            return Some(format!("{name:?} is listed twice"));
+        }
+    }
+    None
+}
+
 fn default_folder() -> String {
     "INBOX".to_string()
 }
@@ -628,6 +662,12 @@ impl Config {
             if mailbox.tls == TlsMode::None && !mailbox.allow_plaintext_auth {
                 return Err(plaintext_auth_error(path, text, "mailbox", name));
             }
+            if let Some(problem) = junk_folder_problem(&mailbox.folder, &mailbox.junk_folders) {
+                return Err(ConfigError::plain(
+                    path,
+                    &format!("[mailbox.{name}] junk_folders: {problem}"),
+                ));
+            }
         }
         for list in &self.dns.blocklists {
             if !is_domain_name(list) {
@@ -668,6 +708,12 @@ impl Config {
                             format!("reply_from {reply_from:?} is not an email address"),
                         ));
                     }
+                }
+                if target.junk_is_failure && target.kind != TargetKind::Mailbox {
+                    return Err(at(
+                        target.mailbox.span(),
+                        "junk_is_failure is for kind = \"mailbox\" targets only".to_string(),
+                    ));
                 }
                 if !self.mailbox.contains_key(target.mailbox.get_ref()) {
                     return Err(at(

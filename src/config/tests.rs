@@ -148,6 +148,16 @@ fn bad_configs_are_refused_with_location_and_key() {
             Some((4, "smtp.out.tls")),
             "allow_plaintext_auth",
         ),
+        (
+            "junk-folder-is-the-inbox.toml",
+            None,
+            "[mailbox.inbox] junk_folders: \"INBOX\" is the mailbox's own folder",
+        ),
+        (
+            "junk-is-failure-on-verifier.toml",
+            Some((21, "probe.target.mailbox")),
+            "junk_is_failure is for kind = \"mailbox\" targets only",
+        ),
     ];
     let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/configs/bad");
     let mut files: Vec<_> = std::fs::read_dir(&dir)
@@ -346,6 +356,50 @@ fn bad_report_sources_and_senders_are_refused_with_the_reason() {
         assert!(
             err.contains(expected),
             "{text}\n→ {err}\n(expected {expected:?})"
+        );
+    }
+}
+
+#[test]
+fn junk_folders_default_to_none_and_junk_is_no_failure() {
+    let config = parse(&format!(
+        "{PROBE_BASE}[[probe.target]]\nkind = \"mailbox\"\nto = \"p@example.net\"\nmailbox = \"m\"\n"
+    ))
+    .unwrap();
+    assert!(config.mailbox["m"].junk_folders.is_empty());
+    assert!(!config.probes[0].targets[0].junk_is_failure);
+}
+
+#[test]
+fn junk_folders_and_junk_is_failure_are_read() {
+    let text = PROBE_BASE.replace(
+        "password_env = \"P\"\n",
+        "password_env = \"P\"\njunk_folders = [\"Junk\", \"[Gmail]/Spam\"]\n",
+    );
+    let config = parse(&format!(
+        "{text}[[probe.target]]\nkind = \"mailbox\"\nto = \"p@example.net\"\nmailbox = \"m\"\njunk_is_failure = true\n"
+    ))
+    .unwrap();
+    assert_eq!(config.mailbox["m"].junk_folders, ["Junk", "[Gmail]/Spam"]);
+    assert!(config.probes[0].targets[0].junk_is_failure);
+}
+
+#[test]
+fn bad_junk_folder_names_are_refused() {
+    for (list, why) in [
+        ("[\"\"]", "an empty folder name"),
+        ("[\"Junk\\r\\nA1 DELETE INBOX\"]", "control character"),
+        ("[\"Junk\", \"Junk\"]", "listed twice"),
+        ("[\"INBOX\"]", "the mailbox's own folder"),
+    ] {
+        let text = format!(
+            "[mailbox.m]\nhost = \"127.0.0.1\"\nusername = \"u\"\npassword_env = \"P\"\njunk_folders = {list}\n"
+        );
+        let err = parse(&text).unwrap_err();
+        assert!(err.to_string().contains(why), "{list}: {err}");
+        assert!(
+            err.to_string().contains("[mailbox.m] junk_folders"),
+            "{err}"
         );
     }
 }

@@ -30,6 +30,51 @@ pub enum MailboxError {
     Login(String),
     #[error("IMAP: {0}")]
     Protocol(String),
+    /// A configured folder (`folder` or one of `junk_folders`) the server does not have:
+    /// a configuration fault shown as the probe's `mailbox` stage, never skipped quietly
+    /// (a missing junk folder would hide exactly the placement it is there to see).
+    #[error("the server has no folder {0:?} (check folder / junk_folders)")]
+    NoSuchFolder(String),
+}
+
+/// RFC 2177 §3: "clients using IDLE are advised to terminate the IDLE and re-issue it at
+/// least every 29 minutes to avoid being logged off". Re-issued well before that.
+pub const IDLE_REISSUE: Duration = Duration::from_secs(25 * 60);
+
+/// How long one wait lasts at most while junk folders are watched too: IDLE sees only the
+/// selected folder (the inbox), so a probe filed into a junk folder is found by polling
+/// that often.
+pub const JUNK_POLL: Duration = Duration::from_secs(5);
+
+/// How long one IDLE (or one pause between polls) may last: never past the probe's
+/// deadline, never past [`IDLE_REISSUE`], and at most [`JUNK_POLL`] when junk folders are
+/// searched too. At least 100 ms, so that a deadline already reached still makes one
+/// short round trip rather than a busy loop.
+pub fn idle_period(remaining: Duration, watches_junk: bool) -> Duration {
+    let mut period = remaining.min(IDLE_REISSUE);
+    if watches_junk {
+        period = period.min(JUNK_POLL);
+    }
+    period.max(Duration::from_millis(100))
+}
+
+/// How an IDLE ended.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum IdleEnd {
+    /// The server sent an untagged update (EXISTS, EXPUNGE, FETCH, ...).
+    Changed,
+    /// The period ran out with nothing said.
+    TimedOut,
+}
+
+/// Whether a NOOP follows the wait before the next SEARCH. Without IDLE the NOOP is the
+/// poll itself (RFC 3501 §6.1.2: NOOP "can be used as a periodic poll for new messages").
+/// After an IDLE that ran out silently, a NOOP too: some servers announce mail that
+/// arrived during IDLE only in answer to the next command, and some (Exchange-style
+/// stores) let SEARCH see it only after the session was told; a NOOP is cheap and makes
+/// the next SEARCH see the folder as it is. After an update, SEARCH follows directly.
+pub fn noop_after(has_idle: bool, end: IdleEnd) -> bool {
+    !has_idle || end == IdleEnd::TimedOut
 }
 
 enum Transport {
@@ -138,6 +183,12 @@ pub struct Mailbox {
     max_bytes: u64,
     pub has_idle: bool,
     pub has_uidplus: bool,
+    /// The configured `folder`, where IDLE waits.
+    inbox: String,
+    /// The configured `junk_folders`, each known to exist on the server.
+    junk: Vec<String>,
+    /// The folder currently selected.
+    selected: String,
 }
 
 fn connect_tcp(host: &str, port: u16, timeout: Duration) -> Result<TcpStream, MailboxError> {
@@ -249,15 +300,54 @@ impl Mailbox {
             .map_err(|e| MailboxError::Protocol(format!("CAPABILITY: {e}")))?;
         let has_idle = caps.has_str("IDLE");
         let has_uidplus = caps.has_str("UIDPLUS");
+        // Every junk folder is checked now, so that one the server lacks is a failure of
+        // this round even when the probe is found in the inbox first.
+        for junk in &cfg.junk_folders {
+            session
+                .status(junk, "(UIDNEXT)")
+                .map_err(|e| folder_error("STATUS", junk, e))?;
+        }
         session
             .select(&cfg.folder)
-            .map_err(|e| MailboxError::Protocol(format!("SELECT {}: {e}", cfg.folder)))?;
+            .map_err(|e| folder_error("SELECT", &cfg.folder, e))?;
         Ok(Mailbox {
             session,
             max_bytes: cfg.max_message_bytes,
             has_idle,
             has_uidplus,
+            inbox: cfg.folder.clone(),
+            junk: cfg.junk_folders.clone(),
+            selected: cfg.folder.clone(),
         })
+    }
+
+    /// The configured folder first, then the junk folders, in the configured order.
+    pub fn folders(&self) -> Vec<String> {
+        std::iter::once(self.inbox.clone())
+            .chain(self.junk.iter().cloned())
+            .collect()
+    }
+
+    /// The configured `folder`.
+    pub fn inbox(&self) -> &str {
+        &self.inbox
+    }
+
+    /// Whether `folder` is one of the configured junk folders.
+    pub fn is_junk(&self, folder: &str) -> bool {
+        self.junk.iter().any(|j| j == folder)
+    }
+
+    /// The folder searches, fetches and deletions act on from now on.
+    pub fn select(&mut self, folder: &str) -> Result<(), MailboxError> {
+        if self.selected == folder {
+            return Ok(());
+        }
+        self.session
+            .select(folder)
+            .map_err(|e| folder_error("SELECT", folder, e))?;
+        self.selected = folder.to_string();
+        Ok(())
     }
 
     fn protocol<T>(what: &str, r: imap::Result<T>) -> Result<T, MailboxError> {
@@ -306,30 +396,39 @@ impl Mailbox {
         }))
     }
 
-    /// Waits until the mailbox changes or `max_wait` passes: IDLE where the server has it
-    /// (arrival seen within a second), otherwise a NOOP poll after a short pause.
+    /// Waits until the inbox folder changes or `max_wait` passes (cut by [`idle_period`]):
+    /// IDLE in the inbox where the server has it (arrival seen within a second), otherwise
+    /// a NOOP poll after a short pause; see [`noop_after`]. The inbox is selected for it.
     pub fn wait_for_change(&mut self, max_wait: Duration) -> Result<(), MailboxError> {
-        if self.has_idle {
+        let period = idle_period(max_wait, !self.junk.is_empty());
+        let inbox = self.inbox.clone();
+        self.select(&inbox)?;
+        let end = if self.has_idle {
             let mut idle = self.session.idle();
-            idle.timeout(max_wait.max(Duration::from_millis(100)))
-                .keepalive(false);
+            idle.timeout(period).keepalive(false);
             let outcome = idle.wait_while(imap::extensions::idle::stop_on_any);
             drop(idle);
-            return match outcome {
-                Ok(_) => Ok(()),
+            match outcome {
+                Ok(imap::extensions::idle::WaitOutcome::MailboxChanged) => IdleEnd::Changed,
+                Ok(imap::extensions::idle::WaitOutcome::TimedOut) => IdleEnd::TimedOut,
                 Err(imap::Error::Io(e))
                     if matches!(
                         e.kind(),
                         std::io::ErrorKind::WouldBlock | std::io::ErrorKind::TimedOut
                     ) =>
                 {
-                    Ok(())
+                    IdleEnd::TimedOut
                 }
-                Err(e) => Err(MailboxError::Protocol(format!("IDLE: {e}"))),
-            };
+                Err(e) => return Err(MailboxError::Protocol(format!("IDLE: {e}"))),
+            }
+        } else {
+            std::thread::sleep(period.min(Duration::from_secs(2)));
+            IdleEnd::TimedOut
+        };
+        if noop_after(self.has_idle, end) {
+            Self::protocol("NOOP", self.session.noop())?;
         }
-        std::thread::sleep(max_wait.min(Duration::from_secs(2)));
-        Self::protocol("NOOP", self.session.noop())
+        Ok(())
     }
 
     /// Deletes the messages among `uids` whose probe header is one of `tokens`; returns how
@@ -397,6 +496,15 @@ impl Mailbox {
     }
 }
 
+/// A NO to SELECT or STATUS is the server saying the folder is not there (RFC 3501
+/// §6.3.1, §6.3.10); anything else is a protocol fault.
+fn folder_error(command: &str, folder: &str, e: imap::Error) -> MailboxError {
+    match e {
+        imap::Error::No(_) => MailboxError::NoSuchFolder(folder.to_string()),
+        e => MailboxError::Protocol(format!("{command} {folder}: {e}")),
+    }
+}
+
 /// Tokens are hex; anything else never reaches an IMAP command line.
 pub fn is_token(token: &str) -> bool {
     (16..=64).contains(&token.len()) && token.bytes().all(|b| b.is_ascii_hexdigit())
@@ -429,6 +537,45 @@ mod tests {
             Some("abc123")
         );
         assert_eq!(header_token("Subject: x\r\n"), None);
+    }
+
+    #[test]
+    fn idle_is_reissued_before_rfc_2177s_29_minutes() {
+        let hour = Duration::from_secs(3600);
+        assert_eq!(idle_period(hour, false), IDLE_REISSUE);
+        assert!(IDLE_REISSUE < Duration::from_secs(29 * 60));
+    }
+
+    #[test]
+    fn idle_ends_at_the_probe_deadline_when_that_is_nearer() {
+        let ten_min = Duration::from_secs(600);
+        assert_eq!(idle_period(ten_min, false), ten_min);
+        assert_eq!(
+            idle_period(Duration::from_secs(3), false),
+            Duration::from_secs(3)
+        );
+        assert_eq!(
+            idle_period(Duration::ZERO, false),
+            Duration::from_millis(100),
+            "a reached deadline still gives one short wait, not a busy loop"
+        );
+    }
+
+    #[test]
+    fn junk_folders_are_polled_every_few_seconds() {
+        assert_eq!(idle_period(Duration::from_secs(600), true), JUNK_POLL);
+        assert_eq!(
+            idle_period(Duration::from_secs(2), true),
+            Duration::from_secs(2)
+        );
+    }
+
+    #[test]
+    fn noop_is_the_poll_without_idle_and_follows_a_silent_idle() {
+        assert!(noop_after(false, IdleEnd::TimedOut));
+        assert!(noop_after(false, IdleEnd::Changed));
+        assert!(noop_after(true, IdleEnd::TimedOut));
+        assert!(!noop_after(true, IdleEnd::Changed));
     }
 
     #[test]

@@ -12,5 +12,6 @@ pub mod received_spf;
 pub mod reply;
 pub mod results;
 pub mod send;
+pub mod spam;
 pub mod trust;
 pub mod verifier_report;

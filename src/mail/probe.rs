@@ -18,6 +18,7 @@ use crate::mail::mailbox::{remaining, Fetched, Mailbox, MailboxError};
 use crate::mail::reply::{self, Bounce, DsnAction, Reply};
 use crate::mail::results::{self, MethodResults};
 use crate::mail::send::{send, ProbeMessage};
+use crate::mail::spam::{self, SpamVerdict};
 use crate::mail::verifier_report::VerifierReport;
 use crate::mail::{dkim_verify, trust};
 use crate::name::normalize_name;
@@ -84,6 +85,29 @@ pub struct TargetOutcome {
     pub dkim_failure: Option<&'static str>,
     /// Our own messages this round's cleanup deleted (this probe's and earlier ones').
     pub deleted: Cleanup,
+    /// Where the probe landed and what the receiver's spam filter said (`mailbox`
+    /// targets whose probe arrived; `None` otherwise).
+    pub placement: Option<Placement>,
+    /// The target's `junk_is_failure`.
+    pub junk_is_failure: bool,
+}
+
+/// Where a probe copy was found and the trusted receiver's spam verdict on it.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Placement {
+    /// The folder it was found in.
+    pub folder: String,
+    /// That folder is one of the mailbox's `junk_folders`.
+    pub in_junk: bool,
+    /// The trusted receiver's own spam fields, read by [`spam::verdict`].
+    pub verdict: SpamVerdict,
+}
+
+impl Placement {
+    /// Landed as spam: filed into a junk folder, or marked spam by the trusted receiver.
+    pub fn is_spam(&self) -> bool {
+        self.in_junk || self.verdict.spam == Some(true)
+    }
 }
 
 impl TargetOutcome {
@@ -96,14 +120,23 @@ impl TargetOutcome {
             sources: Vec::new(),
             dkim_failure: None,
             deleted: Cleanup::default(),
+            placement: None,
+            junk_is_failure: false,
         }
     }
 
-    /// Completed and every method of every source passed.
+    /// Completed and every method of every source passed; and, where the target says
+    /// `junk_is_failure`, not landed as spam.
     pub fn success(&self) -> bool {
         self.failure.is_none()
             && !self.sources.is_empty()
             && self.sources.iter().all(|(_, r)| results::all_pass(r))
+            && !(self.junk_is_failure && self.landed_as_spam())
+    }
+
+    /// Whether the probe arrived as spam (see [`Placement::is_spam`]).
+    pub fn landed_as_spam(&self) -> bool {
+        self.placement.as_ref().is_some_and(Placement::is_spam)
     }
 }
 
@@ -113,6 +146,9 @@ struct Arrival {
     seen_at: Instant,
     /// The verifier's report (verifier targets only), matched to this round's token.
     report: Option<VerifierReport>,
+    /// The folder the message was found in, and whether it is a junk folder.
+    folder: String,
+    in_junk: bool,
 }
 
 /// The verifier targets whose replies arrive in one mailbox: who may send a report there.
@@ -148,7 +184,16 @@ fn await_arrival(
     let outcome = wait_for(&mut mb, target, token, deadline);
     let mut done = Cleanup::default();
     if !matches!(&outcome, Err((Stage::Mailbox, _))) {
-        done = cleanup(&mut mb, &ours.tokens, &ours.verifiers);
+        // Our copies are deleted wherever they were filed, by the same rules.
+        for folder in mb.folders() {
+            if let Err(e) = mb.select(&folder) {
+                tracing::warn!("cleanup: {e}");
+                break;
+            }
+            let here = cleanup(&mut mb, &ours.tokens, &ours.verifiers);
+            done.probes += here.probes;
+            done.reports += here.reports;
+        }
         if done.probes + done.reports > 0 {
             tracing::debug!(
                 probes = done.probes,
@@ -174,19 +219,29 @@ fn wait_for(
     let mut judged: HashSet<u32> = HashSet::new();
     loop {
         if target.kind == TargetKind::Mailbox {
-            for uid in mb.search_token(token).map_err(mailbox_failure)? {
-                let Some(msg) = mb.fetch(uid).map_err(mailbox_failure)? else {
-                    continue;
-                };
-                let head = String::from_utf8_lossy(crate::mail::header::split_message(&msg.raw).0);
-                if crate::mail::mailbox::header_token(&head).is_some_and(|t| t == token) {
-                    return Ok(Arrival {
-                        message: msg,
-                        seen_at: Instant::now(),
-                        report: None,
-                    });
+            // The inbox first, then each junk folder: the same token rule everywhere.
+            for folder in mb.folders() {
+                mb.select(&folder).map_err(mailbox_failure)?;
+                for uid in mb.search_token(token).map_err(mailbox_failure)? {
+                    let Some(msg) = mb.fetch(uid).map_err(mailbox_failure)? else {
+                        continue;
+                    };
+                    let head =
+                        String::from_utf8_lossy(crate::mail::header::split_message(&msg.raw).0);
+                    if crate::mail::mailbox::header_token(&head).is_some_and(|t| t == token) {
+                        let in_junk = mb.is_junk(&folder);
+                        return Ok(Arrival {
+                            message: msg,
+                            seen_at: Instant::now(),
+                            report: None,
+                            folder,
+                            in_junk,
+                        });
+                    }
                 }
             }
+            let inbox = mb.inbox().to_string();
+            mb.select(&inbox).map_err(mailbox_failure)?;
         }
         // Bodies mentioning the token: the verifier's report, or a DSN quoting the probe.
         for uid in mb.search_body(token).map_err(mailbox_failure)? {
@@ -209,6 +264,8 @@ fn wait_for(
                         message: msg,
                         seen_at: Instant::now(),
                         report: Some(*report),
+                        folder: String::new(),
+                        in_junk: false,
                     });
                 }
                 Reply::UnreadableFromVerifier => {
@@ -240,7 +297,7 @@ fn wait_for(
             }
             return Err((Stage::ReceiveTimeout, why));
         }
-        mb.wait_for_change(remaining(deadline).min(Duration::from_secs(25)))
+        mb.wait_for_change(remaining(deadline))
             .map_err(mailbox_failure)?;
     }
 }
@@ -393,6 +450,7 @@ pub async fn run_probe(
     let mut outcomes = Vec::new();
     for target in &probe.targets {
         let mut outcome = TargetOutcome::new(target.kind);
+        outcome.junk_is_failure = target.junk_is_failure;
         let mailbox_name = target.mailbox.get_ref().clone();
         let Some(mailbox) = config.mailbox.get(&mailbox_name).cloned() else {
             outcome.failure = Some((Stage::Mailbox, format!("no [mailbox.{mailbox_name}]")));
@@ -483,6 +541,18 @@ pub async fn run_probe(
             TargetKind::Mailbox => {
                 let trusted = &mailbox.trusted_authserv_ids;
                 let view = trust::receiver_view(raw, trusted);
+                let placement = Placement {
+                    folder: arrival.folder.clone(),
+                    in_junk: arrival.in_junk,
+                    verdict: view
+                        .as_ref()
+                        .map(|v| spam::verdict(&v.spam_fields))
+                        .unwrap_or_default(),
+                };
+                if placement.is_spam() {
+                    tracing::info!(domain = %domain, folder = %placement.folder, score = ?placement.verdict.score, "probe landed as spam");
+                }
+                outcome.placement = Some(placement);
                 let fields = view
                     .as_ref()
                     .map(|v| v.authentication_results.clone())
@@ -520,4 +590,61 @@ pub async fn run_probe(
         outcomes.push(outcome);
     }
     outcomes
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn passing() -> TargetOutcome {
+        let mut o = TargetOutcome::new(TargetKind::Mailbox);
+        o.sent = true;
+        let all_pass: MethodResults = [("spf", "pass"), ("dkim", "pass"), ("dmarc", "pass")]
+            .into_iter()
+            .map(|(m, r)| (m.to_string(), r.to_string()))
+            .collect();
+        o.sources.push((Source::Receiver, all_pass));
+        o
+    }
+
+    fn placed(in_junk: bool, marked: Option<bool>) -> Placement {
+        Placement {
+            folder: if in_junk { "Junk" } else { "INBOX" }.into(),
+            in_junk,
+            verdict: SpamVerdict {
+                spam: marked,
+                score: None,
+            },
+        }
+    }
+
+    #[test]
+    fn junk_or_the_receivers_mark_is_spam() {
+        assert!(placed(true, None).is_spam());
+        assert!(placed(false, Some(true)).is_spam());
+        assert!(
+            placed(true, Some(false)).is_spam(),
+            "the folder decides too"
+        );
+        assert!(!placed(false, Some(false)).is_spam());
+        assert!(!placed(false, None).is_spam());
+    }
+
+    #[test]
+    fn a_probe_in_junk_succeeds_unless_junk_is_failure() {
+        let mut o = passing();
+        o.placement = Some(placed(true, None));
+        assert!(o.success(), "delivered is delivered");
+        o.junk_is_failure = true;
+        assert!(!o.success());
+        o.placement = Some(placed(false, Some(true)));
+        assert!(!o.success(), "the receiver's mark counts as junk too");
+        o.placement = Some(placed(false, Some(false)));
+        assert!(o.success());
+        o.placement = None;
+        assert!(
+            o.success(),
+            "no placement known (a verifier target): nothing to judge"
+        );
+    }
 }

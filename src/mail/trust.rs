@@ -67,6 +67,13 @@ pub struct ReceiverView {
     pub authentication_results: Vec<AuthResultsField>,
     /// `Received-SPF` fields above the receiver's hop, top first.
     pub received_spf: Vec<ReceivedSpf>,
+    /// The spam filter's fields ([`crate::mail::spam::FIELD_NAMES`]) in the receiver's
+    /// part of the header, top first, values unfolded: the same region as
+    /// `authentication_results` (above the hop and the run directly below it), because a
+    /// filter milter writes both the same way (rspamd with `default_headers_order = 1`
+    /// inserts just under the receiver's `Received`). A sender's `X-Spam-Flag: NO`
+    /// below its own `Received` is never among them.
+    pub spam_fields: Vec<header::Field>,
 }
 
 fn is_trusted(name: &str, trusted: &[String]) -> bool {
@@ -114,10 +121,19 @@ pub fn receiver_view(raw: &[u8], trusted: &[String]) -> Option<ReceiverView> {
         .filter(|&i| is(i, "Received-SPF"))
         .filter_map(|i| received_spf::parse_value(&fields[i].value).ok())
         .collect();
+    let spam_fields = fields[..next_received]
+        .iter()
+        .filter(|f| crate::mail::spam::is_spam_field(&f.name))
+        .map(|f| header::Field {
+            name: f.name.clone(),
+            value: header::unfold(&f.value),
+        })
+        .collect();
     Some(ReceiverView {
         hop,
         authentication_results,
         received_spf,
+        spam_fields,
     })
 }
 
@@ -316,6 +332,37 @@ mod tests {
             "the receiver's client, not 10.0.0.5"
         );
         assert_eq!(inputs.helo.as_deref(), Some("mail.example.test"));
+    }
+
+    #[test]
+    fn spam_fields_come_from_the_receivers_part_only() {
+        let raw = msg(&[
+            LMTP,
+            "X-Spam-Status: Yes, score=7.10\r\n",
+            HOP,
+            "X-Rspamd-Action: add\r\n header\r\n",
+            SENDER_HOP,
+            // The sender's own word on its message: below its hop, never read.
+            "X-Spam-Flag: NO\r\n",
+            "X-Spam-Score: -5.0\r\n",
+        ]);
+        let v = receiver_view(&raw, &t()).unwrap();
+        let names: Vec<&str> = v.spam_fields.iter().map(|f| f.name.as_str()).collect();
+        assert_eq!(names, ["X-Spam-Status", "X-Rspamd-Action"]);
+        assert_eq!(v.spam_fields[1].value, "add header");
+        let verdict = crate::mail::spam::verdict(&v.spam_fields);
+        assert_eq!(verdict.spam, Some(true));
+        assert_eq!(verdict.score, Some(7.1));
+    }
+
+    #[test]
+    fn a_forged_not_spam_flag_below_the_hop_changes_nothing() {
+        let raw = msg(&[HOP, SENDER_HOP, "X-Spam-Flag: NO\r\n"]);
+        let v = receiver_view(&raw, &t()).unwrap();
+        assert!(v.spam_fields.is_empty(), "{v:?}");
+        // Without any trusted hop nothing at all is read, spam fields included.
+        let raw = msg(&["X-Spam-Flag: YES\r\n", SENDER_HOP]);
+        assert_eq!(receiver_view(&raw, &t()), None);
     }
 
     #[test]

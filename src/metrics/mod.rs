@@ -169,6 +169,8 @@ pub struct Metrics {
     pub auth_result: GaugeVec,
     pub auth_disagreement: GaugeVec,
     pub probe_dkim_failure: GaugeVec,
+    pub probe_spam: GaugeVec,
+    pub probe_spam_score: GaugeVec,
     pub check_errors: IntCounterVec,
     /// Report inputs read per `[[reports]]` source, by outcome.
     pub reports_read: IntCounterVec,
@@ -325,6 +327,16 @@ impl Metrics {
             "1 for why the exporter's own DKIM verification of the latest probe failed (body_hash_mismatch, signature_mismatch, key_not_found, key_revoked, ...).",
             &["domain", "target", "reason"],
         );
+        let probe_spam = gauge_vec(
+            "mailauth_probe_spam",
+            "1 when the latest probe that arrived landed in a junk folder or the trusted receiver marked it spam, else 0.",
+            &["domain", "target"],
+        );
+        let probe_spam_score = gauge_vec(
+            "mailauth_probe_spam_score",
+            "The trusted receiver's spam score of the latest probe that arrived, when it wrote one (X-Spam-Score, X-Rspamd-Score, X-Spam-Status score=).",
+            &["domain", "target"],
+        );
         let check_errors = counter_vec(
             "mailauth_check_errors_total",
             "Checks that panicked or overran their deadline (kind = panic, timeout); the check's result was unknown for that run and the domain stayed watched.",
@@ -369,6 +381,8 @@ impl Metrics {
             auth_result,
             auth_disagreement,
             probe_dkim_failure,
+            probe_spam,
+            probe_spam_score,
             check_errors,
             reports_read,
             reports_last_read,
@@ -542,6 +556,22 @@ impl Metrics {
                 self.probe_last_success
                     .with_label_values(&[domain, target])
                     .set(now_seconds());
+            }
+            // Placement is known only for a probe that arrived; a round that found nothing
+            // leaves the last known placement standing (the failure metrics tell that).
+            if let Some(p) = &o.placement {
+                self.probe_spam
+                    .with_label_values(&[domain, target])
+                    .set(f64::from(u8::from(p.is_spam())));
+                match p.verdict.score {
+                    Some(score) => self
+                        .probe_spam_score
+                        .with_label_values(&[domain, target])
+                        .set(score),
+                    None => {
+                        let _ = self.probe_spam_score.remove_label_values(&[domain, target]);
+                    }
+                }
             }
             if !o.sources.is_empty() {
                 for reason in crate::mail::dkim_verify::REASON_CODES {

@@ -25,7 +25,7 @@ IN_IP=127.0.5.20       # mx.receiver.test: receiving MTA (MX of every test domai
 VERIFIER_IP=127.0.5.30 # verifier.test: the echo verifier
 IMAP_IP=127.0.5.40     # imap.receiver.test: Dovecot
 RSPAMD_IP=127.0.5.50
-PACKAGES=(knot knot-dnsutils postfix dovecot-imapd dovecot-lmtpd rspamd openssl
+PACKAGES=(knot knot-dnsutils postfix dovecot-imapd dovecot-lmtpd dovecot-sieve rspamd openssl
   python3-dkim python3-spf python3-dnspython python3-aiosmtpd)
 
 log() { echo "bed: $*" >&2; }
@@ -254,8 +254,30 @@ service auth {
 }
 protocol lmtp {
   postmaster_address = postmaster@receiver.test
+  mail_plugins = \$mail_plugins sieve
+}
+# Junk exists from the start (the exporter checks its junk_folders at login); the Sieve
+# script run before any user's files mail that rspamd marked as spam into it.
+namespace inbox {
+  inbox = yes
+  mailbox Junk {
+    auto = create
+    special_use = \\Junk
+  }
+}
+plugin {
+  sieve_before = $d/spam.sieve
 }
 CONF
+  cat >"$d/spam.sieve" <<'SIEVE'
+require ["fileinto"];
+# rspamd's own verdict (X-Spam-Status, written by its milter just under Postfix's Received).
+if header :matches "X-Spam-Status" "Yes,*" {
+  fileinto "Junk";
+  stop;
+}
+SIEVE
+  sievec "$d/spam.sieve"
 }
 
 write_rspamd() {
@@ -268,6 +290,8 @@ write_rspamd() {
 dns { nameserver = ["$DNS_IP:53"]; timeout = 1s; retransmits = 1; }
 # Loopback clients are "local" to rspamd, which would skip every check for them.
 check_local = true;
+# The spam scenario's map file is re-read this often.
+map_watch_interval = 1s;
 CONF
   local o=$BED/rspamd/override.d
   mkdir -p "$o"
@@ -302,7 +326,25 @@ use_esld = false;
 domain { example.test { selector = "e2e"; path = "$BED/pki/dkim.key"; } }
 CONF
   cat >"$l/milter_headers.conf" <<'CONF'
-use = ["authentication-results"];
+use = ["authentication-results", "receiver-spam-verdict"];
+# The verdict as X-Spam-Status and X-Rspamd-Action, inserted at position 1 (just under
+# Postfix's own Received, in the receiver's part of the header where the exporter reads
+# them), as the authentication-results routine does. The stock x-spam-status routine
+# appends at the end of the header, below the sender's own fields (rspamd 3.4 reads no
+# default_headers_order from the config).
+custom {
+  receiver-spam-verdict = <<EOD
+return function(task, common)
+  local score = task:get_metric_score()[1]
+  local action = task:get_metric_action()
+  local spam = (action ~= 'no action' and action ~= 'greylist') and 'Yes' or 'No'
+  return nil, {
+    ['X-Spam-Status'] = {{order = 1, value = string.format('%s, score=%.2f', spam, score)}},
+    ['X-Rspamd-Action'] = {{order = 1, value = action}},
+  }, {}, {}
+end
+EOD;
+}
 skip_local = false;
 skip_authenticated = true;
 authenticated_headers = [];
@@ -312,9 +354,22 @@ routines { authentication-results { remove = false; } }
 CONF
   cat >"$l/actions.conf" <<'CONF'
 reject = 1000;
-add_header = 999;
+add_header = 100;
 greylist = null;
 rewrite_subject = null;
+CONF
+  # The spam scenario's switch: a recipient listed in this map gets E2E_SPAM_SWITCH (score
+  # 150, over add_header) and so X-Spam-Status: Yes and the Junk folder. Empty: off.
+  # rspamd re-reads the file within map_watch_interval.
+  [ -f "$BED/rspamd/spam-rcpt.map" ] || : >"$BED/rspamd/spam-rcpt.map"
+  chmod 0644 "$BED/rspamd/spam-rcpt.map"
+  cat >"$l/multimap.conf" <<CONF
+E2E_SPAM_SWITCH {
+  type = "rcpt";
+  map = "file://$BED/rspamd/spam-rcpt.map";
+  score = 150.0;
+  description = "the e2e spam scenario's switch";
+}
 CONF
   for m in fuzzy_check rbl surbl phishing asn url_redirector neural once_received greylist ratelimit replies; do
     echo "enabled = false;" >"$l/$m.conf"

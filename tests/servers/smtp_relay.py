@@ -31,6 +31,11 @@ class Relay:
         # Also stamp what the sending side's policyd-spf writes (and no Received-SPF of the
         # receiver's own): --sender-received-spf.
         self.sender_stamp = False
+        # Fields the receiver's spam filter writes, above its hop (--spam-field), and
+        # fields the sending side wrote into its message, under a sender-side Received
+        # below the hop (--sender-field): a forged verdict the exporter must not read.
+        self.spam_fields = []
+        self.sender_fields = []
 
     async def handle_RCPT(self, server, session, envelope, address, rcpt_options):
         if self.mode == "reject-rcpt":
@@ -62,6 +67,12 @@ class Relay:
         if local:
             # Stamp what a receiving MTA would: its verdicts, as the test configured them.
             stamp = b""
+            if self.spam_fields or self.sender_fields:
+                stamp += "".join(f"{f}\r\n" for f in self.spam_fields).encode()
+                stamp += (
+                    f"Received: from submission.test (localhost [127.0.0.1]) by mx.receiver.test "
+                    f"with ESMTPS id S{id(envelope) & 0xffff:04X}; {formatdate(localtime=False)}\r\n"
+                ).encode() if not self.authres else b""
             if self.authres:
                 stamp += f"Authentication-Results: {self.authres.replace('MAILFROM', envelope.mail_from)}\r\n".encode()
                 if not self.sender_stamp:
@@ -84,6 +95,12 @@ class Relay:
                         f"Received: from laptop.example.test (unknown [10.0.0.5]) by submission.test "
                         f"with ESMTPSA; {formatdate(localtime=False)}\r\n"
                     ).encode()
+            if self.sender_fields:
+                stamp += (
+                    f"Received: from laptop.example.test (unknown [10.0.0.5]) by submission.test "
+                    f"with ESMTPSA; {formatdate(localtime=False)}\r\n"
+                ).encode()
+                stamp += "".join(f"{f}\r\n" for f in self.sender_fields).encode()
             content = stamp + envelope.original_content
             if self.pad_bytes:
                 line = b"X" * 998 + b"\r\n"
@@ -180,6 +197,8 @@ def main():
     ap.add_argument("--tls-mode", default="starttls", choices=["starttls", "implicit", "none"])
     ap.add_argument("--deliver-delay", type=float, default=0.0, help="accept, then deliver after this many seconds")
     ap.add_argument("--pad-bytes", type=int, default=0, help="filler appended to the mailbox copy")
+    ap.add_argument("--spam-field", action="append", default=[], help="a spam filter's field (\"X-Spam-Status: Yes, score=7.10\") stamped above the receiver's hop")
+    ap.add_argument("--sender-field", action="append", default=[], help="a field the sending side wrote, under a sender-side Received below the hop")
     ap.add_argument("--sender-received-spf", action="store_true", help="stamp a sending-side Received-SPF under the receiver's hop")
     args = ap.parse_args()
     with open(args.password_file) as f:
@@ -212,6 +231,8 @@ def main():
         args.pad_bytes,
     )
     relay.sender_stamp = args.sender_received_spf
+    relay.spam_fields = args.spam_field
+    relay.sender_fields = args.sender_field
     controller = Controller(
         relay,
         hostname="127.0.0.1",
