@@ -11,7 +11,8 @@
   with invalid_client), `revoke-refresh` (refresh grants are refused with invalid_grant),
   `restore` (both accepted again), `expires-in N`, `revoke-tokens` (every issued access
   token stops being active).
-- --issued FILE: every access token issued is appended there, for the leak test.
+- --issued FILE: every access and refresh token issued is appended there, for the leak
+  test.
 
 Each grant is logged to stderr as `grant <type> ok|refused <error>`, never with a secret
 or a token. Prints READY once listening.
@@ -108,6 +109,8 @@ class Handler(http.server.BaseHTTPRequestHandler):
             if ARGS.issued:
                 with open(ARGS.issued, "a", encoding="utf-8") as f:
                     f.write(token + "\n")
+                    if "refresh_token" in issued:
+                        f.write(issued["refresh_token"] + "\n")
             issued.update(
                 {"access_token": token, "token_type": "Bearer", "expires_in": STATE["expires_in"]}
             )

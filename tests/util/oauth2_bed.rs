@@ -339,7 +339,7 @@ protocol lmtp {{
         std::fs::read_to_string(self.dir.path().join("token.log")).unwrap_or_default()
     }
 
-    /// Every access token the token server issued so far.
+    /// Every access and refresh token the token server issued so far.
     pub fn issued_tokens(&self) -> Vec<String> {
         std::fs::read_to_string(self.dir.path().join("issued-tokens"))
             .unwrap_or_default()
