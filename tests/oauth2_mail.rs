@@ -241,4 +241,31 @@ async fn oauth2_rounds_refresh_tokens_count_refused_grants_and_recover() {
             break;
         }
     }
+
+    // 6. Every issued token revoked before its expiry (Dovecot's introspection now says
+    // inactive): Postfix and Dovecot refuse the cached tokens once, the exporter drops
+    // them, and the very next round arrives with new ones.
+    bed.control("expires-in 3600");
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while !rig.round().await.iter().all(arrived) {
+        assert!(
+            Instant::now() < deadline,
+            "no long-lived tokens\n{}",
+            bed.logs()
+        );
+    }
+    bed.control("revoke-tokens");
+    let refused = rig.round().await;
+    assert!(
+        matches!(&refused[0].failure, Some((Stage::Send, t)) if t.contains("refused the OAuth2 token")),
+        "{:?}",
+        refused[0]
+    );
+    assert!(
+        matches!(&refused[1].failure, Some((Stage::Mailbox, t)) if t.starts_with("login refused")),
+        "{:?}",
+        refused[1]
+    );
+    let next = rig.round().await;
+    assert!(next.iter().all(arrived), "{next:?}\n{}", bed.logs());
 }

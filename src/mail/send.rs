@@ -87,6 +87,11 @@ pub enum SendError {
     TlsSetup(String),
     #[error("server replied {code}: {message}")]
     Rejected { code: u16, message: String },
+    /// XOAUTH2: the server answered the token with an error challenge (a `334` carrying
+    /// its JSON status) instead of accepting it. lettre cannot answer such a challenge and
+    /// ends the session, so the refusal is recognised here by lettre's message.
+    #[error("the server refused the OAuth2 token (XOAUTH2 error challenge)")]
+    TokenRefused,
     #[error("timed out")]
     Timeout,
     #[error("{0}")]
@@ -159,7 +164,14 @@ pub async fn send(
     match tokio::time::timeout(overall, transport.send(email)).await {
         Err(_) => Err(SendError::Timeout),
         Ok(Ok(_response)) => Ok(SystemTime::now()),
-        Ok(Err(e)) => Err(classify(&e)),
+        Ok(Err(e)) => Err(match classify(&e) {
+            SendError::Transport(text)
+                if cfg.auth.is_oauth() && text.contains("does not expect a challenge") =>
+            {
+                SendError::TokenRefused
+            }
+            other => other,
+        }),
     }
 }
 
