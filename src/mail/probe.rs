@@ -386,8 +386,9 @@ async fn own_evaluation(
 /// What `send` / `Mailbox::connect` authenticate with: the password from its file or
 /// variable, or for an OAuth2 method an access token from the shared [`TokenCache`]. A
 /// failed token request is recorded under `section` in `failures` and comes back as the
-/// stage's failure text (the endpoint's error code, never a secret).
-async fn credential(
+/// stage's failure text (the endpoint's error code, never a secret). Public so that
+/// other IMAP readers (the reports' mailbox source) authenticate the same way.
+pub async fn credential(
     section: &str,
     auth: AuthMethod,
     password: crate::config::Secret,
