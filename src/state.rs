@@ -82,6 +82,14 @@ pub const MIGRATIONS: &[&str] = &[
         reject      INTEGER NOT NULL,
         PRIMARY KEY (domain, day, source, ip)
      ) WITHOUT ROWID;",
+    // 3: OAuth2 refresh tokens the token endpoint rotated (RFC 6749 §6), so that a restart
+    // uses the newest one instead of the configured one the endpoint may have invalidated.
+    // `key` is a digest of the credentials (`mail::oauth2`), `updated_at` Unix seconds.
+    "CREATE TABLE oauth2_refresh_token (
+        key        TEXT NOT NULL PRIMARY KEY,
+        token      TEXT NOT NULL,
+        updated_at INTEGER NOT NULL
+     ) WITHOUT ROWID;",
 ];
 
 /// The schema version this build writes.
@@ -275,6 +283,30 @@ impl StateStore {
         })
     }
 
+    /// The rotated OAuth2 refresh token kept under `key`, if any.
+    pub fn oauth2_refresh_token(&self, key: &str) -> Result<Option<String>, StateError> {
+        self.with_conn(|c| {
+            c.query_row(
+                "SELECT token FROM oauth2_refresh_token WHERE key = ?1",
+                params![key],
+                |r| r.get(0),
+            )
+            .optional()
+        })
+    }
+
+    /// Keeps `token` as the newest refresh token of `key` (one row per key: bounded by
+    /// the configured credentials).
+    pub fn set_oauth2_refresh_token(&self, key: &str, token: &str) -> Result<(), StateError> {
+        self.with_conn(|c| {
+            c.execute(
+                "INSERT OR REPLACE INTO oauth2_refresh_token (key, token, updated_at) VALUES (?1, ?2, ?3)",
+                params![key, token, unix(SystemTime::now())],
+            )
+            .map(|_| ())
+        })
+    }
+
     /// Rows in the token table (for tests and the bound's proof).
     pub fn token_count(&self) -> Result<u64, StateError> {
         self.with_conn(|c| {
@@ -422,6 +454,26 @@ mod tests {
         assert_eq!(got, ["t9", "t8", "t7", "t6"]);
         assert_eq!(store.token_count().unwrap(), 6);
         assert_eq!(store.tokens("inbox", "example.test", 2).unwrap().len(), 2);
+    }
+
+    #[test]
+    fn rotated_refresh_tokens_survive_reopening_and_are_replaced() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = StateStore::open(dir.path()).unwrap();
+        assert_eq!(store.oauth2_refresh_token("k").unwrap(), None);
+        store.set_oauth2_refresh_token("k", "r1").unwrap();
+        store.set_oauth2_refresh_token("k", "r2").unwrap();
+        store.set_oauth2_refresh_token("other", "x").unwrap();
+        drop(store);
+        let again = StateStore::open(dir.path()).unwrap();
+        assert_eq!(
+            again.oauth2_refresh_token("k").unwrap().as_deref(),
+            Some("r2")
+        );
+        assert_eq!(
+            again.oauth2_refresh_token("other").unwrap().as_deref(),
+            Some("x")
+        );
     }
 
     #[test]

@@ -251,7 +251,9 @@ fn parse_response(host: &str, raw: &[u8]) -> Result<String, String> {
     Ok(body)
 }
 
-fn dechunk(mut s: &str) -> String {
+/// The body of a `Transfer-Encoding: chunked` message (RFC 9112 §7.1), up to the last
+/// whole chunk; also used by the OAuth2 token client (`mail::oauth2`).
+pub(crate) fn dechunk(mut s: &str) -> String {
     let mut out = String::new();
     while let Some(i) = s.find("\r\n") {
         let Ok(size) = usize::from_str_radix(s[..i].trim(), 16) else {

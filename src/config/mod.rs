@@ -6,6 +6,7 @@
 
 pub mod domains_file;
 mod error;
+mod oauth2;
 mod secret;
 
 use std::collections::{BTreeMap, HashSet};
@@ -21,6 +22,7 @@ use crate::checks::dmarc::Policy;
 /// (server/mod.rs); it lives in [`crate::name`].
 use crate::name::is_domain_name;
 pub use error::ConfigError;
+pub use oauth2::{AuthMethod, Grant, OAuth2Config};
 pub use secret::{Secret, SecretError};
 
 pub const DEFAULT_LISTEN_ADDRESS: &str = "127.0.0.1:9744";
@@ -280,6 +282,13 @@ pub struct SmtpConfig {
     /// such an entry is refused, since the password would cross the network readable.
     #[serde(default)]
     pub allow_plaintext_auth: bool,
+    /// `password` (SASL PLAIN), or `xoauth2` with a token from [`SmtpConfig::oauth2`].
+    /// `oauthbearer` is refused for SMTP: lettre offers no way to add a SASL mechanism.
+    #[serde(default)]
+    pub auth: AuthMethod,
+    /// `[smtp.NAME.oauth2]`: where tokens come from, for `auth = "xoauth2"`.
+    #[serde(default)]
+    pub oauth2: Option<OAuth2Config>,
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -321,6 +330,13 @@ pub struct MailboxConfig {
     /// [`SmtpConfig::allow_plaintext_auth`].
     #[serde(default)]
     pub allow_plaintext_auth: bool,
+    /// `password` (IMAP LOGIN), `xoauth2` or `oauthbearer` (IMAP AUTHENTICATE with a
+    /// token from [`MailboxConfig::oauth2`]).
+    #[serde(default)]
+    pub auth: AuthMethod,
+    /// `[mailbox.NAME.oauth2]`: where tokens come from, for the OAuth2 methods.
+    #[serde(default)]
+    pub oauth2: Option<OAuth2Config>,
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -644,7 +660,26 @@ impl Config {
                     &format!("[smtp.{name}]: give password_file or password_env, not both"),
                 ));
             }
-            let credentials = smtp.username.is_some() || smtp.secret().is_set();
+            check_auth(
+                path,
+                text,
+                &format!("smtp.{name}"),
+                smtp.auth,
+                smtp.oauth2.as_ref(),
+                smtp.secret().is_set(),
+                smtp.username.is_some(),
+            )?;
+            if smtp.auth == AuthMethod::Oauthbearer {
+                return Err(ConfigError::plain(
+                    path,
+                    &format!(
+                        "[smtp.{name}]: auth = \"oauthbearer\" is not available for SMTP \
+                         (the SMTP client offers PLAIN, LOGIN and XOAUTH2 only): use auth = \"xoauth2\""
+                    ),
+                ));
+            }
+            let credentials =
+                smtp.username.is_some() || smtp.secret().is_set() || smtp.oauth2.is_some();
             if smtp.tls == TlsMode::None && credentials && !smtp.allow_plaintext_auth {
                 return Err(plaintext_auth_error(path, text, "smtp", name));
             }
@@ -653,7 +688,18 @@ impl Config {
             if let Some((span, msg)) = mailbox.secret_problem() {
                 return Err(at(span, msg.to_string()));
             }
-            if mailbox.password_file.is_some() == mailbox.password_env.is_some() {
+            check_auth(
+                path,
+                text,
+                &format!("mailbox.{name}"),
+                mailbox.auth,
+                mailbox.oauth2.as_ref(),
+                mailbox.secret().is_set(),
+                true,
+            )?;
+            if mailbox.auth == AuthMethod::Password
+                && mailbox.password_file.is_some() == mailbox.password_env.is_some()
+            {
                 return Err(ConfigError::plain(
                     path,
                     &format!("[mailbox.{name}]: give exactly one of password_file or password_env"),
@@ -863,6 +909,49 @@ impl Config {
     /// The specs of every configured domain, in config order.
     pub fn domain_specs(&self) -> Vec<crate::checks::DomainSpec> {
         self.domains.iter().map(|d| self.domain_spec(d)).collect()
+    }
+}
+
+/// The rules tying `auth` to the keys around it: an OAuth2 method needs the `oauth2`
+/// table and a username and takes no password; `password` takes no `oauth2` table.
+fn check_auth(
+    path: &Path,
+    text: &str,
+    section: &str,
+    auth: AuthMethod,
+    oauth2: Option<&OAuth2Config>,
+    has_password: bool,
+    has_username: bool,
+) -> Result<(), ConfigError> {
+    let plain = |m: String| Err(ConfigError::plain(path, &format!("[{section}]: {m}")));
+    match (auth, oauth2) {
+        (AuthMethod::Password, Some(_)) => plain(format!(
+            "an [{section}.oauth2] table needs auth = \"xoauth2\" or \"oauthbearer\" (auth is \"password\")"
+        )),
+        (AuthMethod::Password, None) => Ok(()),
+        (method, None) => plain(format!(
+            "auth = \"{}\" needs an [{section}.oauth2] table (token_url, client_id, ...)",
+            method.as_str()
+        )),
+        (method, Some(o)) => {
+            if has_password {
+                return plain(format!(
+                    "auth = \"{}\" takes no password_file / password_env (the token from [{section}.oauth2] is the credential)",
+                    method.as_str()
+                ));
+            }
+            if !has_username {
+                return plain(format!(
+                    "auth = \"{}\" needs username (the mailbox the token acts for)",
+                    method.as_str()
+                ));
+            }
+            match o.problem(section) {
+                None => Ok(()),
+                Some((Some(span), m)) => Err(ConfigError::at(path, text, span, m)),
+                Some((None, m)) => Err(ConfigError::plain(path, &m)),
+            }
+        }
     }
 }
 

@@ -10,7 +10,15 @@ fn example_config_parses_with_every_documented_key() {
     let config = parse(text).expect("config.example.toml must be valid");
     assert!(!config.domains.is_empty());
     assert!(!config.probes.is_empty());
-    assert!(config.smtp.values().all(|s| s.secret().is_set()));
+    assert!(config
+        .smtp
+        .values()
+        .all(|s| s.secret().is_set() || s.oauth2.is_some()));
+    assert!(config.smtp.values().any(|s| s.auth == AuthMethod::Xoauth2));
+    assert!(config.mailbox.values().any(|m| m
+        .oauth2
+        .as_ref()
+        .is_some_and(|o| o.grant == Grant::RefreshToken)));
 }
 
 #[test]
@@ -157,6 +165,51 @@ fn bad_configs_are_refused_with_location_and_key() {
             "junk-is-failure-on-verifier.toml",
             Some((21, "probe.target.mailbox")),
             "junk_is_failure is for kind = \"mailbox\" targets only",
+        ),
+        (
+            "oauth2-table-missing.toml",
+            None,
+            "[mailbox.inbox]: auth = \"xoauth2\" needs an [mailbox.inbox.oauth2] table",
+        ),
+        (
+            "oauth2-table-with-password-auth.toml",
+            None,
+            "[smtp.out]: an [smtp.out.oauth2] table needs auth = \"xoauth2\" or \"oauthbearer\"",
+        ),
+        (
+            "oauth2-token-url-not-https.toml",
+            None,
+            "[mailbox.inbox.oauth2]: token_url \"http://login.example.com/token\" must be an https:// URL",
+        ),
+        (
+            "oauth2-client-secret-file-and-env.toml",
+            None,
+            "[smtp.out.oauth2]: give client_secret_file or client_secret_env, not both",
+        ),
+        (
+            "oauth2-with-password.toml",
+            None,
+            "[mailbox.inbox]: auth = \"xoauth2\" takes no password_file / password_env",
+        ),
+        (
+            "oauth2-smtp-oauthbearer.toml",
+            None,
+            "[smtp.out]: auth = \"oauthbearer\" is not available for SMTP",
+        ),
+        (
+            "oauth2-client-secret-inline.toml",
+            Some((8, "smtp.out.oauth2.client_secret")),
+            "use client_secret_file or client_secret_env",
+        ),
+        (
+            "oauth2-refresh-token-missing.toml",
+            None,
+            "grant = \"refresh_token\" needs exactly one of refresh_token_file or refresh_token_env",
+        ),
+        (
+            "oauth2-refresh-token-with-client-credentials.toml",
+            None,
+            "refresh_token_file / refresh_token_env are for grant = \"refresh_token\" only",
         ),
     ];
     let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/configs/bad");
@@ -402,4 +455,91 @@ fn bad_junk_folder_names_are_refused() {
             "{err}"
         );
     }
+}
+
+const OAUTH_MAILBOX: &str = "[mailbox.m]\nhost = \"imap.example.com\"\nusername = \"probe@example.com\"\nauth = \"oauthbearer\"\n\
+[mailbox.m.oauth2]\ntoken_url = \"https://login.example.com/oauth2/v2.0/token\"\nclient_id = \"app\"\n";
+
+/// The OAuth2 table's keys reach the config as written, with their defaults.
+#[test]
+fn oauth2_tables_parse_with_defaults() {
+    let config = parse(&format!(
+        "{OAUTH_MAILBOX}client_secret_env = \"S\"\nscope = \"https://outlook.office365.com/.default\"\n"
+    ))
+    .unwrap();
+    let m = &config.mailbox["m"];
+    assert_eq!(m.auth, AuthMethod::Oauthbearer);
+    let o = m.oauth2.as_ref().unwrap();
+    assert_eq!(o.grant, Grant::ClientCredentials);
+    assert_eq!(o.timeout, Duration::from_secs(10));
+    assert_eq!(
+        o.scope.as_deref(),
+        Some("https://outlook.office365.com/.default")
+    );
+    assert_eq!(o.client_secret().password_env.as_deref(), Some("S"));
+    assert!(!o.refresh_token().is_set());
+    // A refresh-token grant may be a public client (no secret at all).
+    let config = parse(&format!(
+        "{OAUTH_MAILBOX}grant = \"refresh_token\"\nrefresh_token_file = \"/run/r\"\nca_file = \"/etc/ca.pem\"\ntimeout = \"3s\"\n"
+    ))
+    .unwrap();
+    let o = config.mailbox["m"].oauth2.clone().unwrap();
+    assert_eq!(o.grant, Grant::RefreshToken);
+    assert_eq!(
+        o.refresh_token().password_file.as_deref(),
+        Some(Path::new("/run/r"))
+    );
+    assert_eq!(o.ca_file.as_deref(), Some(Path::new("/etc/ca.pem")));
+    assert_eq!(o.timeout, Duration::from_secs(3));
+    // Password auth stays the default and needs no table.
+    let config = parse(PROBE_BASE).unwrap();
+    assert_eq!(config.mailbox["m"].auth, AuthMethod::Password);
+    assert_eq!(config.smtp["s"].auth, AuthMethod::Password);
+}
+
+#[test]
+fn oauth2_refusals() {
+    let refused = |extra: &str, says: &str| {
+        let err = parse(&format!("{OAUTH_MAILBOX}{extra}"))
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains(says), "{extra:?}: {err}");
+        assert!(!err.contains("hunter2"), "secret leaked: {err}");
+    };
+    refused("", "needs client_secret_file or client_secret_env");
+    refused(
+        "client_secret_env = \"S\"\ngrant = \"password\"\n",
+        "unknown variant",
+    );
+    refused(
+        "client_secret_env = \"S\"\nrefresh_token = \"hunter2\"\n",
+        "use refresh_token_file or refresh_token_env",
+    );
+    refused(
+        "client_secret_env = \"S\"\ntoken_url2 = \"x\"\n",
+        "unknown field",
+    );
+    refused(
+        "grant = \"refresh_token\"\nrefresh_token_env = \"R\"\nrefresh_token_file = \"/r\"\n",
+        "exactly one of refresh_token_file or refresh_token_env",
+    );
+    let no_user = "[smtp.s]\nhost = \"smtp.example.com\"\nauth = \"xoauth2\"\n[smtp.s.oauth2]\ntoken_url = \"https://l.example.com/t\"\nclient_id = \"a\"\nclient_secret_env = \"S\"\n";
+    let err = parse(no_user).unwrap_err().to_string();
+    assert!(
+        err.contains("[smtp.s]: auth = \"xoauth2\" needs username"),
+        "{err}"
+    );
+    let with_user = no_user.replace("auth =", "username = \"p@example.com\"\nauth =");
+    assert!(parse(&with_user).is_ok());
+    // A bearer token is a credential: plain text needs the same allowance as a password.
+    let plain = with_user.replace("auth =", "tls = \"none\"\nauth =");
+    assert!(parse(&plain)
+        .unwrap_err()
+        .to_string()
+        .contains("allow_plaintext_auth"));
+    let empty_id = OAUTH_MAILBOX.replace("client_id = \"app\"", "client_id = \" \"");
+    let err = parse(&format!("{empty_id}client_secret_env = \"S\"\n"))
+        .unwrap_err()
+        .to_string();
+    assert!(err.contains("client_id must not be empty"), "{err}");
 }

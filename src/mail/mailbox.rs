@@ -17,7 +17,8 @@ use imap::extensions::idle::SetReadTimeout;
 use rustls::pki_types::ServerName;
 use rustls::{ClientConnection, StreamOwned};
 
-use crate::config::{MailboxConfig, TlsMode};
+use crate::config::{AuthMethod, MailboxConfig, TlsMode};
+use crate::mail::oauth2::BearerAuthenticator;
 use crate::mail::send::TOKEN_HEADER;
 
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -274,8 +275,9 @@ fn starttls(cfg: &MailboxConfig, mut tcp: TcpStream) -> Result<ImapStream, Mailb
 }
 
 impl Mailbox {
-    /// Connects, logs in and selects the folder.
-    pub fn connect(cfg: &MailboxConfig, password: &str) -> Result<Mailbox, MailboxError> {
+    /// Connects, logs in and selects the folder. `secret` is the password, or for
+    /// `auth = "xoauth2" | "oauthbearer"` the access token (`mail::oauth2`).
+    pub fn connect(cfg: &MailboxConfig, secret: &str) -> Result<Mailbox, MailboxError> {
         let tcp = connect_tcp(&cfg.host, cfg.port, cfg.timeout)?;
         let client = match cfg.tls {
             TlsMode::Starttls => imap::Client::new(starttls(cfg, tcp)?),
@@ -292,9 +294,23 @@ impl Mailbox {
                 client
             }
         };
-        let mut session = client
-            .login(&cfg.username, password)
-            .map_err(|_| MailboxError::Login(cfg.username.clone()))?;
+        let mut session = match cfg.auth {
+            AuthMethod::Password => client
+                .login(&cfg.username, secret)
+                .map_err(|_| MailboxError::Login(cfg.username.clone()))?,
+            method => {
+                let sasl = BearerAuthenticator::new(
+                    method == AuthMethod::Oauthbearer,
+                    &cfg.username,
+                    &cfg.host,
+                    cfg.port,
+                    secret,
+                );
+                client
+                    .authenticate(sasl.mechanism(), &sasl)
+                    .map_err(|_| MailboxError::Login(cfg.username.clone()))?
+            }
+        };
         let caps = session
             .capabilities()
             .map_err(|e| MailboxError::Protocol(format!("CAPABILITY: {e}")))?;

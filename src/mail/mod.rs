@@ -6,6 +6,7 @@ pub mod dkim_verify;
 pub mod header;
 pub mod ledger;
 pub mod mailbox;
+pub mod oauth2;
 pub mod probe;
 pub mod received;
 pub mod received_spf;

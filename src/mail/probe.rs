@@ -12,12 +12,13 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use crate::checks::{dmarc, spf};
-use crate::config::{Config, MailboxConfig, ProbeConfig, ProbeTarget, TargetKind};
+use crate::config::{AuthMethod, Config, MailboxConfig, ProbeConfig, ProbeTarget, TargetKind};
 use crate::mail::ledger::{token_lifetime, TokenLedger};
 use crate::mail::mailbox::{remaining, Fetched, Mailbox, MailboxError};
+use crate::mail::oauth2::TokenCache;
 use crate::mail::reply::{self, Bounce, DsnAction, Reply};
 use crate::mail::results::{self, MethodResults};
-use crate::mail::send::{send, ProbeMessage};
+use crate::mail::send::{send, ProbeMessage, SendError};
 use crate::mail::spam::{self, SpamVerdict};
 use crate::mail::verifier_report::VerifierReport;
 use crate::mail::{dkim_verify, trust};
@@ -90,6 +91,9 @@ pub struct TargetOutcome {
     pub placement: Option<Placement>,
     /// The target's `junk_is_failure`.
     pub junk_is_failure: bool,
+    /// Server sections (`smtp.NAME`, `mailbox.NAME`) whose OAuth2 token request failed
+    /// this round (`mailauth_oauth2_token_refresh_failures_total{server}`).
+    pub token_refresh_failures: Vec<String>,
 }
 
 /// Where a probe copy was found and the trusted receiver's spam verdict on it.
@@ -122,6 +126,7 @@ impl TargetOutcome {
             deleted: Cleanup::default(),
             placement: None,
             junk_is_failure: false,
+            token_refresh_failures: Vec::new(),
         }
     }
 
@@ -435,6 +440,33 @@ async fn own_evaluation(
     (out, dkim_reason)
 }
 
+/// What `send` / `Mailbox::connect` authenticate with: the password from its file or
+/// variable, or for an OAuth2 method an access token from the shared [`TokenCache`]. A
+/// failed token request is recorded under `section` in `failures` and comes back as the
+/// stage's failure text (the endpoint's error code, never a secret). Public so that
+/// other IMAP readers (the reports' mailbox source) authenticate the same way.
+pub async fn credential(
+    section: &str,
+    auth: AuthMethod,
+    password: crate::config::Secret,
+    oauth2: Option<&crate::config::OAuth2Config>,
+    store: Option<Arc<crate::state::StateStore>>,
+    failures: &mut Vec<String>,
+) -> Result<Option<String>, String> {
+    match (auth, oauth2) {
+        (AuthMethod::Password, _) | (_, None) => {
+            password.read_async().await.map_err(|e| e.to_string())
+        }
+        (_, Some(o)) => match TokenCache::shared().token(o, store).await {
+            Ok(token) => Ok(Some(token)),
+            Err(e) => {
+                failures.push(section.to_string());
+                Err(format!("[{section}] OAuth2: {e}"))
+            }
+        },
+    }
+}
+
 /// Runs one round of `probe`.
 pub async fn run_probe(
     config: &Config,
@@ -457,10 +489,21 @@ pub async fn run_probe(
             outcomes.push(outcome);
             continue;
         };
-        let smtp_password = match smtp.secret().read_async().await {
+        let smtp_section = format!("smtp.{}", probe.smtp.get_ref());
+        let smtp_password = match credential(
+            &smtp_section,
+            smtp.auth,
+            smtp.secret(),
+            smtp.oauth2.as_ref(),
+            ledger.store().cloned(),
+            &mut outcome.token_refresh_failures,
+        )
+        .await
+        {
             Ok(p) => p,
             Err(e) => {
-                outcome.failure = Some((Stage::Send, e.to_string()));
+                tracing::warn!(domain = %domain, target = target.kind.as_str(), "probe submission failed: {e}");
+                outcome.failure = Some((Stage::Send, e));
                 outcomes.push(outcome);
                 continue;
             }
@@ -484,17 +527,33 @@ pub async fn run_probe(
             Ok(_) => Instant::now(),
             Err(e) => {
                 tracing::warn!(domain = %domain, target = target.kind.as_str(), "probe submission failed: {e}");
+                if let (Some(o), SendError::Rejected { .. } | SendError::TokenRefused) =
+                    (&smtp.oauth2, &e)
+                {
+                    // The server may have refused the token itself (revoked before its
+                    // expiry): the next round asks for a new one.
+                    TokenCache::shared().forget(o).await;
+                }
                 outcome.failure = Some((Stage::Send, e.to_string()));
                 outcomes.push(outcome);
                 continue;
             }
         };
         outcome.sent = true;
-        let password = match mailbox.secret().read_async().await {
-            Ok(Some(p)) => p,
-            Ok(None) => String::new(),
+        let password = match credential(
+            &format!("mailbox.{mailbox_name}"),
+            mailbox.auth,
+            mailbox.secret(),
+            mailbox.oauth2.as_ref(),
+            ledger.store().cloned(),
+            &mut outcome.token_refresh_failures,
+        )
+        .await
+        {
+            Ok(p) => p.unwrap_or_default(),
             Err(e) => {
-                outcome.failure = Some((Stage::Mailbox, e.to_string()));
+                tracing::warn!(domain = %domain, target = target.kind.as_str(), "probe failed: {e}");
+                outcome.failure = Some((Stage::Mailbox, e));
                 outcomes.push(outcome);
                 continue;
             }
@@ -530,6 +589,13 @@ pub async fn run_probe(
             Ok(a) => a,
             Err(f) => {
                 tracing::warn!(domain = %domain, target = kind.as_str(), stage = f.0.as_str(), "probe failed: {}", f.1);
+                if let Some(o) = mailbox
+                    .oauth2
+                    .as_ref()
+                    .filter(|_| f.1.starts_with("login refused"))
+                {
+                    TokenCache::shared().forget(o).await;
+                }
                 outcome.failure = Some(f);
                 outcomes.push(outcome);
                 continue;

@@ -13,7 +13,7 @@ use lettre::transport::smtp::authentication::{Credentials, Mechanism};
 use lettre::transport::smtp::client::{Certificate, Tls, TlsParameters};
 use lettre::{AsyncSmtpTransport, AsyncTransport, Tokio1Executor};
 
-use crate::config::{SmtpConfig, TlsMode};
+use crate::config::{AuthMethod, SmtpConfig, TlsMode};
 
 /// The header that carries a probe's token, also found in the echoed headers of a
 /// verifier's report.
@@ -87,6 +87,11 @@ pub enum SendError {
     TlsSetup(String),
     #[error("server replied {code}: {message}")]
     Rejected { code: u16, message: String },
+    /// XOAUTH2: the server answered the token with an error challenge (a `334` carrying
+    /// its JSON status) instead of accepting it. lettre cannot answer such a challenge and
+    /// ends the session, so the refusal is recognised here by lettre's message.
+    #[error("the server refused the OAuth2 token (XOAUTH2 error challenge)")]
+    TokenRefused,
     #[error("timed out")]
     Timeout,
     #[error("{0}")]
@@ -123,10 +128,11 @@ async fn tls_parameters_off_runtime(cfg: &SmtpConfig) -> Result<TlsParameters, S
 }
 
 /// Submits `message` through `cfg`; returns when the server accepted it (the start of
-/// the delivery-time measurement).
+/// the delivery-time measurement). `secret` is the password, or for `auth = "xoauth2"`
+/// the access token (`mail::oauth2`).
 pub async fn send(
     cfg: &SmtpConfig,
-    password: Option<String>,
+    secret: Option<String>,
     message: &ProbeMessage,
 ) -> Result<SystemTime, SendError> {
     let email = message.build()?;
@@ -139,12 +145,18 @@ pub async fn send(
         .port(cfg.port)
         .tls(tls)
         .timeout(Some(cfg.timeout));
-    if let (Some(user), Some(password)) = (&cfg.username, password) {
-        // PLAIN only: every submission server offers it under TLS, and a failed PLAIN must
-        // not fall through to LOGIN (some servers stall a second attempt on one session).
+    if let (Some(user), Some(secret)) = (&cfg.username, secret) {
+        // One mechanism only: PLAIN for a password (every submission server offers it
+        // under TLS, and a failed PLAIN must not fall through to LOGIN: some servers stall
+        // a second attempt on one session), XOAUTH2 for a token. Config refuses
+        // OAUTHBEARER for SMTP: lettre's `Mechanism` has no such variant.
+        let mechanism = match cfg.auth {
+            AuthMethod::Password => Mechanism::Plain,
+            AuthMethod::Xoauth2 | AuthMethod::Oauthbearer => Mechanism::Xoauth2,
+        };
         builder = builder
-            .credentials(Credentials::new(user.clone(), password))
-            .authentication(vec![Mechanism::Plain]);
+            .credentials(Credentials::new(user.clone(), secret))
+            .authentication(vec![mechanism]);
     }
     let transport = builder.build();
     // lettre's timeout bounds each read; this bounds the whole exchange.
@@ -152,7 +164,14 @@ pub async fn send(
     match tokio::time::timeout(overall, transport.send(email)).await {
         Err(_) => Err(SendError::Timeout),
         Ok(Ok(_response)) => Ok(SystemTime::now()),
-        Ok(Err(e)) => Err(classify(&e)),
+        Ok(Err(e)) => Err(match classify(&e) {
+            SendError::Transport(text)
+                if cfg.auth.is_oauth() && text.contains("does not expect a challenge") =>
+            {
+                SendError::TokenRefused
+            }
+            other => other,
+        }),
     }
 }
 

@@ -164,6 +164,9 @@ pub struct Metrics {
     pub probe_sent: IntCounterVec,
     pub probe_failures: IntCounterVec,
     pub probe_deleted: IntCounterVec,
+    /// `mailauth_oauth2_token_refresh_failures_total{server}`: token requests refused or
+    /// failed, by server section (`smtp.NAME`, `mailbox.NAME`).
+    pub oauth2_refresh_failures: IntCounterVec,
     /// State database operations that failed (`operation` = `read`, `write`).
     pub state_errors: IntCounterVec,
     pub auth_result: GaugeVec,
@@ -304,6 +307,11 @@ impl Metrics {
             "The exporter's own messages deleted from the mailbox after a round: probe copies (kind=probe) and verifier reports (kind=report), late and duplicate arrivals included.",
             &["domain", "target", "kind"],
         );
+        let oauth2_refresh_failures = counter_vec(
+            "mailauth_oauth2_token_refresh_failures_total",
+            "OAuth2 token requests refused or failed (the probe then fails at stage send or mailbox), by server section.",
+            &["server"],
+        );
         let state_errors = counter_vec(
             "mailauth_state_errors_total",
             "State database (state_dir) operations that failed, by operation (read, write); the probe token is then kept in memory only.",
@@ -377,6 +385,7 @@ impl Metrics {
             probe_sent,
             probe_failures,
             probe_deleted,
+            oauth2_refresh_failures,
             state_errors,
             auth_result,
             auth_disagreement,
@@ -536,6 +545,11 @@ impl Metrics {
             if let Some((stage, _)) = &o.failure {
                 self.probe_failures
                     .with_label_values(&[domain, target, stage.as_str()])
+                    .inc();
+            }
+            for server in &o.token_refresh_failures {
+                self.oauth2_refresh_failures
+                    .with_label_values(&[server.as_str()])
                     .inc();
             }
             for (kind, n) in [("probe", o.deleted.probes), ("report", o.deleted.reports)] {

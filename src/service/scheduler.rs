@@ -251,6 +251,24 @@ impl ProbeScheduler {
                 }
             }
         }
+        // Every OAuth2 server section from 0 as well (bounded by the config).
+        let oauth_sections = config
+            .smtp
+            .iter()
+            .filter(|(_, s)| s.auth.is_oauth())
+            .map(|(n, _)| format!("smtp.{n}"))
+            .chain(
+                config
+                    .mailbox
+                    .iter()
+                    .filter(|(_, m)| m.auth.is_oauth())
+                    .map(|(n, _)| format!("mailbox.{n}")),
+            );
+        for section in oauth_sections {
+            metrics
+                .oauth2_refresh_failures
+                .with_label_values(&[section.as_str()]);
+        }
         for index in 0..config.probes.len() {
             let (config, dns, resolver, metrics, ledger) = (
                 config.clone(),

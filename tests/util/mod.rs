@@ -6,6 +6,7 @@ pub mod exposition;
 pub mod http;
 pub mod imap_fault;
 pub mod mailstack;
+pub mod oauth2_bed;
 pub mod prometheus;
 pub mod smtp_fault;
 
