@@ -395,6 +395,13 @@ impl Mailbox {
     pub fn logout(mut self) {
         let _ = self.session.logout();
     }
+
+    /// The logged-in session with the folder selected, for IMAP clients beside the probe
+    /// (the report folder source, `reports::source::imap`) that need commands this type
+    /// does not wrap (UID MOVE, UID COPY, CREATE, SELECT for UIDVALIDITY).
+    pub(crate) fn session(&mut self) -> &mut imap::Session<ImapStream> {
+        &mut self.session
+    }
 }
 
 /// Tokens are hex; anything else never reaches an IMAP command line.

@@ -12,6 +12,8 @@
 //! Sources are blocking (the `imap` crate is, and a directory is a few syscalls): the
 //! reader runs each on a blocking thread, like the probe's mailbox.
 
+pub mod imap;
+
 use std::path::PathBuf;
 use std::time::Duration;
 
