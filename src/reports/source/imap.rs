@@ -227,14 +227,24 @@ impl ImapFolder {
         result
     }
 
-    fn uid_of(&self, key: &ItemKey) -> Result<Option<u32>, SourceError> {
-        match key {
-            ItemKey::Uid(uid) => Ok(self.handed_out.contains(uid).then_some(*uid)),
-            ItemKey::File(_) => Err(SourceError::Operation {
-                operation: "IMAP",
-                detail: format!("{key} is a file, not a message of this folder"),
-            }),
+    /// The UID `key` names, if it is one this source handed out under the folder's
+    /// current UIDVALIDITY. Connects first when the key looks like ours, since a
+    /// (re)connect is where a changed UIDVALIDITY is noticed and the old keys dropped.
+    fn uid_of(&mut self, key: &ItemKey) -> Result<Option<u32>, SourceError> {
+        let uid = match key {
+            ItemKey::Uid(uid) => *uid,
+            ItemKey::File(_) => {
+                return Err(SourceError::Operation {
+                    operation: "IMAP",
+                    detail: format!("{key} is a file, not a message of this folder"),
+                })
+            }
+        };
+        if !self.handed_out.contains(&uid) {
+            return Ok(None);
         }
+        self.connected()?;
+        Ok(self.handed_out.contains(&uid).then_some(uid))
     }
 
     fn move_to(&mut self, key: &ItemKey, folder_kind: Destination) -> Result<(), SourceError> {
@@ -343,7 +353,16 @@ impl ReportSource for ImapFolder {
         let Some(uid) = self.uid_of(key)? else {
             return Ok(None);
         };
-        let fetched = self.with_connection(|c| c.mailbox.fetch(uid).map_err(fetch_failed))?;
+        let fetched = self.with_connection(|c| {
+            // NOOP first lets the server report expunges by other clients (RFC 3501
+            // §6.1.2); Dovecot otherwise answers a FETCH of a message expunged
+            // elsewhere, but not yet announced to this session, with an empty body.
+            c.mailbox
+                .session()
+                .noop()
+                .map_err(|e| operation("NOOP", e))?;
+            c.mailbox.fetch(uid).map_err(fetch_failed)
+        })?;
         let Some(fetched) = fetched else {
             self.handed_out.remove(&uid);
             return Ok(None);
