@@ -476,3 +476,23 @@ async fn a_connection_dropped_mid_fetch_fails_that_read_and_heals() {
     );
     assert_eq!(item.bytes.len(), mail.len());
 }
+
+/// A refused login is `Unavailable`, names the user, and carries no password.
+#[test]
+fn a_refused_login_is_unavailable_without_the_password() {
+    mailauth_exporter::tls::install_crypto_provider();
+    let stack = MailStack::start("ok");
+    let wrong = "Wrong-9d1e-leakcheck";
+    let file = stack.dir.path().join("wrong-password");
+    std::fs::write(&file, format!("{wrong}\n")).unwrap();
+    let mut config = mailbox_config(&stack, "INBOX");
+    config.password_file = Some(file);
+    let mut source = ImapFolder::new(&config, "Archive", "Invalid", 1 << 20);
+    let err = source.pending(10).unwrap_err();
+    assert!(
+        matches!(&err, SourceError::Unavailable(m) if m.contains(USER)),
+        "{err:?}"
+    );
+    let text = format!("{err} {err:?}");
+    assert!(!text.contains(wrong) && !text.contains(PASSWORD), "{text}");
+}

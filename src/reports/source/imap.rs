@@ -112,9 +112,6 @@ pub struct ImapFolder {
     /// UIDs `pending` listed and not yet archived or rejected. A key outside this set is
     /// not ours to read or move.
     handed_out: BTreeSet<u32>,
-    /// Set by a test to play a server without MOVE or UIDPLUS through a real one that
-    /// has them; `None` in the exporter.
-    forced_plan: Option<MovePlan>,
 }
 
 impl ImapFolder {
@@ -136,16 +133,6 @@ impl ImapFolder {
             connection: None,
             uid_validity: None,
             handed_out: BTreeSet::new(),
-            forced_plan: None,
-        }
-    }
-
-    /// For tests only: move messages by `plan` whatever the server advertises.
-    #[doc(hidden)]
-    pub fn force_move_plan(&mut self, plan: MovePlan) {
-        self.forced_plan = Some(plan);
-        if let Some(c) = &mut self.connection {
-            c.plan = plan;
         }
     }
 
@@ -203,9 +190,7 @@ impl ImapFolder {
             self.handed_out.clear();
         }
         self.uid_validity = selected.uid_validity;
-        let plan = self
-            .forced_plan
-            .unwrap_or_else(|| MovePlan::for_capabilities(has_move, mailbox.has_uidplus));
+        let plan = MovePlan::for_capabilities(has_move, mailbox.has_uidplus);
         Ok(Connection {
             mailbox,
             plan,
