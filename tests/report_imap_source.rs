@@ -496,3 +496,34 @@ fn a_refused_login_is_unavailable_without_the_password() {
     let text = format!("{err} {err:?}");
     assert!(!text.contains(wrong) && !text.contains(PASSWORD), "{text}");
 }
+
+/// Dovecot sending its IDLE keepalive (`* OK Still here`) every second, more often than
+/// the wait's span: `wait` still returns when `max_wait` is over, not never.
+#[test]
+fn idle_keepalives_do_not_stretch_a_wait() {
+    mailauth_exporter::tls::install_crypto_provider();
+    let stack = MailStack::start_full("ok", &[], "imap_idle_notify_interval = 1 secs\n");
+    let mut source = ImapFolder::new(
+        &mailbox_config(&stack, "INBOX"),
+        "Archive",
+        "Invalid",
+        1 << 20,
+    );
+    assert!(source.pending(10).unwrap().is_empty());
+    let waiter = std::thread::spawn(move || {
+        let started = Instant::now();
+        let r = source.wait(Duration::from_secs(4));
+        (r, started.elapsed())
+    });
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while !waiter.is_finished() {
+        assert!(Instant::now() < deadline, "wait did not return");
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    let (r, took) = waiter.join().unwrap();
+    r.unwrap();
+    assert!(
+        took >= Duration::from_millis(3900) && took < Duration::from_secs(10),
+        "{took:?}"
+    );
+}

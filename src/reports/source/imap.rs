@@ -22,8 +22,10 @@ use super::{Item, ItemKey, ReportSource, SourceError};
 use crate::config::MailboxConfig;
 use crate::mail::mailbox::{Mailbox, MailboxError};
 
-/// RFC 2177 §3: "clients using IDLE are advised to terminate the IDLE and re-issue it at
-/// least every 29 minutes to avoid being logged off". A margin below that.
+/// How long one IDLE command runs before it is ended and issued again. RFC 2177 §3:
+/// "clients using IDLE are advised to terminate the IDLE and re-issue it at least every
+/// 29 minutes to avoid being logged off". A margin below that. The span is a deadline
+/// (`mail::mailbox::ImapStream`), so server keepalives do not stretch it.
 pub const IDLE_RENEWAL: Duration = Duration::from_secs(25 * 60);
 
 /// How often a server without IDLE is asked (NOOP) whether new mail has arrived while
@@ -394,7 +396,9 @@ impl ReportSource for ImapFolder {
                     let session = c.mailbox.session();
                     let mut idle = session.idle();
                     idle.timeout(next_idle_span(remaining)).keepalive(false);
-                    let outcome = idle.wait_while(|r| !announces_new_mail(&r));
+                    // Continue while nothing new is announced and time is left.
+                    let outcome =
+                        idle.wait_while(|r| !announces_new_mail(&r) && Instant::now() < deadline);
                     drop(idle);
                     match outcome {
                         Ok(WaitOutcome::MailboxChanged) => return Ok(()),
