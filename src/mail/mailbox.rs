@@ -95,6 +95,11 @@ enum Transport {
 pub struct ImapStream {
     transport: Transport,
     default_timeout: Duration,
+    /// End of the span the IDLE extension asked for (`set_read_timeout(Some(..))`). A
+    /// deadline, not a per-read timeout: any line from the server (Dovecot's
+    /// `* OK Still here` keepalive, which the crate swallows) would otherwise restart the
+    /// timeout and keep an IDLE going past its span, possibly forever.
+    read_deadline: Option<Instant>,
     read_since_write: u64,
     read_budget: u64,
 }
@@ -108,6 +113,7 @@ impl ImapStream {
         Self {
             transport,
             default_timeout: cfg.timeout,
+            read_deadline: None,
             read_since_write: 0,
             read_budget: cfg.max_message_bytes.saturating_add(ANSWER_SLACK),
         }
@@ -123,6 +129,16 @@ impl ImapStream {
 
 impl Read for ImapStream {
     fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
+        if let Some(deadline) = self.read_deadline {
+            let left = deadline.saturating_duration_since(Instant::now());
+            if left.is_zero() {
+                return Err(std::io::Error::new(
+                    std::io::ErrorKind::TimedOut,
+                    "the IDLE span is over",
+                ));
+            }
+            self.tcp().set_read_timeout(Some(left))?;
+        }
         let n = match &mut self.transport {
             Transport::Plain(s) => s.read(buf),
             Transport::Tls(s) => s.read(buf),
@@ -161,6 +177,7 @@ impl Write for ImapStream {
 
 impl SetReadTimeout for ImapStream {
     fn set_read_timeout(&mut self, timeout: Option<Duration>) -> imap::Result<()> {
+        self.read_deadline = timeout.map(|t| Instant::now() + t);
         let t = timeout
             .unwrap_or(self.default_timeout)
             .max(Duration::from_millis(1));
@@ -509,6 +526,13 @@ impl Mailbox {
 
     pub fn logout(mut self) {
         let _ = self.session.logout();
+    }
+
+    /// The logged-in session with the folder selected, for IMAP clients beside the probe
+    /// (the report folder source, `reports::source::imap`) that need commands this type
+    /// does not wrap (UID MOVE, UID COPY, CREATE, SELECT for UIDVALIDITY).
+    pub(crate) fn session(&mut self) -> &mut imap::Session<ImapStream> {
+        &mut self.session
     }
 }
 

@@ -15,10 +15,11 @@
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
-use crate::config::{Config, ReportsConfig};
+use crate::config::{AuthMethod, Config, ReportsConfig};
 use crate::metrics::Metrics;
 use crate::reports::sender::SenderTable;
 use crate::reports::source::directory::DirectorySource;
+use crate::reports::source::imap::ImapFolder;
 use crate::reports::source::{ItemKey, ReportSource, SourceError};
 use crate::reports::tally::{self, Tally};
 use crate::reports::{Limits, Report};
@@ -92,7 +93,7 @@ impl ReportReaders {
             shared.metrics.report_source_configured(source.name());
             let reader = Reader {
                 name: source.name().to_string(),
-                source: Arc::new(Mutex::new(open_source(source))),
+                source: Arc::new(Mutex::new(open_source(config, source, &shared))),
                 poll: source.poll_interval,
                 shared: shared.clone(),
             };
@@ -109,13 +110,45 @@ impl ReportReaders {
 }
 
 /// The source a `[[reports]]` entry names.
-fn open_source(source: &ReportsConfig) -> Box<dyn ReportSource> {
+fn open_source(config: &Config, source: &ReportsConfig, shared: &Shared) -> Box<dyn ReportSource> {
     match (&source.directory, &source.mailbox) {
         (Some(dir), _) => Box::new(DirectorySource::new(dir, source.max_report_bytes)),
-        (None, Some(mailbox)) => Box::new(Unsupported(format!(
-            "[mailbox.{}]: IMAP report folders are not read by this build yet",
-            mailbox.get_ref()
-        ))),
+        (None, Some(name)) => {
+            let Some(mailbox) = config.mailbox.get(name.get_ref()) else {
+                return Box::new(Unsupported(format!("no [mailbox.{}]", name.get_ref())));
+            };
+            let folder = ImapFolder::new(
+                mailbox,
+                &source.archive_folder,
+                &source.invalid_folder,
+                source.max_report_bytes,
+            );
+            if mailbox.auth == AuthMethod::Password {
+                return Box::new(folder);
+            }
+            // OAuth2: the token comes from the same cache and endpoint code as the probe's
+            // (`mail::probe::credential`), asked from the source's blocking thread.
+            let handle = tokio::runtime::Handle::current();
+            let section = format!("mailbox.{}", name.get_ref());
+            let mailbox = mailbox.clone();
+            let store = shared.store.clone();
+            let failures = shared.metrics.oauth2_refresh_failures.clone();
+            Box::new(folder.with_credential(Box::new(move || {
+                let mut failed = Vec::new();
+                let token = handle.block_on(crate::mail::probe::credential(
+                    &section,
+                    mailbox.auth,
+                    mailbox.secret(),
+                    mailbox.oauth2.as_ref(),
+                    Some(store.clone()),
+                    &mut failed,
+                ));
+                for server in &failed {
+                    failures.with_label_values(&[server]).inc();
+                }
+                token?.ok_or_else(|| format!("[{section}]: no access token"))
+            })))
+        }
         (None, None) => Box::new(Unsupported("no mailbox or directory".to_string())),
     }
 }

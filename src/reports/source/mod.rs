@@ -13,6 +13,7 @@
 //! reader runs each on a blocking thread, like the probe's mailbox.
 
 pub mod directory;
+pub mod imap;
 
 use std::path::PathBuf;
 use std::time::Duration;
