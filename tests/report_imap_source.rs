@@ -567,7 +567,9 @@ async fn the_exporter_reads_an_imap_report_folder() {
     })
     .await;
     assert!(
-        body.contains(r#"mailauth_dmarc_reports_total{domain="foo-bar.io",reporter="google.com"} 1"#),
+        body.contains(
+            r#"mailauth_dmarc_reports_total{domain="foo-bar.io",reporter="google.com"} 1"#
+        ),
         "{body}"
     );
     // The same report mailed again: a duplicate, moved to Archive all the same.
