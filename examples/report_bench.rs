@@ -30,13 +30,13 @@ fn report(id: usize, records: usize) -> String {
     for r in 0..records {
         let pass = r % 7 != 0;
         let result = if pass { "pass" } else { "fail" };
-        let _ = write!(
+        let _ = writeln!(
             xml,
             "<record><row><source_ip>192.0.{}.{}</source_ip><count>{}</count><policy_evaluated>\
              <disposition>{}</disposition><dkim>{result}</dkim><spf>{result}</spf></policy_evaluated></row>\
              <identifiers><header_from>example.com</header_from><envelope_from>bounce.example.com</envelope_from></identifiers>\
              <auth_results><dkim><domain>example.com</domain><selector>s{}</selector><result>{result}</result></dkim>\
-             <spf><domain>bounce.example.com</domain><scope>mfrom</scope><result>{result}</result></spf></auth_results></record>\n",
+             <spf><domain>bounce.example.com</domain><scope>mfrom</scope><result>{result}</result></spf></auth_results></record>",
             r / 250 % 250,
             r % 250,
             1 + r % 40,
