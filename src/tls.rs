@@ -15,6 +15,40 @@ pub fn install_crypto_provider() {
     let _ = rustls::crypto::ring::default_provider().install_default();
 }
 
+/// Why [`read_to_end_bounded`] gave up.
+#[derive(Debug)]
+pub enum BoundedReadError {
+    /// The peer sent more than the limit.
+    TooLarge,
+    Io(std::io::Error),
+}
+
+/// Everything `stream` sends until it closes, at most `max` bytes (the peer's whole answer
+/// is bounded, so one streaming an endless response is cut off). A TLS peer that closes
+/// without close_notify is common: what was read until then counts.
+pub async fn read_to_end_bounded<S: tokio::io::AsyncRead + Unpin>(
+    stream: &mut S,
+    max: usize,
+) -> Result<Vec<u8>, BoundedReadError> {
+    use tokio::io::AsyncReadExt;
+    let mut buf = Vec::new();
+    let mut chunk = [0u8; 8192];
+    loop {
+        let n = match stream.read(&mut chunk).await {
+            Ok(n) => n,
+            Err(e) if e.kind() == std::io::ErrorKind::UnexpectedEof => 0,
+            Err(e) => return Err(BoundedReadError::Io(e)),
+        };
+        if n == 0 {
+            return Ok(buf);
+        }
+        buf.extend_from_slice(&chunk[..n]);
+        if buf.len() > max {
+            return Err(BoundedReadError::TooLarge);
+        }
+    }
+}
+
 pub fn client_config(ca_file: Option<&Path>, insecure: bool) -> Result<Arc<ClientConfig>, String> {
     install_crypto_provider();
     let builder = ClientConfig::builder();

@@ -11,7 +11,7 @@ use std::sync::Arc;
 
 use rustls::pki_types::ServerName;
 use serde::Serialize;
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::io::AsyncWriteExt;
 
 use super::destination::Destinations;
 use super::newer_records::Https;
@@ -195,25 +195,16 @@ async fn fetch_inner(
         .map_err(|e| fail(format!("{host}: {e}")))?;
     // The whole response (head and body) is bounded: a server streaming an endless head
     // or body is cut off here, and the caller's deadline bounds a slow one.
-    let mut buf = Vec::new();
-    let mut chunk = [0u8; 8192];
-    loop {
-        let n = match stream.read(&mut chunk).await {
-            Ok(n) => n,
-            // Servers that close without close_notify are common; what was read counts.
-            Err(e) if e.kind() == std::io::ErrorKind::UnexpectedEof => 0,
-            Err(e) => return Err(fail(format!("{host}: {e}"))),
-        };
-        if n == 0 {
-            break;
-        }
-        buf.extend_from_slice(&chunk[..n]);
-        if buf.len() > MAX_POLICY_BYTES + 16 * 1024 {
+    let buf = match crate::tls::read_to_end_bounded(&mut stream, MAX_POLICY_BYTES + 16 * 1024).await
+    {
+        Ok(buf) => buf,
+        Err(crate::tls::BoundedReadError::TooLarge) => {
             return Err(fail(format!(
                 "https://{host}/.well-known/mta-sts.txt is larger than {MAX_POLICY_BYTES} bytes"
-            )));
+            )))
         }
-    }
+        Err(crate::tls::BoundedReadError::Io(e)) => return Err(fail(format!("{host}: {e}"))),
+    };
     parse_response(host, &buf).map_err(fail)
 }
 

@@ -25,7 +25,7 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use rustls::pki_types::ServerName;
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::io::AsyncWriteExt;
 
 use crate::config::{Grant, OAuth2Config, SecretError};
 use crate::state::StateStore;
@@ -518,23 +518,13 @@ async fn exchange(
         .write_all(http_request(url, body).as_bytes())
         .await
         .map_err(|e| unreachable(format!("{where_}: {e}")))?;
-    let mut raw = Vec::new();
-    let mut chunk = [0u8; 8192];
-    loop {
-        let n = match stream.read(&mut chunk).await {
-            Ok(n) => n,
-            // Servers that close without close_notify are common; what was read counts.
-            Err(e) if e.kind() == std::io::ErrorKind::UnexpectedEof => 0,
-            Err(e) => return Err(unreachable(format!("{where_}: {e}"))),
-        };
-        if n == 0 {
-            break;
+    let raw = match crate::tls::read_to_end_bounded(&mut stream, MAX_RESPONSE_BYTES).await {
+        Ok(raw) => raw,
+        Err(crate::tls::BoundedReadError::TooLarge) => return Err(TokenError::TooLarge),
+        Err(crate::tls::BoundedReadError::Io(e)) => {
+            return Err(unreachable(format!("{where_}: {e}")))
         }
-        raw.extend_from_slice(&chunk[..n]);
-        if raw.len() > MAX_RESPONSE_BYTES {
-            return Err(TokenError::TooLarge);
-        }
-    }
+    };
     parse_http_response(&raw)
 }
 
