@@ -182,6 +182,12 @@ codes! {
     DkimSha1Only => "dkim.sha1_only", Dkim, Warning,
         "h=sha1 only: SHA-1 signatures must not be accepted by verifiers (RFC 8301 §3.1).",
         "Remove h= or set h=sha256.";
+    DkimDomainKeysPolicy => "dkim.domainkeys_policy", Dkim, Info,
+        "A DomainKeys policy record (o=/t=/r=/n= at _domainkey) is published; DomainKeys is historic (RFC 4870, obsoleted by DKIM) and no receiver reads it, but people reading the zone take it for live policy.",
+        "Delete the TXT record at _domainkey.<domain>; DMARC at _dmarc is the policy receivers apply.";
+    DkimAdspRecord => "dkim.adsp_record", Dkim, Info,
+        "An ADSP record (_adsp._domainkey) is published; ADSP (RFC 5617) is historic since 2013 and ignored by receivers, so the policy it states is not applied.",
+        "Delete the TXT record at _adsp._domainkey.<domain>; state the policy in DMARC instead.";
     DmarcMissing => "dmarc.missing", Dmarc, Error,
         "No DMARC record at the domain or its organisational domain: receivers apply no policy and send no reports.",
         "Publish \"v=DMARC1; p=none; rua=mailto:...\" at _dmarc, then tighten the policy.";

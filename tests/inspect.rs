@@ -260,3 +260,46 @@ fn inspect_on_every_corpus_file() {
     }
     assert!(n >= 195, "{n}");
 }
+
+/// What people paste when they ask "why did my mail fail": a colleague's reply quoting
+/// the verifier's report (`> `, and `>> ` for the older quote), read from standard input.
+#[test]
+fn quoted_verifier_report_through_stdin() {
+    let message = "From: colleague@example.test\r\nTo: me@example.test\r\nSubject: Re: Authentication Report\r\nMessage-ID: <2@example.test>\r\n\r\n\
+Looks like DKIM is broken, see below.\r\n\r\n\
+On Mon, 1 Dec 2025, check-auth@verifier.test wrote:\r\n\
+> ==========================================================\r\n\
+> Summary of Results\r\n\
+> ==========================================================\r\n\
+> SPF check:          pass\r\n\
+> \"iprev\" check:      pass\r\n\
+> DKIM check:         fail\r\n\
+> DMARC check:        fail\r\n\
+>\r\n\
+> ----------------------------------------------------------\r\n\
+> DKIM check details:\r\n\
+> ----------------------------------------------------------\r\n\
+> Result:         fail (body hash mismatch)\r\n\
+> ID(s) verified: header.d=example.test\r\n";
+    let (_, out, err) = run_inspect(&["-", "--format", "json"], Some(message.as_bytes()));
+    let v: serde_json::Value =
+        serde_json::from_str(out.trim()).unwrap_or_else(|e| panic!("{e}: {out}{err}"));
+    let summary = &v["verifier_report"]["summary"];
+    assert_eq!(
+        summary,
+        &serde_json::json!([
+            {"check": "SPF", "result": "pass"},
+            {"check": "iprev", "result": "pass"},
+            {"check": "DKIM", "result": "fail"},
+            {"check": "DMARC", "result": "fail"},
+        ]),
+        "{out}"
+    );
+    assert_eq!(
+        v["verifier_report"]["details"]["DKIM"][0]["result"], "fail (body hash mismatch)",
+        "{out}"
+    );
+    // The text form shows it too.
+    let (_, text, _) = run_inspect(&["-"], Some(message.as_bytes()));
+    assert!(text.contains("Verifier report:"), "{text}");
+}

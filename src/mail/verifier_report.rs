@@ -73,9 +73,154 @@ fn check_line(line: &str, suffix: &str) -> Option<(String, String)> {
     ))
 }
 
+/// The HTML read at most: a verifier's report is a few kilobytes, a pasted page may not be.
+const MAX_HTML: usize = 1 << 20;
+
+/// One line without a mail client's quote markers: `> `, `>> `, `> > `, each `>` with
+/// the white space before it and one space after it. White space that is not before a
+/// `>` is kept, so the indentation of quoted detail lines survives.
+fn unquote(line: &str) -> &str {
+    let mut s = line;
+    loop {
+        let t = s.trim_start_matches([' ', '\t']);
+        match t.strip_prefix('>') {
+            Some(rest) => s = rest.strip_prefix(' ').unwrap_or(rest),
+            None => return s,
+        }
+    }
+}
+
+/// The lines of the report as the verifier wrote them: quote markers removed and, when
+/// the whole report was indented (a paste, a forwarded block), the indentation of its
+/// `Summary of Results` heading removed from every line that has it. `None` without a
+/// heading.
+fn report_lines(text: &str) -> Option<Vec<String>> {
+    let unquoted: Vec<&str> = text.lines().map(unquote).collect();
+    let start = unquoted
+        .iter()
+        .position(|l| l.trim().eq_ignore_ascii_case("Summary of Results"))?;
+    let heading = unquoted[start];
+    let indent = &heading[..heading.len() - heading.trim_start().len()];
+    Some(
+        unquoted[start..]
+            .iter()
+            .map(|l| l.strip_prefix(indent).unwrap_or(l.trim_start()).to_string())
+            .collect(),
+    )
+}
+
+/// Whether `text` is HTML markup rather than plain text that holds an address in `<>`.
+fn looks_like_html(text: &str) -> bool {
+    let head = text.get(..text.len().min(MAX_HTML)).unwrap_or(text);
+    let lower = head.to_ascii_lowercase();
+    [
+        "<html", "<body", "<br", "<p>", "<p ", "<div", "<pre", "<table",
+    ]
+    .iter()
+    .any(|t| lower.contains(t))
+}
+
+/// A simple HTML body as text: `<br>`, `</p>`, `</div>`, `</tr>`, `</pre>` and `</li>`
+/// end a line, other tags (and `<style>`/`<script>` contents) are dropped, and the
+/// common entities are decoded. Bounded to the first [`MAX_HTML`] bytes.
+fn html_to_text(html: &str) -> String {
+    let mut end = html.len().min(MAX_HTML);
+    while !html.is_char_boundary(end) {
+        end -= 1;
+    }
+    let html = &html[..end];
+    let mut out = String::with_capacity(html.len() / 2);
+    let mut rest = html;
+    // Inside <style> or <script>: their text is not shown, and may hold `<`.
+    let mut skipping: Option<&str> = None;
+    loop {
+        if let Some(name) = skipping.take() {
+            match rest.to_ascii_lowercase().find(&format!("</{name}")) {
+                Some(i) => rest = &rest[i..],
+                None => break,
+            }
+        }
+        let Some(open) = rest.find('<') else {
+            out.push_str(&decode_entities(rest));
+            break;
+        };
+        out.push_str(&decode_entities(&rest[..open]));
+        let Some(close) = rest[open..].find('>') else {
+            break;
+        };
+        let tag = rest[open + 1..open + close].trim().to_ascii_lowercase();
+        let name: String = tag
+            .trim_start_matches('/')
+            .chars()
+            .take_while(|c| c.is_ascii_alphanumeric())
+            .collect();
+        let closing = tag.starts_with('/');
+        match (name.as_str(), closing) {
+            ("style", false) => skipping = Some("style"),
+            ("script", false) => skipping = Some("script"),
+            ("br", _) => out.push('\n'),
+            ("p" | "div" | "tr" | "pre" | "li" | "h1" | "h2" | "h3", true) => out.push('\n'),
+            _ => {}
+        }
+        rest = &rest[open + close + 1..];
+    }
+    out
+}
+
+/// `&amp;`, `&lt;`, `&gt;`, `&quot;`, `&#39;`, `&apos;`, `&nbsp;` and numeric references;
+/// anything else is left as written.
+fn decode_entities(text: &str) -> String {
+    let mut out = String::with_capacity(text.len());
+    let mut rest = text;
+    while let Some(amp) = rest.find('&') {
+        out.push_str(&rest[..amp]);
+        let after = &rest[amp + 1..];
+        let entity = after
+            .find(';')
+            .filter(|&semi| semi <= 8)
+            .map(|semi| (&after[..semi], semi));
+        let decoded = entity.and_then(|(name, semi)| {
+            let c = match name {
+                "amp" => Some('&'),
+                "lt" => Some('<'),
+                "gt" => Some('>'),
+                "quot" => Some('"'),
+                "apos" => Some('\''),
+                "nbsp" => Some(' '),
+                _ => name
+                    .strip_prefix("#x")
+                    .or_else(|| name.strip_prefix("#X"))
+                    .and_then(|h| u32::from_str_radix(h, 16).ok())
+                    .or_else(|| name.strip_prefix('#').and_then(|d| d.parse().ok()))
+                    .and_then(char::from_u32),
+            };
+            c.map(|c| (c, semi))
+        });
+        match decoded {
+            Some((c, semi)) => {
+                out.push(c);
+                rest = &after[semi + 1..];
+            }
+            None => {
+                out.push('&');
+                rest = after;
+            }
+        }
+    }
+    out.push_str(rest);
+    out
+}
+
+/// Reads the report from a body as a verifier sent it, or as people paste it: quoted by
+/// a mail client, indented, inside a forwarded message, or as a simple HTML body.
 pub fn parse(body: &str) -> Option<VerifierReport> {
     let text = body.replace("\r\n", "\n");
-    let lines: Vec<&str> = text.lines().collect();
+    let owned = match report_lines(&text) {
+        Some(lines) => lines,
+        None if looks_like_html(&text) => report_lines(&html_to_text(&text))?,
+        None => return None,
+    };
+    let lines: Vec<&str> = owned.iter().map(String::as_str).collect();
     let start = lines
         .iter()
         .position(|l| l.trim().eq_ignore_ascii_case("Summary of Results"))?;
@@ -297,5 +442,128 @@ body text\n";
         let r =
             parse("Summary of Results\nSPF check: pass\n\n\u{0}\u{1}garbage ::: (((\n").unwrap();
         assert_eq!(r.result_for("spf"), ["pass"]);
+    }
+
+    /// Every line of `REPORT` behind `prefix`, as a mail client quotes it.
+    fn prefixed(prefix: &str) -> String {
+        REPORT.lines().map(|l| format!("{prefix}{l}\n")).collect()
+    }
+
+    #[test]
+    fn quoted_with_one_marker() {
+        let quoted = format!("On Monday, someone wrote:\n{}", prefixed("> "));
+        assert_eq!(parse(&quoted).unwrap(), parse(REPORT).unwrap());
+    }
+
+    #[test]
+    fn quoted_twice_in_both_styles() {
+        assert_eq!(parse(&prefixed(">> ")).unwrap(), parse(REPORT).unwrap());
+        assert_eq!(parse(&prefixed("> > ")).unwrap(), parse(REPORT).unwrap());
+        // Some clients write a bare `>` on empty lines and no space after it.
+        let bare = "> Summary of Results\n>\n>SPF check: fail\n> DKIM check: pass\n";
+        let r = parse(bare).unwrap();
+        assert_eq!(r.result_for("spf"), ["fail"]);
+        assert_eq!(r.result_for("dkim"), ["pass"]);
+    }
+
+    #[test]
+    fn indented_with_spaces_or_a_tab() {
+        let r = parse(&prefixed("    ")).unwrap();
+        assert_eq!(r, parse(REPORT).unwrap());
+        // The DNS record, indented further than the rest, is still a record.
+        assert_eq!(
+            r.details["SPF"][0].dns_records,
+            ["example.test. 300 IN TXT \"v=spf1 ip4:192.0.2.10 -all\""]
+        );
+        assert_eq!(parse(&prefixed("\t")).unwrap(), parse(REPORT).unwrap());
+        // Quoted and indented at once.
+        assert_eq!(parse(&prefixed(">   ")).unwrap(), parse(REPORT).unwrap());
+    }
+
+    #[test]
+    fn gmail_forwarded_block() {
+        let forwarded = format!(
+            "FYI, see below.\n\n---------- Forwarded message ---------\nFrom: <check-auth@verifier.test>\nDate: Mon, 1 Dec 2025 at 10:00\nSubject: Authentication Report\nTo: <probe@example.test>\n\n\n{REPORT}"
+        );
+        assert_eq!(parse(&forwarded).unwrap(), parse(REPORT).unwrap());
+    }
+
+    #[test]
+    fn outlook_original_message_block() {
+        let forwarded = format!(
+            "Why does this fail?\r\n\r\n-----Original Message-----\r\nFrom: check-auth@verifier.test\r\nSent: Monday, December 1, 2025 10:00 AM\r\nTo: probe@example.test\r\nSubject: Authentication Report\r\n\r\n{}",
+            REPORT.replace('\n', "\r\n")
+        );
+        let r = parse(&forwarded).unwrap();
+        assert_eq!(r, parse(REPORT).unwrap());
+        assert_eq!(
+            r.echoed_header("x-mailauth-probe"),
+            Some("0123456789abcdef0123456789abcdef")
+        );
+    }
+
+    #[test]
+    fn simple_html_body() {
+        let html = "<html><head><style>p { color: red } SPF check: pass</style></head><body>\
+<p>Hello &amp; welcome</p>\
+<p>Summary of Results<br>\
+==========<br/>\
+SPF check:&nbsp;&nbsp;pass<br>\
+&quot;iprev&quot; check: pass<br>\
+DKIM check: fail<BR>\
+DMARC check: &#102;ail</p>\
+<div>----------</div>\
+<div>SPF check details:</div><div>----------</div>\
+<div>Result: pass</div><div>ID(s) verified: smtp.mailfrom=a&#x40;example.test</div>\
+</body></html>";
+        let r = parse(html).unwrap();
+        assert_eq!(r.result_for("spf"), ["pass"]);
+        assert_eq!(r.result_for("iprev"), ["pass"]);
+        assert_eq!(r.result_for("dkim"), ["fail"]);
+        assert_eq!(r.result_for("dmarc"), ["fail"]);
+        assert_eq!(
+            r.details["SPF"][0].ids_verified.as_deref(),
+            Some("smtp.mailfrom=a@example.test")
+        );
+    }
+
+    #[test]
+    fn html_helpers() {
+        assert_eq!(
+            decode_entities("a &lt;b&gt; &amp;amp; &#65;&#x42;"),
+            "a <b> &amp; AB"
+        );
+        assert_eq!(
+            decode_entities("AT&T & co &unknown; &"),
+            "AT&T & co &unknown; &"
+        );
+        assert_eq!(html_to_text("a<br>b</p>c<p>d"), "a\nb\ncd");
+        assert_eq!(html_to_text("unclosed <b"), "unclosed ");
+        assert_eq!(html_to_text("<script>x<y</script>z"), "z");
+        // Bounded: a huge page is read only up to the limit.
+        let huge = "x".repeat(MAX_HTML + 10);
+        assert_eq!(html_to_text(&huge).len(), MAX_HTML);
+        assert!(!looks_like_html("Return-Path: <probe@example.test>"));
+        assert!(looks_like_html("<HTML><BODY>x"));
+    }
+
+    #[test]
+    fn mentions_of_spf_check_in_quotes_or_html_are_not_a_report() {
+        assert_eq!(parse("> my SPF check: pass but mail bounces\n"), None);
+        assert_eq!(parse(">> SPF check: pass\n>> DKIM check: fail\n"), None);
+        assert_eq!(parse("    SPF check: pass\n"), None);
+        assert_eq!(
+            parse("<html><body><p>Our SPF check: pass, DKIM check: fail</p></body></html>"),
+            None
+        );
+        assert_eq!(
+            parse("---------- Forwarded message ---------\nFrom: a@b.test\n\nSPF check: pass\n"),
+            None
+        );
+        // A quoted heading with nothing under it.
+        assert_eq!(
+            parse("> Summary of Results\n> ==========\n>\n> nothing\n"),
+            None
+        );
     }
 }

@@ -4,6 +4,7 @@
 
 use serde::Serialize;
 
+pub mod deprecated;
 pub mod key;
 
 use crate::findings::{Check, Code, Finding};
@@ -134,5 +135,48 @@ pub async fn check(dns: &dyn Dns, domain: &str, selectors: &[String]) -> DkimRep
         report.answered &= answered;
         report.keys.push(key);
     }
+    // Never changes `answered`: a failure at these names is not a failure of the keys.
     report
+        .findings
+        .extend(deprecated::check(dns, &domain).await);
+    report
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::resolver::fake::{FakeDns, Fault};
+
+    fn run<T>(f: impl std::future::Future<Output = T>) -> T {
+        tokio::runtime::Builder::new_current_thread()
+            .build()
+            .expect("runtime")
+            .block_on(f)
+    }
+
+    const KEY: &str = "v=DKIM1; k=ed25519; p=8LG20Oes8YbLwMLn5S8O+mZ9snEd3THdVdDceOlzTPk=";
+
+    #[test]
+    fn deprecated_records_beside_a_good_key() {
+        let dns = FakeDns::new()
+            .txt("s1._domainkey.example.com", KEY)
+            .txt("_domainkey.example.com", "t=y; o=~")
+            .txt("_adsp._domainkey.example.com", "dkim=unknown");
+        let r = run(check(&dns, "Example.COM.", &["s1".into()]));
+        assert!(r.answered);
+        let codes: Vec<Code> = r.findings.iter().map(|f| f.code).collect();
+        assert_eq!(codes, [Code::DkimDomainKeysPolicy, Code::DkimAdspRecord]);
+    }
+
+    #[test]
+    fn dns_error_at_deprecated_names_does_not_fail_the_check() {
+        let dns = FakeDns::new()
+            .txt("s1._domainkey.example.com", KEY)
+            .fault("_domainkey.example.com", Fault::ServFail)
+            .fault("_adsp._domainkey.example.com", Fault::ServFail);
+        let r = run(check(&dns, "example.com", &["s1".into()]));
+        assert!(r.answered);
+        assert!(r.findings.is_empty(), "{:?}", r.findings);
+        assert_eq!(r.keys[0].key_bits, Some(256));
+    }
 }
