@@ -561,8 +561,9 @@ start() {
   wait_until "knot" 10 kdig +tcp +time=1 @"$DNS_IP" example.test SOA
   wait_until "dovecot" 10 banner "$IMAP_IP" 143 "* OK"
   wait_until "verifier" 10 banner "$VERIFIER_IP" 25 "220"
-  wait_until "rspamd" 60 http_ok "http://$RSPAMD_IP:11334/ping" || {
-    tail -20 "$BED/rspamd/log/rspamd.log" "$BED/rspamd/rspamd.out" >&2; exit 1; }
+  # rspamd compiles its rules at start: slow on a loaded machine.
+  wait_until "rspamd" 180 http_ok "http://$RSPAMD_IP:11334/ping" || {
+    tail -n 20 "$BED/rspamd/log/rspamd.log" "$BED/rspamd/rspamd.out" >&2; exit 1; }
   wait_until "postfix-out" 15 banner "$OUT_IP" 587 "220"
   wait_until "postfix-in" 15 banner "$IN_IP" 25 "220"
   status >&2
