@@ -15,6 +15,10 @@ command -v keymgr >/dev/null 2>&1 || need_apt+=(knot)
 command -v unbound >/dev/null 2>&1 || need_apt+=(unbound)
 # libfuzzer-sys (fuzz/) builds libFuzzer from C++.
 command -v c++ >/dev/null 2>&1 || need_apt+=(g++)
+# The test submission server (tests/servers/smtp_relay.py): Debian's aiosmtpd first (a
+# Python that refuses system-wide pip installs, PEP 668, still gets it); pip below only
+# where Debian's package is not to be had.
+python3 -c 'import aiosmtpd' 2>/dev/null || need_apt+=(python3-aiosmtpd)
 if [ ${#need_apt[@]} -gt 0 ]; then
   if [ "$(id -u)" -ne 0 ]; then
     echo "tests/run.sh: need root to apt-get install ${need_apt[*]}" >&2
@@ -29,7 +33,7 @@ if [ ${#need_apt[@]} -gt 0 ]; then
   apt-get install -y -qq --no-install-recommends "${need_apt[@]}" >/dev/null
 fi
 
-# The test submission server (tests/servers/smtp_relay.py).
+# The python3 on PATH may not be Debian's (a pyenv one does not see Debian's modules).
 python3 -c 'import aiosmtpd' 2>/dev/null || python3 -m pip install --quiet 'aiosmtpd==1.4.6'
 
 if [ ! -d ../shared/corpus ]; then
@@ -43,15 +47,15 @@ bash tests/e2e/bed.sh install
 trap 'bash tests/e2e/bed.sh stop' EXIT
 
 mkdir -p target
-cargo test 2>&1 | tee target/test-output.txt
+# Every test binary runs, so one failure does not hide the ones after it.
+set +e
+cargo test --no-fail-fast 2>&1 | tee target/test-output.txt
+cargo_status=${PIPESTATUS[0]}
+set -e
 rust_passed=$(grep -E '^test result:' target/test-output.txt | sed -E 's/.* ([0-9]+) passed.*/\1/' | awk '{s+=$1} END {print s+0}')
 rust_failed=$(grep -E '^test result:' target/test-output.txt | sed -E 's/.* ([0-9]+) failed.*/\1/' | awk '{s+=$1} END {print s+0}')
-if [ -x tests/promtool.sh ] || [ -f tests/promtool.sh ]; then
-  bash tests/promtool.sh
-fi
-if [ -f tests/dashboards_lint.py ]; then
-  python3 tests/dashboards_lint.py
-fi
+bash tests/promtool.sh
+python3 tests/dashboards_lint.py
 # The layers of src/ (README, "Architecture"): no import cycle between top-level modules,
 # and checks/ and resolver/ import nothing above them.
 python3 tests/module_graph.py
@@ -64,3 +68,4 @@ fi
 
 echo "cargo test: ${rust_passed} passed, ${rust_failed} failed"
 echo "${rust_passed} passed, ${rust_failed} failed"
+exit "$cargo_status"
