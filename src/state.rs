@@ -146,6 +146,8 @@ pub struct TokenRow {
 pub struct StateStore {
     path: PathBuf,
     conn: Mutex<Connection>,
+    /// When the report tables' expired rows were last deleted (Unix seconds).
+    last_report_prune: std::sync::atomic::AtomicI64,
 }
 
 impl std::fmt::Debug for StateStore {
@@ -191,6 +193,7 @@ impl StateStore {
         Ok(Arc::new(StateStore {
             path,
             conn: Mutex::new(conn),
+            last_report_prune: std::sync::atomic::AtomicI64::new(i64::MIN),
         }))
     }
 

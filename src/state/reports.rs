@@ -12,6 +12,7 @@
 //! reporters only have label values the config bounds (watched domains, `[[sender]]`
 //! names, fixed keywords, at most `max_reporters` reporters per domain).
 
+use std::sync::atomic::Ordering;
 use std::time::SystemTime;
 
 use rusqlite::{params, OptionalExtension, Transaction};
@@ -136,11 +137,18 @@ impl StateStore {
         self.with_conn(|c| {
             let tx = c.transaction()?;
             let key = &commit.key;
-            let inserted = tx.execute(
-                "INSERT OR IGNORE INTO report_seen (reporter, report_id, domain, kind, seen_at)
+            let inserted = tx
+                .prepare_cached(
+                    "INSERT OR IGNORE INTO report_seen (reporter, report_id, domain, kind, seen_at)
                  VALUES (?1, ?2, ?3, ?4, ?5)",
-                params![key.reporter, key.report_id, key.domain, key.kind, now],
-            )?;
+                )?
+                .execute(params![
+                    key.reporter,
+                    key.report_id,
+                    key.domain,
+                    key.kind,
+                    now
+                ])?;
             if inserted == 0 {
                 return Ok(Committed::Duplicate);
             }
@@ -153,14 +161,15 @@ impl StateStore {
             for row in &commit.sources {
                 add_source(&tx, row)?;
             }
-            tx.execute(
-                "DELETE FROM report_seen WHERE seen_at < ?1",
-                params![now - SEEN_KEEP_DAYS * 86_400],
-            )?;
-            tx.execute(
-                "DELETE FROM report_source WHERE day < ?1",
-                params![now.div_euclid(86_400) - SOURCE_KEEP_DAYS],
-            )?;
+            // Expired rows go at most once an hour: the two deletes scan what they keep.
+            let last = self.last_report_prune.load(Ordering::Relaxed);
+            if now < last || now.saturating_sub(last) >= 3600 {
+                tx.prepare_cached("DELETE FROM report_seen WHERE seen_at < ?1")?
+                    .execute(params![now - SEEN_KEEP_DAYS * 86_400])?;
+                tx.prepare_cached("DELETE FROM report_source WHERE day < ?1")?
+                    .execute(params![now.div_euclid(86_400) - SOURCE_KEEP_DAYS])?;
+                self.last_report_prune.store(now, Ordering::Relaxed);
+            }
             tx.commit()?;
             Ok(Committed::Counted)
         })
@@ -251,17 +260,14 @@ fn add_count(
 ) -> rusqlite::Result<()> {
     let labels = labels.join(&SEP.to_string());
     let old: Option<i64> = tx
-        .query_row(
-            "SELECT value FROM report_count WHERE kind = ?1 AND labels = ?2",
-            params![kind, labels],
-            |r| r.get(0),
-        )
+        .prepare_cached("SELECT value FROM report_count WHERE kind = ?1 AND labels = ?2")?
+        .query_row(params![kind, labels], |r| r.get(0))
         .optional()?;
     let new = old.map_or(0, from_sql).saturating_add(value);
-    tx.execute(
+    tx.prepare_cached(
         "INSERT OR REPLACE INTO report_count (kind, labels, value) VALUES (?1, ?2, ?3)",
-        params![kind, labels, to_sql(new)],
-    )?;
+    )?
+    .execute(params![kind, labels, to_sql(new)])?;
     Ok(())
 }
 
@@ -269,30 +275,32 @@ fn add_count(
 /// fewer than `max` reporters (or already has this one), `other` after that.
 fn add_reporter(tx: &Transaction<'_>, add: &ReporterAdd, max: usize) -> rusqlite::Result<()> {
     let known: Option<(i64, Option<i64>)> = tx
-        .query_row(
+        .prepare_cached(
             "SELECT reports, last_end FROM report_reporter WHERE domain = ?1 AND reporter = ?2",
-            params![add.domain, add.reporter],
-            |r| Ok((r.get(0)?, r.get(1)?)),
-        )
+        )?
+        .query_row(params![add.domain, add.reporter], |r| {
+            Ok((r.get(0)?, r.get(1)?))
+        })
         .optional()?;
     let (label, old) = match known {
         Some(old) => (add.reporter.as_str(), Some(old)),
         None => {
-            let named: i64 = tx.query_row(
-                "SELECT COUNT(*) FROM report_reporter WHERE domain = ?1 AND reporter != ?2",
-                params![add.domain, OTHER_REPORTER],
-                |r| r.get(0),
-            )?;
+            let named: i64 = tx
+                .prepare_cached(
+                    "SELECT COUNT(*) FROM report_reporter WHERE domain = ?1 AND reporter != ?2",
+                )?
+                .query_row(params![add.domain, OTHER_REPORTER], |r| r.get(0))?;
             if from_sql(named) < max as u64 && add.reporter != OTHER_REPORTER {
                 (add.reporter.as_str(), None)
             } else {
                 let other = tx
-                    .query_row(
+                    .prepare_cached(
                         "SELECT reports, last_end FROM report_reporter
                          WHERE domain = ?1 AND reporter = ?2",
-                        params![add.domain, OTHER_REPORTER],
-                        |r| Ok((r.get(0)?, r.get(1)?)),
-                    )
+                    )?
+                    .query_row(params![add.domain, OTHER_REPORTER], |r| {
+                        Ok((r.get(0)?, r.get(1)?))
+                    })
                     .optional()?;
                 (OTHER_REPORTER, other)
             }
@@ -303,18 +311,25 @@ fn add_reporter(tx: &Transaction<'_>, add: &ReporterAdd, max: usize) -> rusqlite
         (Some(a), Some(b)) => Some(a.max(b)),
         (a, b) => a.or(b),
     };
-    tx.execute(
+    tx.prepare_cached(
         "INSERT OR REPLACE INTO report_reporter (domain, reporter, reports, last_end)
          VALUES (?1, ?2, ?3, ?4)",
-        params![add.domain, label, reports.saturating_add(1), last_end],
-    )?;
+    )?
+    .execute(params![
+        add.domain,
+        label,
+        reports.saturating_add(1),
+        last_end
+    ])?;
     Ok(())
 }
 
 fn add_source(tx: &Transaction<'_>, row: &SourceRow) -> rusqlite::Result<()> {
     let exists: bool = tx
-        .query_row(
+        .prepare_cached(
             "SELECT 1 FROM report_source WHERE domain = ?1 AND day = ?2 AND source = ?3 AND ip = ?4",
+)?
+.query_row(
             params![row.domain, row.day, row.source, row.ip],
             |_| Ok(()),
         )
@@ -323,11 +338,9 @@ fn add_source(tx: &Transaction<'_>, row: &SourceRow) -> rusqlite::Result<()> {
     let ip = if exists {
         row.ip.as_str()
     } else {
-        let ips: i64 = tx.query_row(
-            "SELECT COUNT(*) FROM report_source WHERE domain = ?1 AND day = ?2",
-            params![row.domain, row.day],
-            |r| r.get(0),
-        )?;
+        let ips: i64 = tx
+            .prepare_cached("SELECT COUNT(*) FROM report_source WHERE domain = ?1 AND day = ?2")?
+            .query_row(params![row.domain, row.day], |r| r.get(0))?;
         if ips < MAX_SOURCE_IPS {
             row.ip.as_str()
         } else {
@@ -335,12 +348,13 @@ fn add_source(tx: &Transaction<'_>, row: &SourceRow) -> rusqlite::Result<()> {
         }
     };
     let old: Option<[i64; 5]> = tx
-        .query_row(
+        .prepare_cached(
             "SELECT messages, dkim_pass, spf_pass, quarantine, reject FROM report_source
              WHERE domain = ?1 AND day = ?2 AND source = ?3 AND ip = ?4",
-            params![row.domain, row.day, row.source, ip],
-            |r| Ok([r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?, r.get(4)?]),
-        )
+        )?
+        .query_row(params![row.domain, row.day, row.source, ip], |r| {
+            Ok([r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?, r.get(4)?])
+        })
         .optional()?;
     let old = old.unwrap_or_default().map(from_sql);
     let new = [
@@ -355,12 +369,14 @@ fn add_source(tx: &Transaction<'_>, row: &SourceRow) -> rusqlite::Result<()> {
         .zip(new)
         .map(|(a, b)| to_sql(a.saturating_add(b)))
         .collect();
-    tx.execute(
+    tx.prepare_cached(
         "INSERT OR REPLACE INTO report_source
          (domain, day, source, ip, messages, dkim_pass, spf_pass, quarantine, reject)
          VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9)",
-        params![row.domain, row.day, row.source, ip, sum[0], sum[1], sum[2], sum[3], sum[4]],
-    )?;
+    )?
+    .execute(params![
+        row.domain, row.day, row.source, ip, sum[0], sum[1], sum[2], sum[3], sum[4]
+    ])?;
     Ok(())
 }
 
