@@ -35,7 +35,7 @@ fn classifier(path: &Path) -> Result<Classifier, String> {
     let config = Config::load(path).map_err(|e| e.to_string())?;
     let dns: Arc<dyn Dns> = build_dns(&config, Arc::new(QueryCounters::default()))?;
     Ok(Classifier {
-        senders: SenderTable::new(config.senders()),
+        senders: SenderTable::new(crate::reports::sender::from_config(&config)),
         dns,
     })
 }

@@ -537,50 +537,64 @@ fn is_label_value_name(name: &str) -> bool {
             .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'.' | b'-' | b'_'))
 }
 
-/// A `[[sender]]` entry checked and converted: ranges parsed, names canonical, SPF terms
-/// parsed as the body of a record.
-fn sender_from_config(s: &SenderConfig) -> Result<crate::reports::sender::Sender, String> {
-    let ip_ranges = s
-        .ip_ranges
-        .iter()
-        .map(|r| {
-            r.parse::<crate::ip_range::IpRange>()
-                .map_err(|e| e.to_string())
-        })
-        .collect::<Result<Vec<_>, _>>()?;
-    let names = |list: &[String], key: &str| -> Result<Vec<String>, String> {
-        list.iter()
-            .map(|d| {
-                let c = crate::name::canonical(d);
-                if is_domain_name(&c) {
-                    Ok(c)
-                } else {
-                    Err(format!("{key}: {d:?} is not a domain name"))
-                }
-            })
-            .collect()
-    };
-    let spf = match s.spf.as_deref().map(str::trim) {
-        None => None,
-        Some(terms) => {
-            let record = format!("v=spf1 {terms}");
-            if terms.is_empty() || terms.to_ascii_lowercase().starts_with("v=spf1") {
-                return Err(
-                    "spf: give the terms without v=spf1 (\"include:_spf.example.net\")".into(),
-                );
-            }
-            crate::checks::spf::parse::parse(&record).map_err(|e| format!("spf {terms:?}: {e}"))?;
-            Some(terms.to_string())
-        }
-    };
-    Ok(crate::reports::sender::Sender {
-        name: s.name.get_ref().clone(),
-        ip_ranges,
-        dkim_domains: names(&s.dkim_domains, "dkim_domains")?,
-        spf,
-        domains: names(&s.domains, "domains")?,
-    })
+/// A `[[sender]]` entry's values, checked: ranges parsed, names canonical, SPF terms
+/// parsed as the body of a record. (`reports::sender` builds its table from these.)
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SenderParts {
+    pub ip_ranges: Vec<crate::ip_range::IpRange>,
+    pub dkim_domains: Vec<String>,
+    pub spf: Option<String>,
+    pub domains: Vec<String>,
 }
+
+impl SenderConfig {
+    /// The entry's values, checked (see [`SenderParts`]); the reason when one is not usable.
+    pub fn parts(&self) -> Result<SenderParts, String> {
+        let ip_ranges = self
+            .ip_ranges
+            .iter()
+            .map(|r| {
+                r.parse::<crate::ip_range::IpRange>()
+                    .map_err(|e| e.to_string())
+            })
+            .collect::<Result<Vec<_>, _>>()?;
+        let names = |list: &[String], key: &str| -> Result<Vec<String>, String> {
+            list.iter()
+                .map(|d| {
+                    let c = crate::name::canonical(d);
+                    if is_domain_name(&c) {
+                        Ok(c)
+                    } else {
+                        Err(format!("{key}: {d:?} is not a domain name"))
+                    }
+                })
+                .collect()
+        };
+        let spf = match self.spf.as_deref().map(str::trim) {
+            None => None,
+            Some(terms) => {
+                let record = format!("v=spf1 {terms}");
+                if terms.is_empty() || terms.to_ascii_lowercase().starts_with("v=spf1") {
+                    return Err(
+                        "spf: give the terms without v=spf1 (\"include:_spf.example.net\")".into(),
+                    );
+                }
+                crate::checks::spf::parse::parse(&record)
+                    .map_err(|e| format!("spf {terms:?}: {e}"))?;
+                Some(terms.to_string())
+            }
+        };
+        Ok(SenderParts {
+            ip_ranges,
+            dkim_domains: names(&self.dkim_domains, "dkim_domains")?,
+            spf,
+            domains: names(&self.domains, "domains")?,
+        })
+    }
+}
+
+/// The `source` of report records no `[[sender]]` matches, so no sender may be named so.
+pub const UNKNOWN_SENDER: &str = "unknown";
 
 macro_rules! secret_accessors {
     ($t:ty) => {
@@ -847,7 +861,7 @@ impl Config {
                 Some(format!(
                     "[[sender]] name {name:?}: use 1-64 letters, digits, '.', '-' or '_'"
                 ))
-            } else if name == crate::reports::sender::UNKNOWN {
+            } else if name == UNKNOWN_SENDER {
                 Some(
                     "[[sender]] name \"unknown\" is the source of records no sender matches"
                         .to_string(),
@@ -867,7 +881,7 @@ impl Config {
             if let Some(msg) = problem {
                 return Err(at(sender.name.span(), msg));
             }
-            if let Err(msg) = sender_from_config(sender) {
+            if let Err(msg) = sender.parts() {
                 return Err(at(
                     sender.name.span(),
                     format!("[[sender]] {name:?}: {msg}"),
@@ -875,14 +889,6 @@ impl Config {
             }
         }
         Ok(())
-    }
-
-    /// The `[[sender]]` table, as the reports reader classifies records by it.
-    pub fn senders(&self) -> Vec<crate::reports::sender::Sender> {
-        self.senders
-            .iter()
-            .filter_map(|s| sender_from_config(s).ok())
-            .collect()
     }
 
     pub fn domain(&self, name: &str) -> Option<&DomainConfig> {

@@ -329,11 +329,11 @@ fn report_sources_and_senders_parse_with_defaults() {
     assert_eq!(config.reports[0].invalid_folder, "Invalid");
     assert_eq!(config.reports[0].poll_interval, Duration::from_secs(300));
     assert_eq!(config.reports[1].poll_interval, Duration::from_secs(60));
-    let senders = config.senders();
-    assert_eq!(senders.len(), 1);
-    assert_eq!(senders[0].ip_ranges.len(), 2);
-    assert_eq!(senders[0].dkim_domains, ["example.com"]);
-    assert_eq!(senders[0].spf.as_deref(), Some("include:_spf.google.com"));
+    assert_eq!(config.senders.len(), 1);
+    let parts = config.senders[0].parts().unwrap();
+    assert_eq!(parts.ip_ranges.len(), 2);
+    assert_eq!(parts.dkim_domains, ["example.com"]);
+    assert_eq!(parts.spf.as_deref(), Some("include:_spf.google.com"));
 }
 
 #[test]

@@ -20,7 +20,7 @@ use crate::name::canonical;
 use crate::resolver::Dns;
 
 /// The `source` of a record no sender matched.
-pub const UNKNOWN: &str = "unknown";
+pub const UNKNOWN: &str = crate::config::UNKNOWN_SENDER;
 
 /// SPF answers remembered per (sender, IP, domain) between reports; cleared when full.
 const SPF_MEMO_ENTRIES: usize = 10_000;
@@ -36,6 +36,25 @@ pub struct Sender {
     pub spf: Option<String>,
     /// Canonical watched domains it sends for; empty: all.
     pub domains: Vec<String>,
+}
+
+/// The `[[sender]]` table of a (validated) config, in config order; an entry that does not
+/// check out (impossible after validation) is left out.
+pub fn from_config(config: &crate::config::Config) -> Vec<Sender> {
+    config
+        .senders
+        .iter()
+        .filter_map(|s| {
+            let parts = s.parts().ok()?;
+            Some(Sender {
+                name: s.name.get_ref().clone(),
+                ip_ranges: parts.ip_ranges,
+                dkim_domains: parts.dkim_domains,
+                spf: parts.spf,
+                domains: parts.domains,
+            })
+        })
+        .collect()
 }
 
 impl Sender {

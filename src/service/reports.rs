@@ -78,7 +78,9 @@ impl ReportReaders {
             dns,
             metrics,
             watched,
-            senders: Arc::new(SenderTable::new(config.senders())),
+            senders: Arc::new(SenderTable::new(crate::reports::sender::from_config(
+                config,
+            ))),
             max_reporters: config.exporter.max_reporters,
             limits: Limits::default(),
         };
