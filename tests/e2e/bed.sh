@@ -556,6 +556,10 @@ start() {
   start_verifier
   for pf in out in; do
     alive "postfix-$pf" && continue
+    # A fresh start begins with empty queues too: mail deferred by an earlier run (whose
+    # mailboxes are gone) must not turn up in this one.
+    rm -rf "$BED/postfix/$pf/queue"
+    mkdir -p "$BED/postfix/$pf/queue"
     postfix_check "$BED/postfix/$pf/etc"
     start_daemon "postfix-$pf" "$BED/postfix/$pf/master.out" \
       /usr/lib/postfix/sbin/master -c "$BED/postfix/$pf/etc" -d
