@@ -29,6 +29,8 @@ use util::prometheus::{repo_file, urlencode, with_short_for};
 
 const EXPORTER: &str = "127.0.5.60:9744";
 const PROMETHEUS: &str = "127.0.5.61:9090";
+/// The reports scenario's own exporter (stopped and started again within the scenario).
+const RUA_EXPORTER: &str = "127.0.5.62:9744";
 const DOMAIN: &str = "example.test";
 /// The probes' return-path domain: the SPF that receivers evaluate is this one's.
 const BOUNCE: &str = "bounce.example.test";
@@ -144,10 +146,19 @@ fn bed() -> &'static Bed {
         )
         .unwrap();
         std::fs::write(
+            work.join("reports.rules.yml"),
+            with_short_for(&repo_file("alerts/mailauth-reports.rules.yml")),
+        )
+        .unwrap();
+        // The reports scenario's exporter has a job of its own: it runs only during that
+        // scenario, and the main rules' "exporter down" alert watches jobs named mailauth.
+        std::fs::write(
             work.join("prometheus.yml"),
             format!(
-                "global:\n  scrape_interval: 1s\n  evaluation_interval: 1s\nrule_files: [rules.yml]\n\
-                 scrape_configs:\n  - job_name: mailauth\n    static_configs:\n      - targets: ['{EXPORTER}']\n"
+                "global:\n  scrape_interval: 1s\n  evaluation_interval: 1s\n\
+                 rule_files: [rules.yml, reports.rules.yml]\n\
+                 scrape_configs:\n  - job_name: mailauth\n    static_configs:\n      - targets: ['{EXPORTER}']\n\
+                 \x20 - job_name: rua-reader\n    static_configs:\n      - targets: ['{RUA_EXPORTER}']\n"
             ),
         )
         .unwrap();
@@ -1001,4 +1012,477 @@ fn scenario_9_probe_in_junk() {
     assert!(score < 100.0, "a ham score: {score}");
     wait_alert("MailauthProbeInJunk", &labels, false);
     bed.header_checks("");
+}
+
+// ---- Scenario 10: reports mailed to the rua mailbox -----------------------------------------
+
+/// The DMARC record's `rua` address; the receiver delivers it to `dmarc-reports@receiver.test`.
+const RUA: &str = "dmarc-reports@example.test";
+/// A source address no `[[sender]]` knows (TEST-NET-1).
+const STRANGER_IP: &str = "192.0.2.66";
+
+/// A sample of the shared corpus (read in place, never copied into the repository).
+fn corpus(rel: &str) -> String {
+    let path = repo().join("../shared/corpus/reports").join(rel);
+    std::fs::read_to_string(&path).unwrap_or_else(|e| panic!("{}: {e}", path.display()))
+}
+
+/// `text` with every `from` replaced by `to`; `from` must be there.
+fn rewrite(text: &str, from: &str, to: &str) -> String {
+    assert!(text.contains(from), "{from:?} is not in the sample");
+    text.replace(from, to)
+}
+
+fn gzip(data: &[u8]) -> Vec<u8> {
+    let mut enc = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::default());
+    enc.write_all(data).unwrap();
+    enc.finish().unwrap()
+}
+
+fn zip_one(name: &str, data: &[u8]) -> Vec<u8> {
+    let mut w = zip::ZipWriter::new(std::io::Cursor::new(Vec::new()));
+    w.start_file(name, zip::write::SimpleFileOptions::default())
+        .unwrap();
+    w.write_all(data).unwrap();
+    w.finish().unwrap().into_inner()
+}
+
+/// A report mail as the big reporters send one: a short text part and the report as a
+/// base64 attachment of type `mime` named `name`.
+fn report_mail(from: &str, subject: &str, id: &str, mime: &str, name: &str, data: &[u8]) -> String {
+    use base64::Engine;
+    let b64 = base64::engine::general_purpose::STANDARD.encode(data);
+    let body: Vec<&str> = b64
+        .as_bytes()
+        .chunks(76)
+        .map(|c| std::str::from_utf8(c).unwrap())
+        .collect();
+    format!(
+        "From: {from}\r\nTo: {RUA}\r\nSubject: {subject}\r\nMessage-ID: <{id}>\r\n\
+         MIME-Version: 1.0\r\nContent-Type: multipart/mixed; boundary=\"=_rpt\"\r\n\r\n\
+         --=_rpt\r\nContent-Type: text/plain; charset=us-ascii\r\n\r\n\
+         This is an aggregate report for {DOMAIN}.\r\n\
+         --=_rpt\r\nContent-Type: {mime}; name=\"{name}\"\r\n\
+         Content-Disposition: attachment; filename=\"{name}\"\r\n\
+         Content-Transfer-Encoding: base64\r\n\r\n{}\r\n--=_rpt--\r\n",
+        body.join("\r\n")
+    )
+}
+
+/// Sends `data` from `mail_from` to `rcpt` through the bed's receiving MTA (Postfix on the
+/// MX address, with rspamd), as a reporter's MTA does.
+fn smtp_send(mail_from: &str, rcpt: &str, data: &str) {
+    let mut s = TcpStream::connect("127.0.5.20:25").unwrap();
+    s.set_read_timeout(Some(Duration::from_secs(20))).unwrap();
+    let reply = |s: &mut TcpStream, line: Option<&str>| {
+        if let Some(l) = line {
+            s.write_all(l.as_bytes()).unwrap();
+        }
+        let mut got = Vec::new();
+        let mut buf = [0u8; 512];
+        // A reply ends with a line whose code is followed by a space.
+        loop {
+            let n = s.read(&mut buf).unwrap();
+            assert!(n > 0, "the receiver closed the connection");
+            got.extend_from_slice(&buf[..n]);
+            let text = String::from_utf8_lossy(&got).into_owned();
+            if text.ends_with("\r\n")
+                && text
+                    .trim_end()
+                    .lines()
+                    .last()
+                    .is_some_and(|l| l.as_bytes().get(3) == Some(&b' '))
+            {
+                return text;
+            }
+        }
+    };
+    assert!(reply(&mut s, None).starts_with("220"));
+    let dotted = data.replace("\r\n.", "\r\n..");
+    for (cmd, code) in [
+        ("EHLO reporter.test\r\n".to_string(), "250"),
+        (format!("MAIL FROM:<{mail_from}>\r\n"), "250"),
+        (format!("RCPT TO:<{rcpt}>\r\n"), "250"),
+        ("DATA\r\n".to_string(), "354"),
+        (format!("{dotted}\r\n.\r\n"), "250"),
+    ] {
+        let r = reply(&mut s, Some(&cmd));
+        assert!(
+            r.starts_with(code),
+            "{:?} -> {r}",
+            &cmd[..cmd.len().min(60)]
+        );
+    }
+    let _ = reply(&mut s, Some("QUIT\r\n"));
+}
+
+/// The reports-reading exporter's config: the bed's domain watched, the rua mailbox read,
+/// a second source whose login must fail, and the bed's own submission server as a sender.
+fn rua_config(env: &HashMap<String, String>, state_dir: &Path, wrong_pw: &Path) -> String {
+    let (pw, ca) = (&env["PASSWORD_FILE"], &env["CA"]);
+    let mailbox = |name: &str, pw: &str| {
+        format!(
+            "[mailbox.{name}]\nhost = \"127.0.5.40\"\nport = 993\ntls = \"tls\"\n\
+             username = \"dmarc-reports@receiver.test\"\npassword_file = \"{pw}\"\nca_file = \"{ca}\"\n\
+             folder = \"INBOX\"\ntimeout = \"10s\"\n\n"
+        )
+    };
+    format!(
+        "[exporter]\nlisten_address = \"{RUA_EXPORTER}\"\nstate_dir = \"{}\"\n\n\
+         [dns]\nnameservers = [\"{}\"]\ntimeout = \"2s\"\nattempts = 2\n\n\
+         [[domain]]\nname = \"{DOMAIN}\"\ndkim_selectors = [\"e2e\"]\nsending_ips = [\"127.0.5.10\"]\n\n\
+         {}{}\
+         [[reports]]\nname = \"rua\"\nmailbox = \"rua\"\npoll_interval = \"2s\"\n\n\
+         [[reports]]\nname = \"broken\"\nmailbox = \"broken\"\npoll_interval = \"2s\"\n\n\
+         [[sender]]\nname = \"bed\"\nip_ranges = [\"127.0.5.10/32\"]\n",
+        state_dir.display(),
+        env["DNS"],
+        mailbox("rua", pw),
+        mailbox("broken", wrong_pw.to_str().unwrap()),
+    )
+}
+
+impl Bed {
+    /// File names of the messages in `folder` ("INBOX" or a Maildir++ folder) of `user`.
+    fn folder_files(&self, user: &str, folder: &str) -> Vec<String> {
+        let mut dir = self
+            .dir
+            .join("mail/receiver.test")
+            .join(user)
+            .join("Maildir");
+        if folder != "INBOX" {
+            dir = dir.join(format!(".{folder}"));
+        }
+        let mut out = Vec::new();
+        for sub in ["new", "cur"] {
+            for entry in std::fs::read_dir(dir.join(sub))
+                .into_iter()
+                .flatten()
+                .flatten()
+            {
+                out.push(entry.file_name().to_string_lossy().into_owned());
+            }
+        }
+        out
+    }
+}
+
+/// The report series of the exporter at `addr`, as `name{labels} value` lines.
+fn report_series(addr: &str) -> Vec<String> {
+    let (code, body) = get_blocking(&format!("http://{addr}/metrics"));
+    assert_eq!(code, 200, "/metrics of {addr}");
+    let mut out: Vec<String> = body
+        .lines()
+        .filter(|l| {
+            l.starts_with("mailauth_dmarc_report_messages_total")
+                || l.starts_with("mailauth_dmarc_reports_total")
+                || l.starts_with("mailauth_dmarc_report_last_end_timestamp_seconds")
+                || l.starts_with("mailauth_tlsrpt_")
+        })
+        .map(str::to_string)
+        .collect();
+    out.sort();
+    out
+}
+
+fn rua_scrape() -> Vec<Sample> {
+    match get_blocking(&format!("http://{RUA_EXPORTER}/metrics")) {
+        (200, body) => parse_metrics(&body),
+        other => panic!("/metrics of the reports exporter: {other:?}"),
+    }
+}
+
+/// Waits until every `(name, labels, value)` holds on the reports exporter.
+/// A metric's name, labels and wanted value.
+type Want<'a> = (&'a str, &'a [(&'a str, &'a str)], f64);
+
+fn wait_rua(what: &str, want: &[Want]) {
+    util::wait_for(
+        what,
+        WAIT,
+        || {
+            let m = rua_scrape();
+            want.iter()
+                .all(|(name, labels, v)| value(&m, name, labels) == Some(*v))
+                .then_some(())
+        },
+        || report_series(RUA_EXPORTER).join("\n"),
+    );
+}
+
+/// Scenario 10: reports mailed through Postfix to the domain's `rua` mailbox, as Google
+/// (zip), Mimecast (gzip), Amazon SES (octet-stream) and a TLS-RPT reporter send them:
+/// each counted once, moved to Archive, a non-report moved to Invalid, another folder left
+/// alone, the counts kept across an exporter restart, and the report alerts firing.
+#[test]
+fn scenario_10_reports_mailed_to_the_rua_mailbox() {
+    let (_guard, bed) = scenario();
+    let user = "dmarc-reports";
+    let work = bed.dir.join("under-test/rua");
+    let _ = std::fs::remove_dir_all(&work);
+    std::fs::create_dir_all(work.join("state")).unwrap();
+    let wrong_pw = work.join("wrong-password");
+    std::fs::write(&wrong_pw, "not-the-password\n").unwrap();
+    let config = work.join("rua.toml");
+    std::fs::write(
+        &config,
+        rua_config(&bed.env, &work.join("state"), &wrong_pw),
+    )
+    .unwrap();
+    let start = |n: u32| {
+        tethered(
+            &[
+                env!("CARGO_BIN_EXE_mailauth-exporter"),
+                "--config",
+                config.to_str().unwrap(),
+                "--log.level",
+                "info",
+            ],
+            &work.join(format!("exporter-{n}.log")),
+        )
+    };
+
+    // A foreign message in another folder of the rua mailbox, delivered the Maildir way.
+    let other = bed
+        .dir
+        .join("mail/receiver.test")
+        .join(user)
+        .join("Maildir/.Other");
+    for sub in ["new", "cur", "tmp"] {
+        std::fs::create_dir_all(other.join(sub)).unwrap();
+    }
+    let foreign = other.join("new/1700000000.e2e.foreign");
+    let foreign_text = "From: someone@receiver.test\r\nSubject: keep me\r\n\r\nnot yours\r\n";
+    std::fs::write(&foreign, foreign_text).unwrap();
+    // Dovecot delivers as the mail user (tests/e2e/bed.sh): the home it finds must be its own.
+    let home = bed.dir.join("mail/receiver.test").join(user);
+    let chown = Command::new("chown")
+        .arg("-R")
+        .arg("mail:mail")
+        .arg(&home)
+        .status()
+        .unwrap();
+    assert!(chown.success(), "chown {}", home.display());
+
+    // The reports, from the corpus, about the bed's domain.
+    let google = rewrite(
+        &rewrite(
+            &corpus("cry-inc/dmarc-reports/google.xml"),
+            "foo-bar.io",
+            DOMAIN,
+        ),
+        "<source_ip>1.2.3.4</source_ip>",
+        "<source_ip>127.0.5.10</source_ip>",
+    );
+    let google_name = "google.com!example.test!1709683200!1709769599";
+    let google_mail = report_mail(
+        "noreply-dmarc-support@google.com",
+        &format!("Report domain: {DOMAIN} Submitter: google.com Report-ID: 3166094538684628578"),
+        "3166094538684628578@google.com",
+        "application/zip",
+        &format!("{google_name}.zip"),
+        &zip_one(&format!("{google_name}.xml"), google.as_bytes()),
+    );
+    // One record from a stranger's IP, failing DKIM and SPF alignment (quarantined).
+    let mimecast = rewrite(
+        &rewrite(
+            &corpus("cry-inc/dmarc-reports/hardfail.xml"),
+            "mydomain.org",
+            DOMAIN,
+        ),
+        "<source_ip>42.42.42.42</source_ip>",
+        &format!("<source_ip>{STRANGER_IP}</source_ip>"),
+    );
+    let tlsrpt = rewrite(
+        &corpus("cry-inc/smtp-tls-reports/google.json"),
+        "foo-bar.io",
+        DOMAIN,
+    );
+    smtp_send("noreply-dmarc-support@google.com", RUA, &google_mail);
+    smtp_send(
+        "dmarc-reports@mimecast.test",
+        RUA,
+        &report_mail(
+            "DMARC Aggregate Report <dmarc-reports@mimecast.test>",
+            "Mimecast DMARC Aggregate Report",
+            "abcdef@mimecast.test",
+            "application/gzip",
+            "Mimecast_DMARC-Aggregate-Report_abcdef.XML.GZ",
+            &gzip(mimecast.as_bytes()),
+        ),
+    );
+    smtp_send(
+        "noreply-smtp-tls-reporting@google.com",
+        RUA,
+        &report_mail(
+            "noreply-smtp-tls-reporting@google.com",
+            &format!("Report Domain: {DOMAIN} Submitter: google.com Report-ID: <2025-05-22T00:00:00Z_{DOMAIN}>"),
+            "tlsrpt-2025-05-22@google.com",
+            "application/tlsrpt+gzip",
+            &format!("google.com!{DOMAIN}!1747872000!1747958399!001.json.gz"),
+            &gzip(tlsrpt.as_bytes()),
+        ),
+    );
+    smtp_send(
+        "someone@receiver.test",
+        RUA,
+        "From: someone@receiver.test\r\nTo: dmarc-reports@example.test\r\n\
+         Subject: question about your DMARC policy\r\nMessage-ID: <not-a-report@receiver.test>\r\n\r\n\
+         Hello, is this the right address for DMARC questions?\r\n",
+    );
+
+    let mut exporter = start(1);
+    wait_for("the reports exporter to serve /metrics", WAIT, || {
+        ready(RUA_EXPORTER)
+    });
+    let read = |outcome: &'static str| [("source", "rua"), ("outcome", outcome)];
+    let msgs = |source: &'static str, disp: &'static str, res: &'static str| {
+        [
+            ("domain", DOMAIN),
+            ("source", source),
+            ("disposition", disp),
+            ("dkim", res),
+            ("spf", res),
+        ]
+    };
+    let (counted, invalid, duplicate) = (read("counted"), read("invalid"), read("duplicate"));
+    let (known, stranger) = (
+        msgs("bed", "none", "pass"),
+        msgs("unknown", "quarantine", "fail"),
+    );
+    let tls_ok = [
+        ("domain", DOMAIN),
+        ("policy_type", "sts"),
+        ("result", "success"),
+    ];
+    let rep = |r: &'static str| [("domain", DOMAIN), ("reporter", r)];
+    let (rep_google, rep_mimecast) = (rep("google.com"), rep("reporting org"));
+    wait_rua(
+        "the first three reports counted and the non-report refused",
+        &[
+            ("mailauth_reports_read_total", &counted, 3.0),
+            ("mailauth_reports_read_total", &invalid, 1.0),
+            ("mailauth_dmarc_report_messages_total", &known, 1.0),
+            ("mailauth_dmarc_report_messages_total", &stranger, 1.0),
+            ("mailauth_dmarc_reports_total", &rep_google, 1.0),
+            ("mailauth_dmarc_reports_total", &rep_mimecast, 1.0),
+            ("mailauth_tlsrpt_sessions_total", &tls_ok, 1.0),
+        ],
+    );
+    wait_for(
+        "reports in Archive, the non-report in Invalid",
+        WAIT,
+        || {
+            (bed.folder_files(user, "INBOX").is_empty()
+                && bed.folder_files(user, "Archive").len() == 3
+                && bed.folder_files(user, "Invalid").len() == 1)
+                .then_some(())
+        },
+    );
+
+    // Prometheus must have the stranger's series before it grows, or increase() cannot see it.
+    wait_for(
+        "Prometheus to scrape the stranger's first report",
+        WAIT,
+        || {
+            (promql(
+            "mailauth_dmarc_report_messages_total{job=\"rua-reader\",source=\"unknown\",disposition=\"quarantine\"}",
+        ) == Some(1.0))
+        .then_some(())
+        },
+    );
+
+    // Amazon SES: gzip as octet-stream with a telling name; 12 more quarantined messages
+    // from the stranger failing both alignments. And Google's report mailed again.
+    let amazon = [
+        ("website.com", DOMAIN),
+        (
+            "<source_ip>125.125.125.125</source_ip>",
+            "<source_ip>192.0.2.66</source_ip>",
+        ),
+        ("<count>1</count>", "<count>12</count>"),
+        (
+            "<disposition>none</disposition>",
+            "<disposition>quarantine</disposition>",
+        ),
+        ("<dkim>pass</dkim>", "<dkim>fail</dkim>"),
+        ("<spf>pass</spf>", "<spf>fail</spf>"),
+    ]
+    .iter()
+    .fold(corpus("cry-inc/dmarc-reports/aol.xml"), |t, (a, b)| {
+        rewrite(&t, a, b)
+    });
+    smtp_send(
+        "dmarc-reports@amazonses.test",
+        RUA,
+        &report_mail(
+            "dmarc-reports@amazonses.test",
+            &format!("Dmarc Aggregate Report Domain: {DOMAIN}"),
+            "website.com_1504828800@amazonses.test",
+            "application/octet-stream",
+            &format!("amazonses.com!{DOMAIN}!1504828800!1504915199.xml.gz"),
+            &gzip(amazon.as_bytes()),
+        ),
+    );
+    smtp_send("noreply-dmarc-support@google.com", RUA, &google_mail);
+    let rep_aol = rep("aol");
+    wait_rua(
+        "the Amazon SES report counted and Google's counted once",
+        &[
+            ("mailauth_reports_read_total", &counted, 4.0),
+            ("mailauth_reports_read_total", &duplicate, 1.0),
+            ("mailauth_reports_read_total", &invalid, 1.0),
+            ("mailauth_dmarc_report_messages_total", &known, 1.0),
+            ("mailauth_dmarc_report_messages_total", &stranger, 13.0),
+            ("mailauth_dmarc_reports_total", &rep_google, 1.0),
+            ("mailauth_dmarc_reports_total", &rep_aol, 1.0),
+        ],
+    );
+    wait_for("all five report mails in Archive", WAIT, || {
+        (bed.folder_files(user, "INBOX").is_empty() && bed.folder_files(user, "Archive").len() == 5)
+            .then_some(())
+    });
+
+    // The alerts, in the real Prometheus with the shipped rules.
+    wait_alert(
+        "MailauthReportSourceFailing",
+        &[("job", "rua-reader"), ("source", "broken")],
+        true,
+    );
+    // The working source fires too while its gauge is still 0 at start-up; it must clear.
+    wait_alert(
+        "MailauthReportSourceFailing",
+        &[("job", "rua-reader"), ("source", "rua")],
+        false,
+    );
+    wait_alert(
+        "MailauthDmarcUnknownSenderFailing",
+        &[("job", "rua-reader"), ("domain", DOMAIN)],
+        true,
+    );
+
+    // A restart on the same state_dir: the same values before anything new is read.
+    let before = report_series(RUA_EXPORTER);
+    assert!(before.len() >= 6, "report series: {before:?}");
+    drop(exporter.1);
+    exporter.0.wait().unwrap();
+    assert!(
+        ready(RUA_EXPORTER).is_none(),
+        "the reports exporter still serves"
+    );
+    exporter = start(2);
+    wait_for("the restarted reports exporter to serve", WAIT, || {
+        ready(RUA_EXPORTER)
+    });
+    assert_eq!(
+        report_series(RUA_EXPORTER),
+        before,
+        "report counts after a restart"
+    );
+
+    // The foreign message is where it was, as it was.
+    assert_eq!(std::fs::read_to_string(&foreign).unwrap(), foreign_text);
+    assert_eq!(bed.folder_files(user, "Other").len(), 1);
+    drop(exporter.1);
+    exporter.0.wait().unwrap();
 }

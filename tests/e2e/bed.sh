@@ -204,7 +204,8 @@ write_dovecot() {
   chown mail:mail "$BED/mail"
   pw=$(cat "$BED/secrets/password")
   {
-    for u in probe@receiver.test reports@receiver.test archive@receiver.test monitor@example.test; do
+    for u in probe@receiver.test reports@receiver.test archive@receiver.test monitor@example.test \
+      dmarc-reports@receiver.test; do
       echo "$u:{PLAIN}$pw::::::"
     done
   } >"$d/passwd"
@@ -497,12 +498,14 @@ CONF
 probe@receiver.test ok
 reports@receiver.test ok
 archive@receiver.test ok
+dmarc-reports@receiver.test ok
 CONF
-  # Verifier reports and bounces for the probes' return path land in the reports mailbox.
+  # Verifier reports and bounces for the probes' return path land in the reports mailbox;
+  # the DMARC record's rua address has a mailbox of its own, read by a [[reports]] source.
   cat >"$dir/etc/aliases" <<'CONF'
 monitor@bounce.example.test reports@receiver.test
 monitor@example.test reports@receiver.test
-dmarc-reports@example.test reports@receiver.test
+dmarc-reports@example.test dmarc-reports@receiver.test
 postmaster@receiver.test reports@receiver.test
 CONF
   local lmtp="lmtp:unix:$BED/run/dovecot-lmtp"
@@ -553,6 +556,10 @@ start() {
   start_verifier
   for pf in out in; do
     alive "postfix-$pf" && continue
+    # A fresh start begins with empty queues too: mail deferred by an earlier run (whose
+    # mailboxes are gone) must not turn up in this one.
+    rm -rf "$BED/postfix/$pf/queue"
+    mkdir -p "$BED/postfix/$pf/queue"
     postfix_check "$BED/postfix/$pf/etc"
     start_daemon "postfix-$pf" "$BED/postfix/$pf/master.out" \
       /usr/lib/postfix/sbin/master -c "$BED/postfix/$pf/etc" -d
