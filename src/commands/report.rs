@@ -45,12 +45,11 @@ async fn classify(report: &mut Report, classifier: &Classifier) {
     let Report::Aggregate(a) = report else {
         return;
     };
-    let domain = a.domain.clone();
-    for record in &mut a.records {
-        let source = classifier
-            .senders
-            .classify(classifier.dns.as_ref(), &domain, record)
-            .await;
+    let sources = classifier
+        .senders
+        .classify_report(classifier.dns.as_ref(), a)
+        .await;
+    for (record, source) in a.records.iter_mut().zip(sources) {
         record.source = Some(source);
     }
 }

@@ -13,7 +13,7 @@ use std::collections::HashMap;
 use std::net::IpAddr;
 use std::sync::Mutex;
 
-use super::aggregate::Record;
+use super::aggregate::{AggregateReport, Record};
 use crate::checks::spf::{check_terms, SpfResult};
 use crate::ip_range::IpRange;
 use crate::name::canonical;
@@ -149,6 +149,15 @@ impl SenderTable {
             }
         }
         UNKNOWN.to_string()
+    }
+
+    /// The `source` of every record of `report`, in record order.
+    pub async fn classify_report(&self, dns: &dyn Dns, report: &AggregateReport) -> Vec<String> {
+        let mut sources = Vec::with_capacity(report.records.len());
+        for record in &report.records {
+            sources.push(self.classify(dns, &report.domain, record).await);
+        }
+        sources
     }
 
     fn memo(&self) -> std::sync::MutexGuard<'_, HashMap<(usize, IpAddr, String), bool>> {

@@ -93,9 +93,15 @@ impl ReportReaders {
         }));
         for source in &config.reports {
             shared.metrics.report_source_configured(source.name());
+            // Validation guarantees a directory or a known mailbox; were it otherwise the
+            // source stays unread and its last-read gauge at 0 says so.
+            let Some(opened) = open_source(config, source, &shared) else {
+                tracing::error!(source = %source.name(), "report source names neither a directory nor a known mailbox");
+                continue;
+            };
             let reader = Reader {
                 name: source.name().to_string(),
-                source: Arc::new(Mutex::new(open_source(config, source, &shared))),
+                source: Arc::new(Mutex::new(opened)),
                 poll: source.poll_interval,
                 shared: shared.clone(),
             };
@@ -112,13 +118,15 @@ impl ReportReaders {
 }
 
 /// The source a `[[reports]]` entry names.
-fn open_source(config: &Config, source: &ReportsConfig, shared: &Shared) -> Box<dyn ReportSource> {
+fn open_source(
+    config: &Config,
+    source: &ReportsConfig,
+    shared: &Shared,
+) -> Option<Box<dyn ReportSource>> {
     match (&source.directory, &source.mailbox) {
-        (Some(dir), _) => Box::new(DirectorySource::new(dir, source.max_report_bytes)),
+        (Some(dir), _) => Some(Box::new(DirectorySource::new(dir, source.max_report_bytes))),
         (None, Some(name)) => {
-            let Some(mailbox) = config.mailbox.get(name.get_ref()) else {
-                return Box::new(Unsupported(format!("no [mailbox.{}]", name.get_ref())));
-            };
+            let mailbox = config.mailbox.get(name.get_ref())?;
             let folder = ImapFolder::new(
                 mailbox,
                 &source.archive_folder,
@@ -126,7 +134,7 @@ fn open_source(config: &Config, source: &ReportsConfig, shared: &Shared) -> Box<
                 source.max_report_bytes,
             );
             if mailbox.auth == AuthMethod::Password {
-                return Box::new(folder);
+                return Some(Box::new(folder));
             }
             // OAuth2: the token comes from the same cache and endpoint code as the probe's
             // (`mail::probe::credential`), asked from the source's blocking thread.
@@ -135,7 +143,7 @@ fn open_source(config: &Config, source: &ReportsConfig, shared: &Shared) -> Box<
             let mailbox = mailbox.clone();
             let store = shared.store.clone();
             let failures = shared.metrics.oauth2_refresh_failures.clone();
-            Box::new(folder.with_credential(Box::new(move || {
+            Some(Box::new(folder.with_credential(Box::new(move || {
                 let mut failed = Vec::new();
                 let token = handle.block_on(crate::mail::probe::credential(
                     &section,
@@ -149,31 +157,9 @@ fn open_source(config: &Config, source: &ReportsConfig, shared: &Shared) -> Box<
                     failures.with_label_values(&[server]).inc();
                 }
                 token?.ok_or_else(|| format!("[{section}]: no access token"))
-            })))
+            }))))
         }
-        (None, None) => Box::new(Unsupported("no mailbox or directory".to_string())),
-    }
-}
-
-/// A source that cannot be read, saying why on every call.
-struct Unsupported(String);
-
-impl ReportSource for Unsupported {
-    fn pending(&mut self, _: usize) -> Result<Vec<ItemKey>, SourceError> {
-        Err(SourceError::Unavailable(self.0.clone()))
-    }
-    fn read(&mut self, _: &ItemKey) -> Result<Option<crate::reports::source::Item>, SourceError> {
-        Err(SourceError::Unavailable(self.0.clone()))
-    }
-    fn archive(&mut self, _: &ItemKey) -> Result<(), SourceError> {
-        Err(SourceError::Unavailable(self.0.clone()))
-    }
-    fn reject(&mut self, _: &ItemKey) -> Result<(), SourceError> {
-        Err(SourceError::Unavailable(self.0.clone()))
-    }
-    fn wait(&mut self, max_wait: Duration) -> Result<(), SourceError> {
-        std::thread::sleep(max_wait);
-        Ok(())
+        (None, None) => None,
     }
 }
 
@@ -185,10 +171,9 @@ async fn publish(shared: &Shared) -> Result<(), ReadRoundError> {
     })
     .await
     .map_err(|e| ReadRoundError::Task(e.to_string()))??;
-    let watched = shared.watched.clone();
     shared
         .metrics
-        .set_report_counts(&counts, &reporters, &move |d| watched(d));
+        .set_report_counts(&counts, &reporters, &*shared.watched);
     Ok(())
 }
 
@@ -330,8 +315,8 @@ impl Reader {
         let mut outcome = ItemOutcome::default();
         for report in &unpacked.reports {
             let sources = self.classify(report).await;
-            let watched = self.shared.watched.clone();
-            let (tally, skipped) = tally::tally(report, &move |d| watched(d), &sources, now_unix());
+            let (tally, skipped) =
+                tally::tally(report, &*self.shared.watched, &sources, now_unix());
             for s in skipped {
                 tracing::warn!(source = %self.name, item = %key, "{s}");
             }
@@ -374,19 +359,9 @@ impl Reader {
         if !(self.shared.watched)(&domain) {
             return Vec::new();
         }
-        let mut sources = Vec::with_capacity(a.records.len());
-        for record in &a.records {
-            let name = match self.shared.senders.classify_offline(&domain, record) {
-                Some(name) => name.to_string(),
-                None => {
-                    self.shared
-                        .senders
-                        .classify(self.shared.dns.as_ref(), &domain, record)
-                        .await
-                }
-            };
-            sources.push(name);
-        }
-        sources
+        self.shared
+            .senders
+            .classify_report(self.shared.dns.as_ref(), a)
+            .await
     }
 }

@@ -325,37 +325,32 @@ fn add_reporter(tx: &Transaction<'_>, add: &ReporterAdd, max: usize) -> rusqlite
 }
 
 fn add_source(tx: &Transaction<'_>, row: &SourceRow) -> rusqlite::Result<()> {
-    let exists: bool = tx
-        .prepare_cached(
-            "SELECT 1 FROM report_source WHERE domain = ?1 AND day = ?2 AND source = ?3 AND ip = ?4",
-)?
-.query_row(
-            params![row.domain, row.day, row.source, row.ip],
-            |_| Ok(()),
-        )
-        .optional()?
-        .is_some();
-    let ip = if exists {
-        row.ip.as_str()
-    } else {
-        let ips: i64 = tx
-            .prepare_cached("SELECT COUNT(*) FROM report_source WHERE domain = ?1 AND day = ?2")?
-            .query_row(params![row.domain, row.day], |r| r.get(0))?;
-        if ips < MAX_SOURCE_IPS {
-            row.ip.as_str()
-        } else {
-            "other"
-        }
-    };
-    let old: Option<[i64; 5]> = tx
-        .prepare_cached(
+    let counts = |ip: &str| -> rusqlite::Result<Option<[i64; 5]>> {
+        tx.prepare_cached(
             "SELECT messages, dkim_pass, spf_pass, quarantine, reject FROM report_source
              WHERE domain = ?1 AND day = ?2 AND source = ?3 AND ip = ?4",
         )?
         .query_row(params![row.domain, row.day, row.source, ip], |r| {
             Ok([r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?, r.get(4)?])
         })
-        .optional()?;
+        .optional()
+    };
+    // A new IP gets a row of its own while the domain's day has room, else it is `other`.
+    let (ip, old) = match counts(&row.ip)? {
+        Some(old) => (row.ip.as_str(), Some(old)),
+        None => {
+            let ips: i64 = tx
+                .prepare_cached(
+                    "SELECT COUNT(*) FROM report_source WHERE domain = ?1 AND day = ?2",
+                )?
+                .query_row(params![row.domain, row.day], |r| r.get(0))?;
+            if ips < MAX_SOURCE_IPS {
+                (row.ip.as_str(), None)
+            } else {
+                ("other", counts("other")?)
+            }
+        }
+    };
     let old = old.unwrap_or_default().map(from_sql);
     let new = [
         row.messages,
