@@ -19,7 +19,7 @@ use super::destination::Destinations;
 
 use crate::checks::mx::MxReport;
 use crate::findings::{Check, Code, Finding};
-use crate::resolver::{Dns, RData, RecordType};
+use crate::resolver::{Dns, DnsError, RData, RecordType};
 
 #[derive(Clone, Debug, PartialEq, Eq, Serialize)]
 pub struct Tlsa {
@@ -68,9 +68,61 @@ fn digest(matching: u8, data: &[u8]) -> Option<Vec<u8>> {
     }
 }
 
-/// Whether `record` matches the certificate `cert` (DER).
-pub fn matches(usage_selector_matching: (u8, u8, u8), association: &[u8], cert: &[u8]) -> bool {
-    let (_, selector, matching) = usage_selector_matching;
+/// One TLSA record's fields (RFC 6698 §2.1), borrowed from the answer.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Association<'a> {
+    /// 0 PKIX-TA, 1 PKIX-EE, 2 DANE-TA, 3 DANE-EE (RFC 7218 names).
+    pub usage: u8,
+    /// 0 the whole certificate, 1 its SubjectPublicKeyInfo.
+    pub selector: u8,
+    /// 0 exact, 1 SHA-256, 2 SHA-512.
+    pub matching: u8,
+    pub data: &'a [u8],
+}
+
+impl<'a> Association<'a> {
+    pub fn of(record: &'a RData) -> Option<Association<'a>> {
+        match record {
+            RData::Tlsa {
+                usage,
+                selector,
+                matching,
+                data,
+            } => Some(Association {
+                usage: *usage,
+                selector: *selector,
+                matching: *matching,
+                data,
+            }),
+            _ => None,
+        }
+    }
+
+    /// RFC 7672 §3.1: SMTP uses DANE-TA(2) and DANE-EE(3) only.
+    fn usable_for_smtp(&self) -> bool {
+        self.usage == 2 || self.usage == 3
+    }
+
+    /// Whether the record matches a certificate of `chain` (DER, end entity first): the end
+    /// entity for DANE-EE, an issuer above it for DANE-TA.
+    fn matches_chain(&self, chain: &[Vec<u8>]) -> bool {
+        let candidates: &[Vec<u8>] = if self.usage == 3 {
+            &chain[..1.min(chain.len())]
+        } else {
+            chain.get(1..).unwrap_or(&[])
+        };
+        candidates.iter().any(|c| self.matches(c))
+    }
+
+    /// Whether the record's data matches the certificate `cert` (DER) by its selector and
+    /// matching type; the usage does not enter (which certificate is compared is the
+    /// caller's choice).
+    pub fn matches(&self, cert: &[u8]) -> bool {
+        matches(self.selector, self.matching, self.data, cert)
+    }
+}
+
+fn matches(selector: u8, matching: u8, association: &[u8], cert: &[u8]) -> bool {
     let selected = match selector {
         0 => Some(cert),
         1 => crate::der::spki(cert),
@@ -81,7 +133,54 @@ pub fn matches(usage_selector_matching: (u8, u8, u8), association: &[u8], cert: 
         .is_some_and(|d| d == association)
 }
 
-type ChainResult = Result<Vec<Vec<u8>>, String>;
+/// Why the MX's certificate chain could not be read (finding `dane.starttls_failed`). Kept
+/// as text where the cause is an I/O or TLS error, since failures are cached and shared.
+#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
+pub enum StartTlsError {
+    #[error("{host} ({ip}) port {port}: {reason}")]
+    Connect {
+        host: String,
+        ip: IpAddr,
+        port: u16,
+        reason: String,
+    },
+    #[error("{host} ({ip}) port {port}: no answer within {seconds}s")]
+    Timeout {
+        host: String,
+        ip: IpAddr,
+        port: u16,
+        seconds: u64,
+    },
+    /// A reply that could not be read (closed, too long, I/O).
+    #[error("{0}")]
+    Reply(String),
+    #[error("{host} greeted with {code}")]
+    Greeting { host: String, code: String },
+    #[error("{host} does not offer STARTTLS")]
+    NotOffered { host: String },
+    #[error("{host} refused STARTTLS with {code}")]
+    Refused { host: String, code: String },
+    /// Plaintext queued after the 220 would be taken as TLS (the STARTTLS injection of
+    /// CVE-2011-0411 and its kin): refused rather than read.
+    #[error("{host} sent data after STARTTLS before the handshake")]
+    DataAfterStartTls { host: String },
+    #[error("{host}: {reason}")]
+    Write { host: String, reason: String },
+    #[error("{host}: {reason}")]
+    InvalidName { host: String, reason: String },
+    #[error("TLS with {host}: {reason}")]
+    Handshake { host: String, reason: String },
+    #[error("{host} presented no certificate")]
+    NoCertificate { host: String },
+}
+
+impl From<ReplyError> for StartTlsError {
+    fn from(e: ReplyError) -> Self {
+        StartTlsError::Reply(e.to_string())
+    }
+}
+
+type ChainResult = Result<Vec<Vec<u8>>, StartTlsError>;
 type ChainCache = Mutex<HashMap<(String, IpAddr, u16), (Instant, ChainResult)>>;
 
 /// Chains read recently, by (host, address, port): an MX is not connected to on every DNS
@@ -114,10 +213,12 @@ pub async fn fetch_chain(host: &str, ip: IpAddr, port: u16, timeout: Duration) -
     let result = tokio::time::timeout(timeout, fetch_chain_inner(host, ip, port))
         .await
         .unwrap_or_else(|_| {
-            Err(format!(
-                "{host} ({ip}) port {port}: no answer within {}s",
-                timeout.as_secs()
-            ))
+            Err(StartTlsError::Timeout {
+                host: host.to_string(),
+                ip,
+                port,
+                seconds: timeout.as_secs(),
+            })
         });
     let mut map = cache
         .lock()
@@ -236,55 +337,69 @@ async fn read_reply<R: tokio::io::AsyncBufRead + Unpin>(
     }
 }
 
-async fn fetch_chain_inner(host: &str, ip: IpAddr, port: u16) -> Result<Vec<Vec<u8>>, String> {
+async fn fetch_chain_inner(host: &str, ip: IpAddr, port: u16) -> ChainResult {
+    let owned = || host.to_string();
+    let write_failed = |e: std::io::Error| StartTlsError::Write {
+        host: owned(),
+        reason: e.to_string(),
+    };
     let tcp = tokio::net::TcpStream::connect(SocketAddr::new(ip, port))
         .await
-        .map_err(|e| format!("{host} ({ip}) port {port}: {e}"))?;
+        .map_err(|e| StartTlsError::Connect {
+            host: owned(),
+            ip,
+            port,
+            reason: e.to_string(),
+        })?;
     let mut reader = BufReader::new(tcp);
-    let (code, _) = read_reply(&mut reader, host)
-        .await
-        .map_err(|e| e.to_string())?;
+    let (code, _) = read_reply(&mut reader, host).await?;
     if code != "220" {
-        return Err(format!("{host} greeted with {code}"));
+        return Err(StartTlsError::Greeting {
+            host: owned(),
+            code,
+        });
     }
     reader
         .get_mut()
         .write_all(b"EHLO mailauth-exporter.invalid\r\n")
         .await
-        .map_err(|e| format!("{host}: {e}"))?;
-    let (code, lines) = read_reply(&mut reader, host)
-        .await
-        .map_err(|e| e.to_string())?;
+        .map_err(write_failed)?;
+    let (code, lines) = read_reply(&mut reader, host).await?;
     if code != "250"
         || !lines.iter().any(|l| {
             l.get(4..)
                 .is_some_and(|k| k.eq_ignore_ascii_case("STARTTLS"))
         })
     {
-        return Err(format!("{host} does not offer STARTTLS"));
+        return Err(StartTlsError::NotOffered { host: owned() });
     }
     reader
         .get_mut()
         .write_all(b"STARTTLS\r\n")
         .await
-        .map_err(|e| format!("{host}: {e}"))?;
-    let (code, _) = read_reply(&mut reader, host)
-        .await
-        .map_err(|e| e.to_string())?;
+        .map_err(write_failed)?;
+    let (code, _) = read_reply(&mut reader, host).await?;
     if code != "220" {
-        return Err(format!("{host} refused STARTTLS with {code}"));
+        return Err(StartTlsError::Refused {
+            host: owned(),
+            code,
+        });
     }
     if !reader.buffer().is_empty() {
-        return Err(format!(
-            "{host} sent data after STARTTLS before the handshake"
-        ));
+        return Err(StartTlsError::DataAfterStartTls { host: owned() });
     }
     let tcp = reader.into_inner();
-    let name = ServerName::try_from(host.to_string()).map_err(|e| format!("{host}: {e}"))?;
+    let name = ServerName::try_from(host.to_string()).map_err(|e| StartTlsError::InvalidName {
+        host: owned(),
+        reason: e.to_string(),
+    })?;
     let tls = tokio_rustls::TlsConnector::from(crate::tls::capture_config())
         .connect(name, tcp)
         .await
-        .map_err(|e| format!("TLS with {host}: {e}"))?;
+        .map_err(|e| StartTlsError::Handshake {
+            host: owned(),
+            reason: e.to_string(),
+        })?;
     let (_, conn) = tls.get_ref();
     let chain = conn
         .peer_certificates()
@@ -293,19 +408,16 @@ async fn fetch_chain_inner(host: &str, ip: IpAddr, port: u16) -> Result<Vec<Vec<
         .map(|c| c.as_ref().to_vec())
         .collect::<Vec<_>>();
     if chain.is_empty() {
-        return Err(format!("{host} presented no certificate"));
+        return Err(StartTlsError::NoCertificate { host: owned() });
     }
     Ok(chain)
 }
 
 /// Whether the resolver vouched for `domain`'s MX RRset: TLSA records of an MX host reached
 /// through an insecure MX answer are not used either (RFC 7672 §2.2.1).
-async fn mx_secure(dns: &dyn Dns, domain: &str) -> Result<bool, String> {
+async fn mx_secure(dns: &dyn Dns, domain: &str) -> Result<bool, DnsError> {
     let answer = dns.lookup_authenticated(domain, RecordType::Mx).await;
-    match answer.result {
-        Ok(_) => Ok(answer.authenticated),
-        Err(e) => Err(format!("MX lookup of {domain} with DNSSEC: {e}")),
-    }
+    answer.result.map(|_| answer.authenticated)
 }
 
 /// Checks every MX host of `domain` that publishes TLSA records.
@@ -321,7 +433,7 @@ pub async fn check(
         answered: true,
         ..Default::default()
     };
-    let mut mx_validated: Option<Result<bool, String>> = None;
+    let mut mx_validated: Option<Result<bool, DnsError>> = None;
     for host in &mx.hosts {
         let name = format!("_25._tcp.{}", host.host);
         let secure = dns.lookup_authenticated(&name, RecordType::Tlsa).await;
@@ -336,18 +448,10 @@ pub async fn check(
                 continue;
             }
         };
-        let tlsa: Vec<(u8, u8, u8, Vec<u8>)> = answer
+        let tlsa: Vec<Association> = answer
             .records()
             .iter()
-            .filter_map(|r| match r {
-                RData::Tlsa {
-                    usage,
-                    selector,
-                    matching,
-                    data,
-                } => Some((*usage, *selector, *matching, data.clone())),
-                _ => None,
-            })
+            .filter_map(Association::of)
             .collect();
         if tlsa.is_empty() {
             continue;
@@ -356,11 +460,11 @@ pub async fn check(
             host: host.host.clone(),
             tlsa: tlsa
                 .iter()
-                .map(|(u, s, m, d)| Tlsa {
-                    usage: *u,
-                    selector: *s,
-                    matching: *m,
-                    data: d.iter().map(|b| format!("{b:02x}")).collect(),
+                .map(|a| Tlsa {
+                    usage: a.usage,
+                    selector: a.selector,
+                    matching: a.matching,
+                    data: a.data.iter().map(|b| format!("{b:02x}")).collect(),
                 })
                 .collect(),
             ..Default::default()
@@ -371,9 +475,10 @@ pub async fn check(
         match mx_validated.as_ref().expect("set above") {
             Err(e) => {
                 report.answered = false;
-                report
-                    .findings
-                    .push(Finding::dns_error(Check::Dane, e.clone()));
+                report.findings.push(Finding::dns_error(
+                    Check::Dane,
+                    format!("MX lookup of {domain} with DNSSEC: {e}"),
+                ));
             }
             Ok(mx_ok) => {
                 entry.dnssec_validated = Some(*mx_ok && secure.authenticated);
@@ -386,8 +491,7 @@ pub async fn check(
                 }
             }
         }
-        let usable: Vec<&(u8, u8, u8, Vec<u8>)> =
-            tlsa.iter().filter(|t| t.0 == 2 || t.0 == 3).collect();
+        let usable: Vec<&Association> = tlsa.iter().filter(|a| a.usable_for_smtp()).collect();
         if usable.is_empty() {
             report.findings.push(Finding::new(
                 Code::DaneUnusable,
@@ -421,13 +525,10 @@ pub async fn check(
         match fetch_chain(&host.host, ip, port, timeout).await {
             Err(e) => report
                 .findings
-                .push(Finding::new(Code::DaneStarttlsFailed, e)),
+                .push(Finding::new(Code::DaneStarttlsFailed, e.to_string())),
             Ok(chain) => {
                 entry.not_after = crate::der::not_after(&chain[0]);
-                let matched = usable.iter().any(|(u, s, m, d)| {
-                    let candidates: &[Vec<u8>] = if *u == 3 { &chain[..1] } else { &chain[1..] };
-                    candidates.iter().any(|c| matches((*u, *s, *m), d, c))
-                });
+                let matched = usable.iter().any(|a| a.matches_chain(&chain));
                 entry.dane_match = Some(matched);
                 if !matched {
                     report.findings.push(Finding::new(

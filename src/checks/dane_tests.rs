@@ -90,7 +90,13 @@ fn matching_by_selector_and_matching_type() {
         (0, 1, Vec::new(), false),
     ] {
         assert_eq!(
-            matches((3, selector, matching), &association, &cert),
+            Association {
+                usage: 3,
+                selector,
+                matching,
+                data: &association
+            }
+            .matches(&cert),
             expected,
             "selector {selector} matching {matching}"
         );
@@ -101,7 +107,14 @@ fn matching_by_selector_and_matching_type() {
 fn the_usage_does_not_change_what_matches() {
     let cert = cert();
     for usage in 0..=3 {
-        assert!(matches((usage, 1, 1), &hex(SPKI_SHA256), &cert));
+        let spki = hex(SPKI_SHA256);
+        let record = Association {
+            usage,
+            selector: 1,
+            matching: 1,
+            data: &spki,
+        };
+        assert!(record.matches(&cert));
     }
 }
 
@@ -109,7 +122,14 @@ fn the_usage_does_not_change_what_matches() {
 fn a_truncated_certificate_matches_no_public_key() {
     let cert = cert();
     for n in 0..cert.len() {
-        assert!(!matches((3, 1, 1), &hex(SPKI_SHA256), &cert[..n]), "{n}");
+        let spki = hex(SPKI_SHA256);
+        let record = Association {
+            usage: 3,
+            selector: 1,
+            matching: 1,
+            data: &spki,
+        };
+        assert!(!record.matches(&cert[..n]), "{n}");
     }
 }
 
@@ -353,4 +373,27 @@ async fn starttls_failures_are_reported_as_such() {
         assert_eq!(r.findings[0].message, says);
         assert_eq!(r.hosts[0].dane_match, None);
     }
+}
+
+#[test]
+fn dane_ee_compares_the_end_entity_and_dane_ta_the_issuers() {
+    let cert = cert();
+    let spki = hex(SPKI_SHA256);
+    let record = |usage| Association {
+        usage,
+        selector: 1,
+        matching: 1,
+        data: &spki,
+    };
+    let as_end_entity = vec![cert.clone(), b"issuer".to_vec()];
+    let as_issuer = vec![b"leaf".to_vec(), cert.clone()];
+    assert!(record(3).matches_chain(&as_end_entity));
+    assert!(!record(3).matches_chain(&as_issuer));
+    assert!(record(2).matches_chain(&as_issuer));
+    assert!(!record(2).matches_chain(&as_end_entity));
+    // A chain of one has no issuer; an empty chain matches nothing (and does not panic).
+    assert!(!record(2).matches_chain(&as_end_entity[..1]));
+    assert!(!record(3).matches_chain(&[]));
+    assert!(record(3).usable_for_smtp() && record(2).usable_for_smtp());
+    assert!(!record(1).usable_for_smtp() && !record(0).usable_for_smtp());
 }

@@ -45,9 +45,35 @@ pub struct Policy {
     pub max_age: u32,
 }
 
+/// Why a fetched policy text is not a policy (finding `mta_sts.syntax`).
+#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
+pub enum PolicyError {
+    #[error("line {0:?} is not key: value")]
+    NotKeyValue(String),
+    #[error("mode {0:?} is not enforce, testing or none")]
+    UnknownMode(String),
+    #[error("max_age {0:?} is not a number")]
+    MaxAgeNotANumber(String),
+    /// §3.2: "max_age: Max lifetime of the policy (plaintext non-negative integer
+    /// seconds, maximum value of 31557600)".
+    #[error("max_age {0} is over 31557600 (one year)")]
+    MaxAgeTooLong(u32),
+    #[error("mx {0:?} is not a host name or *.wildcard")]
+    InvalidMx(String),
+    #[error("the policy must say version: STSv1")]
+    NotVersion1,
+    #[error("the policy has no mode")]
+    NoMode,
+    #[error("the policy has no max_age")]
+    NoMaxAge,
+    /// A policy in `enforce` or `testing` without an `mx` line matches no host at all.
+    #[error("the policy lists no mx")]
+    NoMx,
+}
+
 /// RFC 8461 §3.2: `key: value` lines (CRLF or LF); version STSv1, mode, one or more mx
 /// patterns (unless mode none), max_age up to 31557600.
-pub fn parse_policy(text: &str) -> Result<Policy, String> {
+pub fn parse_policy(text: &str) -> Result<Policy, PolicyError> {
     let mut version = None;
     let mut mode = None;
     let mut max_age = None;
@@ -59,7 +85,7 @@ pub fn parse_policy(text: &str) -> Result<Policy, String> {
     {
         let (key, value) = line
             .split_once(':')
-            .ok_or_else(|| format!("line {line:?} is not key: value"))?;
+            .ok_or_else(|| PolicyError::NotKeyValue(line.to_string()))?;
         let value = value.trim();
         match key.trim() {
             "version" => version = Some(value.to_string()),
@@ -68,15 +94,15 @@ pub fn parse_policy(text: &str) -> Result<Policy, String> {
                     "enforce" => Mode::Enforce,
                     "testing" => Mode::Testing,
                     "none" => Mode::None,
-                    other => return Err(format!("mode {other:?} is not enforce, testing or none")),
+                    other => return Err(PolicyError::UnknownMode(other.to_string())),
                 })
             }
             "max_age" => {
                 let n: u32 = value
                     .parse()
-                    .map_err(|_| format!("max_age {value:?} is not a number"))?;
+                    .map_err(|_| PolicyError::MaxAgeNotANumber(value.to_string()))?;
                 if n > 31_557_600 {
-                    return Err(format!("max_age {n} is over 31557600 (one year)"));
+                    return Err(PolicyError::MaxAgeTooLong(n));
                 }
                 max_age = Some(n);
             }
@@ -84,7 +110,7 @@ pub fn parse_policy(text: &str) -> Result<Policy, String> {
                 let host = value.trim_end_matches('.').to_ascii_lowercase();
                 let bare = host.strip_prefix("*.").unwrap_or(&host);
                 if !crate::name::is_domain_name(bare) || bare.contains('*') {
-                    return Err(format!("mx {value:?} is not a host name or *.wildcard"));
+                    return Err(PolicyError::InvalidMx(value.to_string()));
                 }
                 mx.push(host);
             }
@@ -92,12 +118,12 @@ pub fn parse_policy(text: &str) -> Result<Policy, String> {
         }
     }
     if version.as_deref() != Some("STSv1") {
-        return Err("the policy must say version: STSv1".into());
+        return Err(PolicyError::NotVersion1);
     }
-    let mode = mode.ok_or("the policy has no mode")?;
-    let max_age = max_age.ok_or("the policy has no max_age")?;
+    let mode = mode.ok_or(PolicyError::NoMode)?;
+    let max_age = max_age.ok_or(PolicyError::NoMaxAge)?;
     if mx.is_empty() && mode != Mode::None {
-        return Err("the policy lists no mx".into());
+        return Err(PolicyError::NoMx);
     }
     Ok(Policy { mode, mx, max_age })
 }
@@ -124,9 +150,26 @@ pub enum FetchError {
         ip: IpAddr,
         range: &'static str,
     },
-    /// DNS, TCP, TLS or HTTP failed, or no answer came in time.
+    /// DNS, TCP or TLS failed, or no answer came in time.
     #[error("{0}")]
     Unreachable(String),
+    /// The connection ended before the end of the response head.
+    #[error("{host}: no complete HTTP response")]
+    IncompleteResponse { host: String },
+    /// Any status but 200; a 3xx is named, since redirects are refused (§3.3).
+    #[error("https://{host}/.well-known/mta-sts.txt answered HTTP {status}{}", redirect_note(.status))]
+    HttpStatus { host: String, status: String },
+    /// The response or the policy in it is over [`MAX_POLICY_BYTES`].
+    #[error("https://{host}/.well-known/mta-sts.txt is larger than {MAX_POLICY_BYTES} bytes")]
+    TooLarge { host: String },
+}
+
+fn redirect_note(status: &str) -> &'static str {
+    if status.starts_with('3') {
+        " (redirects are not followed, RFC 8461 §3.3)"
+    } else {
+        ""
+    }
 }
 
 /// Fetches the policy text of `domain` with `https`'s trust, deadline and destinations.
@@ -199,31 +242,29 @@ async fn fetch_inner(
     {
         Ok(buf) => buf,
         Err(crate::tls::BoundedReadError::TooLarge) => {
-            return Err(fail(format!(
-                "https://{host}/.well-known/mta-sts.txt is larger than {MAX_POLICY_BYTES} bytes"
-            )))
+            return Err(FetchError::TooLarge {
+                host: host.to_string(),
+            })
         }
         Err(crate::tls::BoundedReadError::Io(e)) => return Err(fail(format!("{host}: {e}"))),
     };
-    parse_response(host, &buf).map_err(fail)
+    parse_response(host, &buf)
 }
 
 /// The body of a 200 response, or why there is none (redirects are refused, §3.3).
-fn parse_response(host: &str, raw: &[u8]) -> Result<String, String> {
+fn parse_response(host: &str, raw: &[u8]) -> Result<String, FetchError> {
     let text = String::from_utf8_lossy(raw);
-    let (head, body) = text
-        .split_once("\r\n\r\n")
-        .ok_or_else(|| format!("{host}: no complete HTTP response"))?;
+    let (head, body) =
+        text.split_once("\r\n\r\n")
+            .ok_or_else(|| FetchError::IncompleteResponse {
+                host: host.to_string(),
+            })?;
     let status = head.split_whitespace().nth(1).unwrap_or("");
     if status != "200" {
-        let what = if status.starts_with('3') {
-            " (redirects are not followed, RFC 8461 §3.3)"
-        } else {
-            ""
-        };
-        return Err(format!(
-            "https://{host}/.well-known/mta-sts.txt answered HTTP {status}{what}"
-        ));
+        return Err(FetchError::HttpStatus {
+            host: host.to_string(),
+            status: status.to_string(),
+        });
     }
     let chunked = head.lines().any(|l| {
         let l = l.to_ascii_lowercase();
@@ -235,9 +276,9 @@ fn parse_response(host: &str, raw: &[u8]) -> Result<String, String> {
         body.to_string()
     };
     if body.len() > MAX_POLICY_BYTES {
-        return Err(format!(
-            "https://{host}/.well-known/mta-sts.txt is larger than {MAX_POLICY_BYTES} bytes"
-        ));
+        return Err(FetchError::TooLarge {
+            host: host.to_string(),
+        });
     }
     Ok(body)
 }
@@ -273,19 +314,42 @@ mod tests {
                 .mode,
             Mode::None
         );
-        assert!(parse_policy("version: STSv2\nmode: enforce\nmx: a.example\nmax_age: 1").is_err());
-        assert!(parse_policy("version: STSv1\nmode: strict\nmx: a.example\nmax_age: 1").is_err());
-        assert!(parse_policy("version: STSv1\nmode: enforce\nmax_age: 1")
-            .unwrap_err()
-            .contains("no mx"));
+        use PolicyError::*;
+        let refused = [
+            (
+                "version: STSv2\nmode: enforce\nmx: a.example\nmax_age: 1",
+                NotVersion1,
+            ),
+            ("mode: enforce\nmx: a.example\nmax_age: 1", NotVersion1),
+            (
+                "version: STSv1\nmode: strict\nmx: a.example\nmax_age: 1",
+                UnknownMode("strict".into()),
+            ),
+            ("version: STSv1\nmode: enforce\nmax_age: 1", NoMx),
+            ("version: STSv1\nmx: a.example\nmax_age: 1", NoMode),
+            ("version: STSv1\nmode: enforce\nmx: a.example", NoMaxAge),
+            (
+                "version: STSv1\nmode: enforce\nmx: a.example\nmax_age: 99999999",
+                MaxAgeTooLong(99_999_999),
+            ),
+            (
+                "version: STSv1\nmode: enforce\nmx: a.example\nmax_age: -1",
+                MaxAgeNotANumber("-1".into()),
+            ),
+            (
+                "version: STSv1\nmode: enforce\nmx: a.*.example\nmax_age: 1",
+                InvalidMx("a.*.example".into()),
+            ),
+            ("garbage", NotKeyValue("garbage".into())),
+        ];
+        for (text, want) in refused {
+            assert_eq!(parse_policy(text), Err(want), "{text:?}");
+        }
+        // The boundary itself is allowed.
         assert!(
-            parse_policy("version: STSv1\nmode: enforce\nmx: a.example\nmax_age: 99999999")
-                .is_err()
+            parse_policy("version: STSv1\nmode: testing\nmx: a.example\nmax_age: 31557600").is_ok()
         );
-        assert!(
-            parse_policy("version: STSv1\nmode: enforce\nmx: a.*.example\nmax_age: 1").is_err()
-        );
-        assert!(parse_policy("garbage").is_err());
+        assert_eq!(NoMx.to_string(), "the policy lists no mx");
     }
 
     #[test]
@@ -307,14 +371,26 @@ mod tests {
             .unwrap(),
             "version: STSv1\r\n"
         );
-        assert!(
-            parse_response("h", b"HTTP/1.1 301 Moved\r\nLocation: https://x/\r\n\r\n")
-                .unwrap_err()
-                .contains("redirects")
+        let moved =
+            parse_response("h", b"HTTP/1.1 301 Moved\r\nLocation: https://x/\r\n\r\n").unwrap_err();
+        assert_eq!(
+            moved.to_string(),
+            "https://h/.well-known/mta-sts.txt answered HTTP 301 (redirects are not followed, RFC 8461 §3.3)"
         );
-        assert!(parse_response("h", b"HTTP/1.1 404 Not Found\r\n\r\n")
-            .unwrap_err()
-            .contains("404"));
+        assert_eq!(
+            parse_response("h", b"HTTP/1.1 404 Not Found\r\n\r\n")
+                .unwrap_err()
+                .to_string(),
+            "https://h/.well-known/mta-sts.txt answered HTTP 404"
+        );
+        let big = format!(
+            "HTTP/1.1 200 OK\r\n\r\n{}",
+            "x".repeat(MAX_POLICY_BYTES + 1)
+        );
+        assert_eq!(
+            parse_response("h", big.as_bytes()),
+            Err(FetchError::TooLarge { host: "h".into() })
+        );
         assert_eq!(
             parse_response(
                 "h",
@@ -323,6 +399,9 @@ mod tests {
             .unwrap(),
             "hello"
         );
-        assert!(parse_response("h", b"garbage").is_err());
+        assert_eq!(
+            parse_response("h", b"garbage"),
+            Err(FetchError::IncompleteResponse { host: "h".into() })
+        );
     }
 }

@@ -95,26 +95,52 @@ async fn txt(
     }
 }
 
-/// RFC 8461 §3.1: `v=STSv1; id=<1-32 alphanumerics>;`.
-pub fn lint_mta_sts(text: &str) -> Result<String, String> {
-    let tags = taglist::parse(text).map_err(|e| e.to_string())?;
-    if tags.first().map(|(n, v)| (n.as_str(), v.as_str())) != Some(("v", "STSv1")) {
-        return Err("the record must start with v=STSv1".into());
+/// Why an MTA-STS, TLS-RPT or BIMI record is refused (`*.syntax` findings). The three
+/// share the tag list and the "version first" rule, so they share the conditions too.
+#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
+pub enum RecordError {
+    #[error(transparent)]
+    Tags(#[from] taglist::TagError),
+    /// The first tag is not `v=` with the record's one version (`STSv1`, `TLSRPTv1`,
+    /// `BIMI1`): receivers discard such a record as not theirs.
+    #[error("the record must start with v={0}")]
+    NotVersion(&'static str),
+    #[error("the required {0}= tag is missing")]
+    MissingTag(&'static str),
+    /// RFC 8461 §3.1: `sts-id = 1*32(ALPHA / DIGIT)`.
+    #[error("id={0:?} must be 1 to 32 letters and digits")]
+    InvalidId(String),
+    /// RFC 8460 §3: `tlsrpt-uri = URI` with the mailto: and https: schemes defined.
+    #[error("rua entry {0:?} is neither mailto: nor https:")]
+    InvalidRua(String),
+    /// BIMI's `l=` and `a=` are https URLs (or empty: declined).
+    #[error("{tag}={value:?} is not an https:// URL")]
+    NotHttps { tag: &'static str, value: String },
+}
+
+/// The record's tags when the first is `v=<version>`.
+fn versioned(text: &str, version: &'static str) -> Result<Vec<(String, String)>, RecordError> {
+    let tags = taglist::parse(text)?;
+    if tags.first().map(|(n, v)| (n.as_str(), v.as_str())) != Some(("v", version)) {
+        return Err(RecordError::NotVersion(version));
     }
-    let id = taglist::get(&tags, "id").ok_or("the required id= tag is missing")?;
+    Ok(tags)
+}
+
+/// RFC 8461 §3.1: `v=STSv1; id=<1-32 alphanumerics>;`.
+pub fn lint_mta_sts(text: &str) -> Result<String, RecordError> {
+    let tags = versioned(text, "STSv1")?;
+    let id = taglist::get(&tags, "id").ok_or(RecordError::MissingTag("id"))?;
     if id.is_empty() || id.len() > 32 || !id.bytes().all(|b| b.is_ascii_alphanumeric()) {
-        return Err(format!("id={id:?} must be 1 to 32 letters and digits"));
+        return Err(RecordError::InvalidId(id.to_string()));
     }
     Ok(id.to_string())
 }
 
 /// RFC 8460 §3: `v=TLSRPTv1; rua=<mailto: or https: URIs, comma-separated>`.
-pub fn lint_tls_rpt(text: &str) -> Result<Vec<String>, String> {
-    let tags = taglist::parse(text).map_err(|e| e.to_string())?;
-    if tags.first().map(|(n, v)| (n.as_str(), v.as_str())) != Some(("v", "TLSRPTv1")) {
-        return Err("the record must start with v=TLSRPTv1".into());
-    }
-    let rua = taglist::get(&tags, "rua").ok_or("the required rua= tag is missing")?;
+pub fn lint_tls_rpt(text: &str) -> Result<Vec<String>, RecordError> {
+    let tags = versioned(text, "TLSRPTv1")?;
+    let rua = taglist::get(&tags, "rua").ok_or(RecordError::MissingTag("rua"))?;
     let uris: Vec<String> = rua.split(',').map(|u| u.trim().to_string()).collect();
     for uri in &uris {
         let ok = match uri.split_once(':') {
@@ -125,19 +151,16 @@ pub fn lint_tls_rpt(text: &str) -> Result<Vec<String>, String> {
             _ => false,
         };
         if !ok {
-            return Err(format!("rua entry {uri:?} is neither mailto: nor https:"));
+            return Err(RecordError::InvalidRua(uri.clone()));
         }
     }
     Ok(uris)
 }
 
 /// BIMI: `v=BIMI1; l=<https URL of an SVG, or empty>; a=<https URL of the mark certificate>`.
-pub fn lint_bimi(text: &str) -> Result<(Option<String>, Option<String>), String> {
-    let tags = taglist::parse(text).map_err(|e| e.to_string())?;
-    if tags.first().map(|(n, v)| (n.as_str(), v.as_str())) != Some(("v", "BIMI1")) {
-        return Err("the record must start with v=BIMI1".into());
-    }
-    let https = |tag: &str, v: &str| -> Result<Option<String>, String> {
+pub fn lint_bimi(text: &str) -> Result<(Option<String>, Option<String>), RecordError> {
+    let tags = versioned(text, "BIMI1")?;
+    let https = |tag: &'static str, v: &str| -> Result<Option<String>, RecordError> {
         if v.is_empty() {
             return Ok(None);
         }
@@ -145,7 +168,10 @@ pub fn lint_bimi(text: &str) -> Result<(Option<String>, Option<String>), String>
             || v.len() <= "https://".len()
             || v.contains(char::is_whitespace)
         {
-            return Err(format!("{tag}={v:?} is not an https:// URL"));
+            return Err(RecordError::NotHttps {
+                tag,
+                value: v.to_string(),
+            });
         }
         Ok(Some(v.to_string()))
     };
@@ -367,10 +393,28 @@ mod tests {
             lint_mta_sts("v=STSv1; id=20240101T000000;").unwrap(),
             "20240101T000000"
         );
-        assert!(lint_mta_sts("v=STSv1;").unwrap_err().contains("id="));
-        assert!(lint_mta_sts("v=STSv1; id=a-b").is_err());
-        assert!(lint_mta_sts(&format!("v=STSv1; id={}", "a".repeat(33))).is_err());
-        assert!(lint_mta_sts("id=1; v=STSv1").is_err());
+        use RecordError::*;
+        assert_eq!(lint_mta_sts("v=STSv1;"), Err(MissingTag("id")));
+        assert_eq!(
+            MissingTag("id").to_string(),
+            "the required id= tag is missing"
+        );
+        assert_eq!(
+            lint_mta_sts("v=STSv1; id=a-b"),
+            Err(InvalidId("a-b".into()))
+        );
+        let long = "a".repeat(33);
+        assert_eq!(
+            lint_mta_sts(&format!("v=STSv1; id={long}")),
+            Err(InvalidId(long))
+        );
+        assert!(lint_mta_sts(&format!("v=STSv1; id={}", "a".repeat(32))).is_ok());
+        assert_eq!(lint_mta_sts("id=1; v=STSv1"), Err(NotVersion("STSv1")));
+        assert_eq!(
+            NotVersion("STSv1").to_string(),
+            "the record must start with v=STSv1"
+        );
+        assert!(matches!(lint_mta_sts("v=STSv1; id"), Err(Tags(_))));
     }
 
     #[test]
@@ -381,9 +425,24 @@ mod tests {
                 .len(),
             2
         );
-        assert!(lint_tls_rpt("v=TLSRPTv1;").unwrap_err().contains("rua="));
-        assert!(lint_tls_rpt("v=TLSRPTv1; rua=tls@example.com").is_err());
-        assert!(lint_tls_rpt("v=TLSRPTv1; rua=http://example.com/x").is_err());
+        assert_eq!(
+            lint_tls_rpt("v=TLSRPTv1;"),
+            Err(RecordError::MissingTag("rua"))
+        );
+        assert_eq!(
+            lint_tls_rpt("v=TLSRPTv1; rua=tls@example.com"),
+            Err(RecordError::InvalidRua("tls@example.com".into()))
+        );
+        assert_eq!(
+            lint_tls_rpt("v=TLSRPTv1; rua=mailto:a@b.example, http://example.com/x")
+                .unwrap_err()
+                .to_string(),
+            "rua entry \"http://example.com/x\" is neither mailto: nor https:"
+        );
+        assert_eq!(
+            lint_tls_rpt("v=STSv1; rua=mailto:a@b.example"),
+            Err(RecordError::NotVersion("TLSRPTv1"))
+        );
     }
 
     #[test]
@@ -399,7 +458,23 @@ mod tests {
             )
         );
         assert_eq!(lint_bimi("v=BIMI1; l=; a=;").unwrap(), (None, None));
-        assert!(lint_bimi("v=BIMI1; l=http://example.com/logo.svg").is_err());
-        assert!(lint_bimi("v=BIMI2; l=https://x.example/l.svg").is_err());
+        assert_eq!(
+            lint_bimi("v=BIMI1; l=http://example.com/logo.svg"),
+            Err(RecordError::NotHttps {
+                tag: "l",
+                value: "http://example.com/logo.svg".into()
+            })
+        );
+        assert_eq!(
+            lint_bimi("v=BIMI1; a=https://"),
+            Err(RecordError::NotHttps {
+                tag: "a",
+                value: "https://".into()
+            })
+        );
+        assert_eq!(
+            lint_bimi("v=BIMI2; l=https://x.example/l.svg"),
+            Err(RecordError::NotVersion("BIMI1"))
+        );
     }
 }

@@ -88,7 +88,28 @@ struct Cursor<'a> {
     pos: usize,
 }
 
-type PResult<T> = Result<T, String>;
+/// Where a field body leaves the RFC 8601 grammar: what was expected, the byte offset, and
+/// the text there (25 bytes), which is what a person comparing with the raw header needs.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct SyntaxError {
+    pub what: String,
+    pub offset: usize,
+    pub near: Option<String>,
+}
+
+impl std::fmt::Display for SyntaxError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{} at offset {}", self.what, self.offset)?;
+        match &self.near {
+            Some(near) => write!(f, " near {near:?}"),
+            None => Ok(()),
+        }
+    }
+}
+
+impl std::error::Error for SyntaxError {}
+
+type PResult<T> = Result<T, SyntaxError>;
 
 fn is_tspecial(b: u8) -> bool {
     b"()<>@,;:\\\"/[]?=".contains(&b)
@@ -114,11 +135,11 @@ impl<'a> Cursor<'a> {
     }
 
     fn fail<T>(&self, what: &str) -> PResult<T> {
-        Err(format!(
-            "{what} at offset {} near {:?}",
-            self.pos,
-            self.near()
-        ))
+        Err(SyntaxError {
+            what: what.to_string(),
+            offset: self.pos,
+            near: Some(self.near()),
+        })
     }
 
     /// [CFWS]: whitespace, folding and (nested) comments. A line break not followed by
@@ -329,7 +350,7 @@ pub fn parse_value(field_name: &str, value: &str) -> AuthResultsField {
     };
     if let Err(e) = parse_payload(&mut c, &mut field) {
         // The first fault is the one to report.
-        field.error.get_or_insert(e);
+        field.error.get_or_insert_with(|| e.to_string());
     }
     field
 }
@@ -349,10 +370,11 @@ fn parse_payload(c: &mut Cursor<'_>, field: &mut AuthResultsField) -> PResult<()
             return c.fail("expected '=' after i");
         }
         c.cfws()?;
-        field.instance = Some(
-            c.digits()
-                .ok_or_else(|| format!("expected instance number at offset {}", c.pos))?,
-        );
+        field.instance = Some(c.digits().ok_or_else(|| SyntaxError {
+            what: "expected instance number".into(),
+            offset: c.pos,
+            near: None,
+        })?);
         c.cfws()?;
         if !c.eat(b';') {
             return c.fail("expected ';' after instance");
@@ -369,7 +391,7 @@ fn parse_payload(c: &mut Cursor<'_>, field: &mut AuthResultsField) -> PResult<()
             c.pos = id_start;
             let err = c.fail::<()>("expected ';' after authserv-id").unwrap_err();
             parse_resinfos(c, field, false)?;
-            field.error.get_or_insert(err);
+            field.error.get_or_insert_with(|| err.to_string());
             return Ok(());
         }
         (Ok(id), _) => field.authserv_id = Some(id.clone()),
@@ -429,7 +451,7 @@ fn parse_resinfos(
         match parse_resinfo(c) {
             Ok(r) => field.results.push(r),
             Err(e) => {
-                field.error.get_or_insert(e);
+                field.error.get_or_insert_with(|| e.to_string());
                 // Resume at the next ';' outside quotes and comments.
                 skip_to_semicolon(c);
             }
@@ -463,13 +485,10 @@ fn parse_resinfo(c: &mut Cursor<'_>) -> PResult<ResInfo> {
     let mut method_version = None;
     if c.eat(b'/') {
         c.cfws()?;
-        method_version = Some(c.digits().ok_or_else(|| {
-            format!(
-                "expected method-version at offset {} near {:?}",
-                c.pos,
-                c.near()
-            )
-        })?);
+        method_version = Some(match c.digits() {
+            Some(v) => v,
+            None => return c.fail("expected method-version"),
+        });
         c.cfws()?;
     }
     if !c.eat(b'=') {

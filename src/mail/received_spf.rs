@@ -34,7 +34,26 @@ const RESULTS: &[&str] = &[
     "permerror",
 ];
 
-pub fn parse_value(value: &str) -> Result<ReceivedSpf, String> {
+/// Why a Received-SPF field's value does not follow RFC 7208 §9.1; such a field is
+/// skipped, not guessed at.
+#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
+pub enum ReceivedSpfError {
+    /// `result = "pass" / "fail" / "softfail" / "neutral" / "none" / "temperror" /
+    /// "permerror"`.
+    #[error("unknown SPF result {0:?}")]
+    UnknownResult(String),
+    #[error("unterminated comment")]
+    UnterminatedComment,
+    /// `key-value-pair = key [CFWS] "=" ( dot-atom / quoted-string )`.
+    #[error("expected '=' after key {0:?}")]
+    MissingEquals(String),
+    #[error("unterminated quoted value of {0}")]
+    UnterminatedQuote(String),
+    #[error("empty key")]
+    EmptyKey,
+}
+
+pub fn parse_value(value: &str) -> Result<ReceivedSpf, ReceivedSpfError> {
     let text = super::header::unfold(value);
     let text = text.trim();
     let end = text
@@ -42,12 +61,13 @@ pub fn parse_value(value: &str) -> Result<ReceivedSpf, String> {
         .unwrap_or(text.len());
     let result = text[..end].to_ascii_lowercase();
     if !RESULTS.contains(&result.as_str()) {
-        return Err(format!("unknown SPF result {:?}", &text[..end]));
+        return Err(ReceivedSpfError::UnknownResult(text[..end].to_string()));
     }
     let mut rest = text[end..].trim_start();
     let mut comment = None;
     if rest.starts_with('(') {
-        let (inner, after) = super::header::split_comment(rest).ok_or("unterminated comment")?;
+        let (inner, after) =
+            super::header::split_comment(rest).ok_or(ReceivedSpfError::UnterminatedComment)?;
         comment = Some(inner.trim().to_string());
         rest = after.trim_start();
     }
@@ -73,7 +93,7 @@ pub fn parse_value(value: &str) -> Result<ReceivedSpf, String> {
             chars.next();
         }
         if chars.peek().map(|&(_, c)| c) != Some('=') {
-            return Err(format!("expected '=' after key {key:?}"));
+            return Err(ReceivedSpfError::MissingEquals(key));
         }
         chars.next();
         while chars.peek().is_some_and(|&(_, c)| c == ' ' || c == '\t') {
@@ -99,7 +119,7 @@ pub fn parse_value(value: &str) -> Result<ReceivedSpf, String> {
                 }
             }
             if !closed {
-                return Err(format!("unterminated quoted value of {key}"));
+                return Err(ReceivedSpfError::UnterminatedQuote(key));
             }
         } else {
             while let Some(&(_, c)) = chars.peek() {
@@ -111,7 +131,7 @@ pub fn parse_value(value: &str) -> Result<ReceivedSpf, String> {
             }
         }
         if key.is_empty() {
-            return Err("empty key".to_string());
+            return Err(ReceivedSpfError::EmptyKey);
         }
         pairs.push((key.to_ascii_lowercase(), value));
     }
@@ -157,9 +177,16 @@ mod tests {
         assert_eq!(r.properties["helo"], "h.example");
         assert_eq!(r.properties["envelope-from"], "<a@b.example>");
         assert_eq!(parse_value("softfail").unwrap().result, "softfail");
-        assert!(parse_value("maybe (x)").is_err());
-        assert!(parse_value("pass (unterminated").is_err());
-        assert!(parse_value("pass key").is_err());
-        assert!(parse_value("pass k=\"open").is_err());
+        use ReceivedSpfError::*;
+        let refused = [
+            ("maybe (x)", UnknownResult("maybe".into())),
+            ("pass (unterminated", UnterminatedComment),
+            ("pass key", MissingEquals("key".into())),
+            ("pass k=\"open", UnterminatedQuote("k".into())),
+            ("pass =v", EmptyKey),
+        ];
+        for (text, want) in refused {
+            assert_eq!(parse_value(text).map(|_| ()), Err(want), "{text:?}");
+        }
     }
 }

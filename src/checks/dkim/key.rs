@@ -46,8 +46,35 @@ pub struct KeyRecord {
     pub revoked: bool,
 }
 
+/// Why a key record is refused (finding `dkim.syntax`); each message names the tag at
+/// fault, since that is what a person fixing the zone looks for.
+#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
+pub enum KeyRecordError {
+    #[error(transparent)]
+    Tags(#[from] taglist::TagError),
+    /// `v=` with another value than `DKIM1` (§3.6.1: the only version defined).
+    #[error("v={0:?}: only DKIM1 is defined")]
+    UnknownVersion(String),
+    /// `v=` after another tag (§3.6.1: "if present, it MUST be the first tag").
+    #[error("v= must be the first tag")]
+    VersionNotFirst,
+    /// `k=` naming an algorithm verifiers do not know.
+    #[error("k={0:?} is not a known key type (rsa, ed25519)")]
+    UnknownKeyType(String),
+    /// No `p=` at all (an empty one is a revocation, not this).
+    #[error("the required p= tag is missing")]
+    MissingPublicKey,
+    #[error("p= is not valid base64: {0}")]
+    PublicKeyNotBase64(String),
+    /// An ed25519 key is the 32 raw bytes of the point (RFC 8463 §4.2).
+    #[error("p= holds {0} bytes; an ed25519 key has 32")]
+    Ed25519Length(usize),
+    #[error("p= is not an RSA public key (SubjectPublicKeyInfo or RSAPublicKey DER)")]
+    NotRsaKey,
+}
+
 /// Parses a key record; the error names the tag at fault.
-pub fn parse(text: &str) -> Result<KeyRecord, String> {
+pub fn parse(text: &str) -> Result<KeyRecord, KeyRecordError> {
     let mut key_type = KeyType::Rsa;
     let mut p: Option<String> = None;
     let mut testing = false;
@@ -55,25 +82,21 @@ pub fn parse(text: &str) -> Result<KeyRecord, String> {
     // Tag names are case-sensitive here (RFC 6376 §3.2), so they are not folded.
     let mut seen = taglist::Seen::default();
     for (i, tag) in taglist::split(text).enumerate() {
-        let tag = tag.map_err(|e| e.to_string())?;
+        let tag = tag?;
         let name = tag.name;
         let value: String = tag.value.split_whitespace().collect::<Vec<_>>().join(" ");
-        seen.first(name).map_err(|e| e.to_string())?;
+        seen.first(name)?;
         match name {
             "v" if i == 0 && value != "DKIM1" => {
-                return Err(format!("v={value:?}: only DKIM1 is defined"));
+                return Err(KeyRecordError::UnknownVersion(value));
             }
             "v" if i == 0 => {}
-            "v" => return Err("v= must be the first tag".into()),
+            "v" => return Err(KeyRecordError::VersionNotFirst),
             "k" => {
                 key_type = match value.to_ascii_lowercase().as_str() {
                     "rsa" => KeyType::Rsa,
                     "ed25519" => KeyType::Ed25519,
-                    other => {
-                        return Err(format!(
-                            "k={other:?} is not a known key type (rsa, ed25519)"
-                        ))
-                    }
+                    other => return Err(KeyRecordError::UnknownKeyType(other.to_string())),
                 }
             }
             // FWS may fold inside a value ("sha 256"): whitespace carries no meaning in h=.
@@ -88,7 +111,7 @@ pub fn parse(text: &str) -> Result<KeyRecord, String> {
             _ => {} // s=, n= and unknown tags (§3.6.1: ignored)
         }
     }
-    let p = p.ok_or("the required p= tag is missing")?;
+    let p = p.ok_or(KeyRecordError::MissingPublicKey)?;
     if p.is_empty() {
         return Ok(KeyRecord {
             key_type,
@@ -100,17 +123,11 @@ pub fn parse(text: &str) -> Result<KeyRecord, String> {
     }
     let der = base64::engine::general_purpose::STANDARD
         .decode(p.as_bytes())
-        .map_err(|e| format!("p= is not valid base64: {e}"))?;
+        .map_err(|e| KeyRecordError::PublicKeyNotBase64(e.to_string()))?;
     let bits = match key_type {
         KeyType::Ed25519 if der.len() == 32 => 256,
-        KeyType::Ed25519 => {
-            return Err(format!(
-                "p= holds {} bytes; an ed25519 key has 32",
-                der.len()
-            ))
-        }
-        KeyType::Rsa => rsa_modulus_bits(&der)
-            .ok_or("p= is not an RSA public key (SubjectPublicKeyInfo or RSAPublicKey DER)")?,
+        KeyType::Ed25519 => return Err(KeyRecordError::Ed25519Length(der.len())),
+        KeyType::Rsa => rsa_modulus_bits(&der).ok_or(KeyRecordError::NotRsaKey)?,
     };
     Ok(KeyRecord {
         key_type,
@@ -211,25 +228,47 @@ mod tests {
     }
 
     #[test]
-    fn errors_name_the_tag() {
-        assert!(parse("v=DKIM1; k=dsa; p=AAAA")
-            .unwrap_err()
-            .contains("k=\"dsa\""));
-        assert!(parse("k=rsa; v=DKIM1; p=AAAA")
-            .unwrap_err()
-            .contains("v= must be the first"));
-        assert!(parse("v=DKIM2; p=AAAA").unwrap_err().contains("DKIM1"));
-        assert!(parse("v=DKIM1; k=rsa")
-            .unwrap_err()
-            .contains("p= tag is missing"));
-        assert!(parse("v=DKIM1; p=!!!").unwrap_err().contains("base64"));
-        assert!(parse("v=DKIM1; p=AAAA")
-            .unwrap_err()
-            .contains("not an RSA public key"));
-        assert!(parse("v=DKIM1; k=ed25519; p=AAAA")
-            .unwrap_err()
-            .contains("32"));
-        assert!(parse("garbage").is_err());
+    fn errors_name_the_condition_and_the_tag() {
+        use KeyRecordError::*;
+        let cases: [(&str, KeyRecordError, &str); 7] = [
+            (
+                "v=DKIM1; k=dsa; p=AAAA",
+                UnknownKeyType("dsa".into()),
+                "k=\"dsa\"",
+            ),
+            (
+                "k=rsa; v=DKIM1; p=AAAA",
+                VersionNotFirst,
+                "v= must be the first",
+            ),
+            (
+                "v=DKIM2; p=AAAA",
+                UnknownVersion("DKIM2".into()),
+                "only DKIM1",
+            ),
+            ("v=DKIM1; k=rsa", MissingPublicKey, "p= tag is missing"),
+            ("v=DKIM1; p=AAAA", NotRsaKey, "not an RSA public key"),
+            (
+                "v=DKIM1; k=ed25519; p=AAAA",
+                Ed25519Length(3),
+                "holds 3 bytes",
+            ),
+            (
+                "v=DKIM1; p=A; p=B",
+                Tags(taglist::TagError::Repeated("p".into())),
+                "p= appears more than once",
+            ),
+        ];
+        for (text, want, message) in cases {
+            let got = parse(text).unwrap_err();
+            assert_eq!(got, want, "{text}");
+            assert!(got.to_string().contains(message), "{text}: {got}");
+        }
+        assert!(matches!(
+            parse("v=DKIM1; p=!!!"),
+            Err(PublicKeyNotBase64(e)) if !e.is_empty()
+        ));
+        assert!(matches!(parse("garbage"), Err(Tags(_))));
     }
 
     #[test]
@@ -237,8 +276,10 @@ mod tests {
         let der = base64::engine::general_purpose::STANDARD
             .decode(RSA_1024)
             .unwrap();
+        assert_eq!(rsa_modulus_bits(&der), Some(1024));
+        // Every strict prefix is refused (no panic, no size read from a partial key).
         for n in 0..der.len() {
-            let _ = rsa_modulus_bits(&der[..n]);
+            assert_eq!(rsa_modulus_bits(&der[..n]), None, "prefix of {n} bytes");
         }
     }
 }

@@ -66,7 +66,7 @@ async fn check_selector(
     }
     // Several TXT records at the name: the one that parses as a key is what verifiers use
     // (RFC 6376 §3.6.2.2 leaves the choice open; they try each).
-    let parsed: Vec<(String, Result<key::KeyRecord, String>)> = texts
+    let parsed: Vec<(String, Result<key::KeyRecord, key::KeyRecordError>)> = texts
         .into_iter()
         .map(|t| (t.clone(), key::parse(&t)))
         .collect();

@@ -84,8 +84,27 @@ fn flag(tag: &str, value: &str, allowed: &[char], errors: &mut Vec<String>) -> O
     }
 }
 
+/// Why a `rua=`/`ruf=` entry is not a report address; each carries the URI as written so
+/// the finding shows which entry of the list is at fault.
+#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
+pub enum ReportUriError {
+    /// A `!` suffix that is not digits with at most one unit letter (`!50k`, §6.2).
+    #[error("{uri:?}: bad size limit {size:?}")]
+    BadSizeLimit { uri: String, size: String },
+    /// Only `mailto:` is defined for reports (§6.2 leaves others to agreement).
+    #[error("{0:?} is not a mailto: URI")]
+    NotMailto(String),
+    #[error("{0:?}: bad %-escape")]
+    BadEscape(String),
+    #[error("{0:?}: no address after mailto:")]
+    NoAddress(String),
+    /// An empty local part, white space, or a domain that is not a dotted host name.
+    #[error("{uri:?}: {address:?} is not a valid address")]
+    InvalidAddress { uri: String, address: String },
+}
+
 /// RFC 7489 §6.2 / RFC 3986: `mailto:` with an address, optional `!size` suffix.
-pub fn parse_uri(raw: &str) -> Result<ReportUri, String> {
+pub fn parse_uri(raw: &str) -> Result<ReportUri, ReportUriError> {
     let uri = raw.trim();
     let (base, size) = match uri.rsplit_once('!') {
         Some((b, s)) => (b, Some(s)),
@@ -97,19 +116,23 @@ pub fn parse_uri(raw: &str) -> Result<ReportUri, String> {
             || !digits.bytes().all(|b| b.is_ascii_digit())
             || size.len() - digits.len() > 1
         {
-            return Err(format!("{uri:?}: bad size limit {size:?}"));
+            return Err(ReportUriError::BadSizeLimit {
+                uri: uri.to_string(),
+                size: size.to_string(),
+            });
         }
     }
     let Some(address) = base
         .strip_prefix("mailto:")
         .or_else(|| base.strip_prefix("MAILTO:"))
     else {
-        return Err(format!("{uri:?} is not a mailto: URI"));
+        return Err(ReportUriError::NotMailto(uri.to_string()));
     };
-    let address = percent_decode(address).ok_or_else(|| format!("{uri:?}: bad %-escape"))?;
+    let address =
+        percent_decode(address).ok_or_else(|| ReportUriError::BadEscape(uri.to_string()))?;
     let address = address.split('?').next().unwrap_or("").to_string();
     let Some((local, domain)) = address.rsplit_once('@') else {
-        return Err(format!("{uri:?}: no address after mailto:"));
+        return Err(ReportUriError::NoAddress(uri.to_string()));
     };
     let domain = domain.trim_end_matches('.').to_ascii_lowercase();
     if local.is_empty()
@@ -117,7 +140,10 @@ pub fn parse_uri(raw: &str) -> Result<ReportUri, String> {
         || !crate::name::is_domain_name(&domain)
         || !domain.contains('.')
     {
-        return Err(format!("{uri:?}: {address:?} is not a valid address"));
+        return Err(ReportUriError::InvalidAddress {
+            uri: uri.to_string(),
+            address,
+        });
     }
     Ok(ReportUri {
         uri: uri.to_string(),
@@ -304,13 +330,37 @@ mod tests {
     fn report_uris() {
         assert!(parse_uri("mailto:dmarc@example.com").is_ok());
         assert!(parse_uri("mailto:dmarc%2Breports@example.com!50k").is_ok());
-        assert!(parse_uri("dmarc@example.com")
-            .unwrap_err()
-            .contains("not a mailto"));
-        assert!(parse_uri("https://example.com/report").is_err());
-        assert!(parse_uri("mailto:dmarc@example.com!big").is_err());
-        assert!(parse_uri("mailto:@example.com").is_err());
-        assert!(parse_uri("mailto:dmarc@localhost").is_err());
+        assert_eq!(
+            parse_uri("dmarc@example.com").unwrap_err().to_string(),
+            "\"dmarc@example.com\" is not a mailto: URI"
+        );
+        assert!(matches!(
+            parse_uri("https://example.com/report"),
+            Err(ReportUriError::NotMailto(_))
+        ));
+        assert_eq!(
+            parse_uri("mailto:dmarc@example.com!big"),
+            Err(ReportUriError::BadSizeLimit {
+                uri: "mailto:dmarc@example.com!big".into(),
+                size: "big".into()
+            })
+        );
+        assert!(matches!(
+            parse_uri("mailto:@example.com"),
+            Err(ReportUriError::InvalidAddress { .. })
+        ));
+        assert!(matches!(
+            parse_uri("mailto:dmarc@localhost"),
+            Err(ReportUriError::InvalidAddress { address, .. }) if address == "dmarc@localhost"
+        ));
+        assert!(matches!(
+            parse_uri("mailto:dmarc%zz@example.com"),
+            Err(ReportUriError::BadEscape(_))
+        ));
+        assert!(matches!(
+            parse_uri("mailto:example.com"),
+            Err(ReportUriError::NoAddress(_))
+        ));
         let r = parse("v=DMARC1; p=none; rua=mailto:ok@example.com, bad@example.com");
         assert_eq!(r.rua.len(), 1);
         assert_eq!(r.invalid_uris.len(), 1);

@@ -117,12 +117,35 @@ fn err(term: &str, reason: impl Into<String>) -> SyntaxError {
     }
 }
 
+/// What is wrong in a macro-string (§7.1).
+#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
+pub enum MacroError {
+    /// `macro-literal = %x21-24 / %x26-7E`: visible ASCII only.
+    #[error("character {0:?} is not allowed")]
+    BadCharacter(char),
+    #[error("unterminated macro")]
+    Unterminated,
+    /// `macro-letter = "s" / "l" / "o" / "d" / "i" / "p" / "h" / "c" / "r" / "t" / "v"`,
+    /// with c, r and t only in `exp=` explanations.
+    #[error("unknown macro letter {0:?}")]
+    UnknownLetter(char),
+    /// `transformers = *DIGIT [ "r" ]`: a digit count of 0 is meaningless (§7.3).
+    #[error("a macro's digit transformer must be at least 1")]
+    ZeroDigits,
+    /// `delimiter = "." / "-" / "+" / "," / "/" / "_" / "="`.
+    #[error("bad macro delimiters {0:?}")]
+    BadDelimiters(String),
+    /// `macro-expand = ( "%{" … "}" ) / "%%" / "%_" / "%-"`.
+    #[error("'%' followed by {0:?}")]
+    BadEscape(Option<char>),
+}
+
 /// §7.1 macro-string: literals and `%{letter [digits] [r] [delimiters]}`, `%%`, `%_`, `%-`.
-pub fn check_macro_string(s: &str, allow_exp_letters: bool) -> Result<(), String> {
+pub fn check_macro_string(s: &str, allow_exp_letters: bool) -> Result<(), MacroError> {
     let mut chars = s.chars().peekable();
     while let Some(c) = chars.next() {
         if !(c as u32 >= 0x21 && c as u32 <= 0x7e) {
-            return Err(format!("character {c:?} is not allowed"));
+            return Err(MacroError::BadCharacter(c));
         }
         if c != '%' {
             continue;
@@ -130,33 +153,33 @@ pub fn check_macro_string(s: &str, allow_exp_letters: bool) -> Result<(), String
         match chars.next() {
             Some('%' | '_' | '-') => {}
             Some('{') => {
-                let letter = chars.next().ok_or("unterminated macro")?;
+                let letter = chars.next().ok_or(MacroError::Unterminated)?;
                 let lower = letter.to_ascii_lowercase();
                 let ok = "slodiphv".contains(lower) || (allow_exp_letters && "crt".contains(lower));
                 if !ok {
-                    return Err(format!("unknown macro letter {letter:?}"));
+                    return Err(MacroError::UnknownLetter(letter));
                 }
                 let mut body = String::new();
                 loop {
                     match chars.next() {
                         Some('}') => break,
                         Some(ch) => body.push(ch),
-                        None => return Err("unterminated macro".into()),
+                        None => return Err(MacroError::Unterminated),
                     }
                 }
                 let digits: String = body.chars().take_while(char::is_ascii_digit).collect();
                 let mut rest = &body[digits.len()..];
                 if !digits.is_empty() && digits.parse::<u32>().map_or(true, |n| n == 0) {
-                    return Err("a macro's digit transformer must be at least 1".into());
+                    return Err(MacroError::ZeroDigits);
                 }
                 if let Some(r) = rest.strip_prefix(['r', 'R']) {
                     rest = r;
                 }
                 if !rest.chars().all(|c| ".-+,/_=".contains(c)) {
-                    return Err(format!("bad macro delimiters {rest:?}"));
+                    return Err(MacroError::BadDelimiters(rest.to_string()));
                 }
             }
-            other => return Err(format!("'%' followed by {other:?}")),
+            other => return Err(MacroError::BadEscape(other)),
         }
     }
     Ok(())
@@ -167,7 +190,7 @@ fn check_domain_spec(term: &str, spec: &str) -> Result<String, SyntaxError> {
     if spec.is_empty() {
         return Err(err(term, "empty domain"));
     }
-    check_macro_string(spec, false).map_err(|e| err(term, e))?;
+    check_macro_string(spec, false).map_err(|e| err(term, e.to_string()))?;
     if spec.ends_with('}') {
         return Ok(spec.to_string());
     }
@@ -366,7 +389,7 @@ pub fn parse(text: &str) -> Result<Record, SyntaxError> {
                     }
                     record.exp = Some(check_domain_spec(term, value)?);
                 }
-                _ => check_macro_string(value, true).map_err(|e| err(term, e))?,
+                _ => check_macro_string(value, true).map_err(|e| err(term, e.to_string()))?,
             }
         } else {
             record.directives.push(parse_directive(term)?);
@@ -472,10 +495,26 @@ mod tests {
     #[test]
     fn macros() {
         assert!(check_macro_string("%{i}._spf.%{d2r.-}%%%_%-", false).is_ok());
-        assert!(check_macro_string("%{c}", false).is_err());
         assert!(check_macro_string("%{c}", true).is_ok());
-        assert!(check_macro_string("%{d0}", false).is_err());
-        assert!(check_macro_string("%x", false).is_err());
-        assert!(check_macro_string("%{d", false).is_err());
+        use MacroError::*;
+        let refused = [
+            ("%{c}", UnknownLetter('c')),
+            ("%{d0}", ZeroDigits),
+            ("%x", BadEscape(Some('x'))),
+            ("a%", BadEscape(None)),
+            ("%{d", Unterminated),
+            ("%{", Unterminated),
+            ("%{d2r:}", BadDelimiters(":".into())),
+            ("a b", BadCharacter(' ')),
+        ];
+        for (text, want) in refused {
+            assert_eq!(check_macro_string(text, false), Err(want), "{text:?}");
+        }
+        assert_eq!(
+            parse("v=spf1 include:%{d0}.example")
+                .unwrap_err()
+                .to_string(),
+            "term \"include:%{d0}.example\": a macro's digit transformer must be at least 1"
+        );
     }
 }
