@@ -240,16 +240,19 @@ impl Dns for FakeDns {
     }
 }
 
+/// Runs a check's future to its end on a runtime of its own: the unit tests of checks
+/// against this resolver are synchronous functions.
+pub fn block_on<T>(f: impl std::future::Future<Output = T>) -> T {
+    tokio::runtime::Builder::new_current_thread()
+        .enable_time()
+        .build()
+        .expect("runtime")
+        .block_on(f)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    fn run<T>(f: impl std::future::Future<Output = T>) -> T {
-        tokio::runtime::Builder::new_current_thread()
-            .build()
-            .expect("runtime")
-            .block_on(f)
-    }
 
     fn zone() -> FakeDns {
         FakeDns::new()
@@ -264,6 +267,8 @@ mod tests {
             .fault_for("www.example.com", RecordType::Txt, Fault::Timeout)
             .secure("example.com")
     }
+
+    use super::block_on as run;
 
     #[test]
     fn answers_records_of_the_asked_type_only() {

@@ -82,14 +82,7 @@ pub async fn check(dns: &dyn Dns, domain: &str) -> Vec<Finding> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::resolver::fake::{FakeDns, Fault};
-
-    fn run<T>(f: impl std::future::Future<Output = T>) -> T {
-        tokio::runtime::Builder::new_current_thread()
-            .build()
-            .expect("runtime")
-            .block_on(f)
-    }
+    use crate::resolver::fake::{block_on as run, FakeDns, Fault};
 
     fn codes(f: &[Finding]) -> Vec<Code> {
         f.iter().map(|f| f.code).collect()

@@ -145,14 +145,7 @@ pub async fn check(dns: &dyn Dns, domain: &str, selectors: &[String]) -> DkimRep
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::resolver::fake::{FakeDns, Fault};
-
-    fn run<T>(f: impl std::future::Future<Output = T>) -> T {
-        tokio::runtime::Builder::new_current_thread()
-            .build()
-            .expect("runtime")
-            .block_on(f)
-    }
+    use crate::resolver::fake::{block_on as run, FakeDns, Fault};
 
     const KEY: &str = "v=DKIM1; k=ed25519; p=8LG20Oes8YbLwMLn5S8O+mZ9snEd3THdVdDceOlzTPk=";
 
