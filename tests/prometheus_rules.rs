@@ -2,9 +2,11 @@
 //! scraping a running exporter: demo zones with known problems plus live mail probes.
 //! Rules are loaded with every `for:` shortened to one second, expressions unchanged.
 
+#[path = "util/rule_lint.rs"]
+mod rule_lint;
 mod util;
 
-use std::collections::BTreeSet;
+use std::collections::{BTreeMap, BTreeSet};
 use std::path::Path;
 use std::time::{Duration, Instant};
 
@@ -41,12 +43,126 @@ const EXPECTED: &[(&str, &str, &str)] = &[
     ("MailauthProbeInJunk", "target", "mailbox"),
 ];
 
-/// Alerts that must not fire for this healthy exporter.
+/// Nine DNS-querying terms: one below the limit (MailauthSpfLookupsNearLimit, not
+/// MailauthSpfTooManyLookups).
+const NINE_LOOKUPS_ZONE: &str = r#"
+@   IN TXT "v=spf1 a:h1.nine.test a:h2.nine.test a:h3.nine.test a:h4.nine.test a:h5.nine.test a:h6.nine.test a:h7.nine.test a:h8.nine.test a:h9.nine.test -all"
+h1  IN A 192.0.2.1
+h2  IN A 192.0.2.2
+h3  IN A 192.0.2.3
+h4  IN A 192.0.2.4
+h5  IN A 192.0.2.5
+h6  IN A 192.0.2.6
+h7  IN A 192.0.2.7
+h8  IN A 192.0.2.8
+h9  IN A 192.0.2.9
+"#;
+
+/// Alerts that must not fire for the main exporter (the auxiliary ones raise the last two
+/// on purpose).
 const QUIET: &[&str] = &[
     "MailauthExporterDown",
     "MailauthConfigReloadFailed",
     "MailauthProbeStale",
 ];
+
+/// A second exporter whose DNS server is a closed port, so that every query it asks fails
+/// (MailauthDnsQueryFailureRate); it is started from a file, which is then broken and
+/// reloaded (MailauthConfigReloadFailed).
+fn blind_config(dead_dns: std::net::SocketAddr) -> String {
+    format!(
+        "[exporter]\nlisten_address = \"127.0.0.1:0\"\ndns_interval = \"1s\"\n\n\
+         [dns]\nnameservers = [\"{dead_dns}\"]\ntimeout = \"200ms\"\nattempts = 1\n\n\
+         [[domain]]\nname = \"blind.test\"\n"
+    )
+}
+
+/// A third exporter probing every two seconds (the verifier target, which passes): after
+/// deliveries that Prometheus saw happen (MailauthDeliverySlow over a real histogram's
+/// rate) it is reloaded with a submission server that never answers, so
+/// its last success grows older than two intervals (MailauthProbeStale).
+fn stale_config(ns: std::net::SocketAddr, smtp: &str, mailbox: &str) -> String {
+    format!(
+        "[exporter]\nlisten_address = \"127.0.0.1:0\"\ndns_interval = \"1h\"\nprobe_interval = \"2s\"\n\n\
+         [dns]\nnameservers = [\"{ns}\"]\ntimeout = \"1s\"\nattempts = 1\n\n\
+         [[domain]]\nname = \"example.test\"\n\n[smtp.out]\n{smtp}\n[mailbox.inbox]\n{mailbox}\n\
+         [[probe]]\ndomain = \"example.test\"\nfrom = \"probe@example.test\"\nsmtp = \"out\"\ntimeout = \"30s\"\n\
+         [[probe.target]]\nkind = \"verifier\"\nto = \"check-auth@verifier.test\"\nmailbox = \"inbox\"\n"
+    )
+}
+
+/// Serves `app` on a free loopback port; its `host:port`.
+async fn serve(app: &std::sync::Arc<App>) -> String {
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let target = listener.local_addr().unwrap().to_string();
+    tokio::spawn(mailauth_exporter::server::serve_on(app.clone(), listener));
+    target
+}
+
+/// The rules as the test loads them: every `for:` shortened, and MailauthDeliverySlow's
+/// threshold of 300 s lowered to 0, so that the real delivery histogram of a loopback
+/// probe (seconds, not minutes) fires it; the rest of each expression is unchanged.
+fn test_rules(rules: &str) -> String {
+    let slow = "rate(mailauth_probe_delivery_seconds_bucket[6h]))) > 300";
+    assert!(
+        rules.contains(slow),
+        "MailauthDeliverySlow's expression changed: update the test"
+    );
+    with_short_for(&rules.replace(
+        slow,
+        "rate(mailauth_probe_delivery_seconds_bucket[6h]))) > 0",
+    ))
+}
+
+/// Every rule of the shipped files: (name, expr, text of its labels and annotations,
+/// whether it records).
+fn shipped_rules(text: &str) -> Vec<(String, String, String, bool)> {
+    let doc: serde_yaml::Value = serde_yaml::from_str(text).unwrap();
+    let mut out = Vec::new();
+    for group in doc["groups"].as_sequence().unwrap() {
+        for rule in group["rules"].as_sequence().unwrap() {
+            let record = rule["record"].as_str();
+            let name = record.or(rule["alert"].as_str()).unwrap().to_string();
+            let templates = serde_yaml::to_string(&rule["annotations"]).unwrap()
+                + &serde_yaml::to_string(&rule["labels"]).unwrap();
+            out.push((
+                name,
+                rule["expr"].as_str().unwrap().to_string(),
+                templates,
+                record.is_some(),
+            ));
+        }
+    }
+    out
+}
+
+/// Every metric and label of every shipped rule exists in what the exporters served.
+fn lint_rules(rules: &str, scrapes: &[String]) {
+    let mut served: BTreeMap<String, BTreeSet<String>> = BTreeMap::new();
+    for body in scrapes {
+        for (name, labels) in rule_lint::served(body) {
+            served.entry(name).or_default().extend(labels);
+        }
+    }
+    let all = shipped_rules(rules);
+    let recorded: BTreeMap<String, BTreeSet<String>> = all
+        .iter()
+        .filter(|r| r.3)
+        .map(|(name, expr, _, _)| (name.clone(), rule_lint::recorded_labels(expr, &served)))
+        .collect();
+    let problems: Vec<String> = all
+        .iter()
+        .flat_map(|(name, expr, templates, _)| {
+            rule_lint::problems(name, expr, templates, &served, &recorded)
+        })
+        .collect();
+    assert!(
+        problems.is_empty(),
+        "rules that cannot fire:\n{}",
+        problems.join("\n")
+    );
+    assert!(all.len() >= 27, "only {} rules read", all.len());
+}
 
 fn config_text(
     stack: &MailStack,
@@ -70,7 +186,8 @@ fn config_text(
          [[probe.target]]\nkind = \"mailbox\"\nto = \"probe@imap.test\"\nmailbox = \"inbox\"\n\
          [[probe.target]]\nkind = \"verifier\"\nto = \"check-auth@verifier.test\"\nmailbox = \"inbox\"\n\
          [[probe]]\ndomain = \"healthy.demo.test\"\nfrom = \"probe@healthy.demo.test\"\nsmtp = \"dead\"\ntimeout = \"5s\"\n\
-         [[probe.target]]\nkind = \"mailbox\"\nto = \"probe@imap.test\"\nmailbox = \"inbox\"\n",
+         [[probe.target]]\nkind = \"mailbox\"\nto = \"probe@imap.test\"\nmailbox = \"inbox\"\n\
+         [[domain]]\nname = \"nine.test\"\n",
         stack.smtp_toml(),
         stack.mailbox_toml("tls"),
     ));
@@ -167,6 +284,9 @@ async fn alerts_fire_and_dashboard_queries_return_data() {
     zones
         .set_zone("example.test", &util::zone("example.test", 60, PROBE_ZONE))
         .unwrap();
+    zones
+        .set_zone("nine.test", &util::zone("nine.test", 60, NINE_LOOKUPS_ZONE))
+        .unwrap();
     // A submission server that accepts connections and never greets: the dead probe fails
     // seconds after start, after Prometheus has seen its failure counter at 0.
     let silent = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
@@ -179,9 +299,33 @@ async fn alerts_fire_and_dashboard_queries_return_data() {
     )
     .unwrap();
     let app = App::start(config, None, false).unwrap();
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let target = listener.local_addr().unwrap().to_string();
-    tokio::spawn(mailauth_exporter::server::serve_on(app.clone(), listener));
+    let target = serve(&app).await;
+
+    // The blind exporter: a UDP port bound and released answers every query with ICMP
+    // "port unreachable".
+    let dead_dns = std::net::UdpSocket::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap();
+    let blind_path = reports.path().join("blind.toml");
+    std::fs::write(&blind_path, blind_config(dead_dns)).unwrap();
+    let blind = App::start(
+        Config::load(&blind_path).unwrap(),
+        Some(blind_path.clone()),
+        false,
+    )
+    .unwrap();
+    let blind_target = serve(&blind).await;
+    let stale_path = reports.path().join("stale.toml");
+    let stale_text = stale_config(zones.addr(), &stack.smtp_toml(), &stack.mailbox_toml("tls"));
+    std::fs::write(&stale_path, &stale_text).unwrap();
+    let stale = App::start(
+        Config::load(&stale_path).unwrap(),
+        Some(stale_path.clone()),
+        false,
+    )
+    .unwrap();
+    let stale_target = serve(&stale).await;
 
     // Both rule files, as one (the report rules' groups appended to the first file's).
     let reports_rules = repo_file("alerts/mailauth-reports.rules.yml");
@@ -193,7 +337,53 @@ async fn alerts_fire_and_dashboard_queries_return_data() {
         "{}\n{reports_groups}",
         repo_file("alerts/mailauth.rules.yml")
     );
-    let prom = Prometheus::start(&target, &with_short_for(&rules)).await;
+    let scrape = format!(
+        "  - job_name: mailauth\n    static_configs:\n      - targets: ['{target}', '{blind_target}', '{stale_target}']\n"
+    );
+    let prom = Prometheus::start_with(&scrape, &test_rules(&rules)).await;
+
+    // Deliveries of the stale exporter's probe seen by Prometheus as they happen (a rate),
+    // and a success, then its submission server replaced by one that never greets.
+    let deadline = Instant::now() + Duration::from_secs(90);
+    let delivered = format!(
+        "increase(mailauth_probe_delivery_seconds_count{{instance=\"{stale_target}\",domain=\"example.test\"}}[1m]) > 0 \
+         and on (instance, domain, target) mailauth_probe_last_success_timestamp_seconds"
+    );
+    while prom.query(&delivered).await["data"]["result"]
+        .as_array()
+        .map_or(0, Vec::len)
+        == 0
+    {
+        assert!(
+            Instant::now() < deadline,
+            "the stale exporter's probe never delivered and passed twice: {}",
+            util::http::get(&format!("http://{stale_target}/metrics"))
+                .await
+                .1
+        );
+        tokio::time::sleep(Duration::from_millis(500)).await;
+    }
+    let dead_smtp =
+        format!("host = \"127.0.0.1\"\nport = {silent_port}\ntls = \"none\"\ntimeout = \"3s\"\n");
+    std::fs::write(
+        &stale_path,
+        stale_text.replace(&stack.smtp_toml(), &dead_smtp),
+    )
+    .unwrap();
+    stale
+        .reload()
+        .expect("the stale exporter's second config is valid");
+    // The blind exporter's file broken: the reload fails and the old config keeps running.
+    std::fs::write(&blind_path, "[exporter\n").unwrap();
+    assert!(blind.reload().is_err());
+
+    // (alert, instance) that the auxiliary exporters must raise.
+    let aux: [(&str, &str); 4] = [
+        ("MailauthDnsQueryFailureRate", &blind_target),
+        ("MailauthConfigReloadFailed", &blind_target),
+        ("MailauthProbeStale", &stale_target),
+        ("MailauthDeliverySlow", ""),
+    ];
     let deadline = Instant::now() + Duration::from_secs(90);
     let firing = loop {
         let firing = prom.firing().await;
@@ -202,13 +392,20 @@ async fn alerts_fire_and_dashboard_queries_return_data() {
                 .iter()
                 .any(|a| a["labels"]["alertname"] == *name && a["labels"][*label] == *value)
         };
-        if EXPECTED.iter().all(have) {
+        let have_aux = |(name, instance): &(&str, &str)| {
+            firing.iter().any(|a| {
+                a["labels"]["alertname"] == *name
+                    && (instance.is_empty() || a["labels"]["instance"] == *instance)
+            })
+        };
+        if EXPECTED.iter().all(have) && aux.iter().all(have_aux) {
             break firing;
         }
         if Instant::now() > deadline {
             let missing: Vec<_> = EXPECTED.iter().filter(|e| !have(e)).collect();
+            let missing_aux: Vec<_> = aux.iter().filter(|e| !have_aux(e)).collect();
             panic!(
-                "alerts not firing: {missing:?}\nfiring: {firing:#?}\nprometheus log: {}",
+                "alerts not firing: {missing:?} {missing_aux:?}\nfiring: {firing:#?}\nprometheus log: {}",
                 prom.log()
             );
         }
@@ -216,8 +413,18 @@ async fn alerts_fire_and_dashboard_queries_return_data() {
     };
     let names: BTreeSet<&str> = firing
         .iter()
+        .filter(|a| a["labels"]["instance"] == target.as_str())
         .filter_map(|a| a["labels"]["alertname"].as_str())
         .collect();
+    // Nine lookups warn and do not page; the stale probe's DeliverySlow is the stale
+    // exporter's (the main exporter delivers once an hour: no rate to take).
+    assert!(
+        !firing
+            .iter()
+            .any(|a| a["labels"]["alertname"] == "MailauthSpfTooManyLookups"
+                && a["labels"]["domain"] == "nine.test"),
+        "{firing:#?}"
+    );
     for quiet in QUIET {
         assert!(!names.contains(quiet), "{quiet} fired: {firing:#?}");
     }
@@ -241,7 +448,7 @@ async fn alerts_fire_and_dashboard_queries_return_data() {
         "{firing:#?}"
     );
 
-    // A record edited: the change annotation gets its data.
+    // A record edited: the change annotation gets its data, and the alert fires.
     zones
         .set_zone(
             "demo.test",
@@ -261,6 +468,27 @@ async fn alerts_fire_and_dashboard_queries_return_data() {
         assert!(Instant::now() < deadline, "the record change never showed");
         tokio::time::sleep(Duration::from_millis(500)).await;
     }
+    while !prom.firing().await.iter().any(|a| {
+        a["labels"]["alertname"] == "MailauthRecordChanged"
+            && a["labels"]["domain"] == "healthy.demo.test"
+            && a["labels"]["record"] == "spf"
+    }) {
+        assert!(
+            Instant::now() < deadline,
+            "MailauthRecordChanged never fired: {:#?}",
+            prom.firing().await
+        );
+        tokio::time::sleep(Duration::from_millis(500)).await;
+    }
+
+    // Every metric and label the rules use is served.
+    let mut scrapes = Vec::new();
+    for t in [&target, &blind_target, &stale_target] {
+        let (status, body) = util::http::get(&format!("http://{t}/metrics")).await;
+        assert_eq!(status, 200);
+        scrapes.push(body);
+    }
+    lint_rules(&rules, &scrapes);
 
     // Every dashboard query returns data.
     for file in [
@@ -274,4 +502,6 @@ async fn alerts_fire_and_dashboard_queries_return_data() {
         }
     }
     app.stop();
+    blind.stop();
+    stale.stop();
 }
