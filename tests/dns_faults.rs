@@ -18,7 +18,7 @@ use mailauth_exporter::resolver::{Dns, DnsError, HickoryDns, QueryCounters, Reso
 use mailauth_exporter::service::app::App;
 use mailauth_exporter::zone_server::ZoneServer;
 use util::dns_proxy::{DnsProxy, Mode};
-use util::http::{has, metrics_until, value};
+use util::http::{find_value, has, metrics_until, value};
 
 /// Enough TXT records that the set is ~40 KB: over any UDP payload, within one TCP message.
 const BIG_TXT_RECORDS: usize = 200;
@@ -199,8 +199,9 @@ name = "incloop.faults.test"
     Exporter { base, _app: app }
 }
 
-fn last_run(body: &str, domain: &str) -> f64 {
-    value(
+/// When the domain's SPF check last ran; `None` before its first run.
+fn last_run(body: &str, domain: &str) -> Option<f64> {
+    find_value(
         body,
         &format!(
             r#"mailauth_dns_check_last_run_timestamp_seconds{{domain="{domain}",check="spf"}}"#
@@ -222,7 +223,7 @@ async fn the_exporter_shows_each_fault_carries_on_and_recovers() {
     let body = metrics_until(&e.base, "every domain checked once", |b| {
         ["good", "bad", "big", "loop", "incloop"]
             .iter()
-            .all(|d| last_run(b, &format!("{d}.faults.test")) > 0.0)
+            .all(|d| last_run(b, &format!("{d}.faults.test")).is_some_and(|t| t > 0.0))
     })
     .await;
     assert!(has(&body, BAD_SPF_OK), "{body}");
@@ -253,20 +254,25 @@ async fn the_exporter_shows_each_fault_carries_on_and_recovers() {
 
     for mode in [Mode::TruncateThenClose, Mode::WrongId, Mode::Garbage] {
         proxy.set("bad.faults.test", mode);
-        let good_before = last_run(&body, "good.faults.test");
         let body = metrics_until(&e.base, &format!("{mode:?} shown as dns.error"), |b| {
             has(b, BAD_SPF_FAILED) && has(b, BAD_DNS_ERROR)
         })
         .await;
+        // Read while the fault is on, so that "checked again" below happens during it.
+        let good_before = last_run(&body, "good.faults.test").expect("good checked");
         assert!(
             !body.contains(r#"domain="bad.faults.test",check="spf",code="spf.missing""#),
             "{mode:?}: a fault is not a missing record\n{body}"
         );
-        // The good domain is checked again meanwhile, and passes.
+        // The good domain is checked again meanwhile, and passes, while the fault lasts.
         let body = metrics_until(&e.base, "the good domain checked again", |b| {
-            last_run(b, "good.faults.test") > good_before
+            last_run(b, "good.faults.test").is_some_and(|t| t > good_before)
         })
         .await;
+        assert!(
+            has(&body, BAD_SPF_FAILED),
+            "{mode:?}: the fault is still on\n{body}"
+        );
         assert!(
             has(
                 &body,
@@ -289,9 +295,9 @@ async fn the_exporter_shows_each_fault_carries_on_and_recovers() {
     // Truncation alone is no fault: the answers come over TCP.
     proxy.set("bad.faults.test", Mode::Truncate);
     let before = metrics_until(&e.base, "a scrape", |_| true).await;
-    let t0 = last_run(&before, "bad.faults.test");
+    let t0 = last_run(&before, "bad.faults.test").expect("bad checked");
     let body = metrics_until(&e.base, "bad checked again while truncated", |b| {
-        last_run(b, "bad.faults.test") > t0
+        last_run(b, "bad.faults.test").is_some_and(|t| t > t0)
     })
     .await;
     assert!(has(&body, BAD_SPF_OK), "{body}");

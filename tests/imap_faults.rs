@@ -16,7 +16,7 @@ use std::sync::atomic::Ordering;
 
 use mailauth_exporter::config::Config;
 use mailauth_exporter::service::app::App;
-use util::http::{has, metrics_until, value};
+use util::http::{above, at_least, has, metrics_until, value};
 use util::imap_fault::{ImapFault, Mode};
 use util::mailstack::MailStack;
 
@@ -125,7 +125,7 @@ async fn drops_in_idle_and_in_fetch_are_mailbox_failures_and_heal() {
     let proxy = ImapFault::start(format!("127.0.0.1:{}", stack.imap_port).parse().unwrap()).await;
     let (base, app, _zones) = start(&stack, &proxy, "1s", "2s").await;
     metrics_until(&base, "a first round of both probes", |b| {
-        value(b, A_READ) >= 1.0 && value(b, B_READ) >= 1.0
+        at_least(b, A_READ, 1.0) && at_least(b, B_READ, 1.0)
     })
     .await;
 
@@ -135,7 +135,7 @@ async fn drops_in_idle_and_in_fetch_are_mailbox_failures_and_heal() {
         let dropped0 = proxy.dropped.load(Ordering::Relaxed);
         proxy.set(mode);
         let body = metrics_until(&base, &format!("{mode:?} counted as stage=mailbox"), |b| {
-            value(b, A_MAILBOX) >= fail0 + 2.0
+            at_least(b, A_MAILBOX, fail0 + 2.0)
         })
         .await;
         assert!(
@@ -150,14 +150,14 @@ async fn drops_in_idle_and_in_fetch_are_mailbox_failures_and_heal() {
             "{body}"
         );
         metrics_until(&base, "the other probe read meanwhile", |b| {
-            value(b, B_READ) > b0
+            above(b, B_READ, b0)
         })
         .await;
         proxy.set(Mode::Pass);
         let t = metrics_until(&base, "a scrape", |_| true).await;
         let read0 = value(&t, A_READ);
         metrics_until(&base, &format!("recovery from {mode:?}"), |b| {
-            value(b, A_READ) > read0
+            above(b, A_READ, read0)
         })
         .await;
     }
@@ -205,7 +205,7 @@ async fn ten_thousand_unrelated_messages_and_a_50_mb_probe() {
     // One round only (interval 1h): what is in the mailbox afterwards is that round's doing.
     let (base, app, _zones) = start(&stack, &proxy, "1h", "10s").await;
     let body = metrics_until(&base, "both probes read", |b| {
-        value(b, A_READ) >= 1.0 && value(b, B_READ) >= 1.0
+        at_least(b, A_READ, 1.0) && at_least(b, B_READ, 1.0)
     })
     .await;
     app.stop();

@@ -21,7 +21,7 @@ use mailauth_exporter::mail::mailbox::Mailbox;
 use mailauth_exporter::mail::probe::cleanup;
 use mailauth_exporter::service::app::App;
 use mailauth_exporter::state::StateStore;
-use util::http::{has, metrics_until, value};
+use util::http::{at_least, has, metrics_until, value};
 use util::mailstack::{MailStack, PASSWORD};
 
 const ZONE: &str = r#"
@@ -108,7 +108,7 @@ async fn a_late_probe_copy_is_deleted_after_a_restart() {
 
     let (base, first) = serve(config.clone()).await;
     metrics_until(&base, "the first round giving up", |b| {
-        value(b, M_TIMEOUT) >= 1.0
+        at_least(b, M_TIMEOUT, 1.0)
     })
     .await;
     first.stop();
@@ -131,7 +131,7 @@ async fn a_late_probe_copy_is_deleted_after_a_restart() {
     stack.set_deliver_delay(0.0);
     let (base, second) = serve(config).await;
     let body = metrics_until(&base, "the second exporter's round", |b| {
-        value(b, M_READ) >= 1.0
+        at_least(b, M_READ, 1.0)
     })
     .await;
     second.stop();
@@ -340,7 +340,7 @@ async fn a_dsn_is_a_bounce_and_a_delay_notice_is_waited_through() {
     metrics_until(&base, "a first good round", |b| has(b, V_OK)).await;
 
     stack.set_verifier("dsn-failed");
-    let body = metrics_until(&base, "a bounce", |b| value(b, V_BOUNCE) >= 1.0).await;
+    let body = metrics_until(&base, "a bounce", |b| at_least(b, V_BOUNCE, 1.0)).await;
     assert_eq!(
         value(&body, V_PARSE),
         0.0,
@@ -352,7 +352,7 @@ async fn a_dsn_is_a_bounce_and_a_delay_notice_is_waited_through() {
     let sent0 = value(&now, V_SENT);
     let bounces = value(&now, V_BOUNCE);
     let body = metrics_until(&base, "two rounds with a delay notice first", |b| {
-        value(b, V_SENT) >= sent0 + 3.0
+        at_least(b, V_SENT, sent0 + 3.0)
     })
     .await;
     app.stop();

@@ -533,7 +533,7 @@ fn idle_keepalives_do_not_stretch_a_wait() {
 /// ignores a resent copy and leaves a foreign message in another folder alone.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_exporter_reads_an_imap_report_folder() {
-    use util::http::{metrics_until, value};
+    use util::http::{at_least, metrics_until};
     let stack = MailStack::start("ok");
     let (server, _) = util::serve_zone("example.test", "").await;
     let state = tempfile::tempdir().unwrap();
@@ -563,7 +563,7 @@ async fn the_exporter_reads_an_imap_report_folder() {
         format!(r#"mailauth_reports_read_total{{outcome="{outcome}",source="rua"}}"#)
     };
     let body = metrics_until(&base, "the folder read", |b| {
-        value(b, &read("counted")) >= 1.0 && value(b, &read("invalid")) >= 1.0
+        at_least(b, &read("counted"), 1.0) && at_least(b, &read("invalid"), 1.0)
     })
     .await;
     assert!(
@@ -578,7 +578,7 @@ async fn the_exporter_reads_an_imap_report_folder() {
         &report_mail("report-1-again", &google, "google.xml", "text/xml"),
     );
     metrics_until(&base, "the resent report read", |b| {
-        value(b, &read("duplicate")) >= 1.0
+        at_least(b, &read("duplicate"), 1.0)
     })
     .await;
     let subjects = |o: &mut Other, f: &str| -> Vec<String> {

@@ -12,7 +12,7 @@ use std::sync::Arc;
 
 use mailauth_exporter::config::Config;
 use mailauth_exporter::service::app::App;
-use util::http::{has, metrics_until, value};
+use util::http::{at_least, has, metrics_until, value};
 
 fn corpus(rel: &str) -> Vec<u8> {
     let path = Path::new(env!("CARGO_MANIFEST_DIR"))
@@ -158,10 +158,10 @@ async fn reports_are_counted_once_moved_after_commit_and_survive_a_restart() {
 
     let e = start(&text).await;
     let body = metrics_until(&e.base, "the spool read", |b| {
-        value(b, &read_total("counted")) >= 2.0
-            && value(b, &read_total("duplicate")) >= 1.0
-            && value(b, &read_total("ignored_domain")) >= 1.0
-            && value(b, &read_total("invalid")) >= 1.0
+        at_least(b, &read_total("counted"), 2.0)
+            && at_least(b, &read_total("duplicate"), 1.0)
+            && at_least(b, &read_total("ignored_domain"), 1.0)
+            && at_least(b, &read_total("invalid"), 1.0)
     })
     .await;
     assert!(has(&body, &format!("{MESSAGES} 1")), "{body}");
@@ -201,7 +201,7 @@ async fn reports_are_counted_once_moved_after_commit_and_survive_a_restart() {
         .replace("1727135999", &now.to_string());
     drop_file(&spool, "fresh.xml", fresh.as_bytes());
     metrics_until(&e.base, "the fresh report counted", |b| {
-        value(b, &read_total("counted")) >= 3.0
+        at_least(b, &read_total("counted"), 3.0)
     })
     .await;
     let (status, page) = util::http::get(&format!("{}/domain/mydomain.org", e.base)).await;
@@ -229,7 +229,7 @@ async fn reports_are_counted_once_moved_after_commit_and_survive_a_restart() {
     assert!(has(&body, &format!("{TLS_EXPIRED} 100")), "{body}");
     drop_file(&spool, "again.xml", &hardfail);
     let body = metrics_until(&e.base, "the resent report read", |b| {
-        value(b, &read_total("duplicate")) >= 1.0
+        at_least(b, &read_total("duplicate"), 1.0)
     })
     .await;
     assert!(has(&body, &format!("{MESSAGES} 2")), "{body}");
@@ -261,7 +261,7 @@ async fn a_record_from_no_known_sender_is_unknown_and_a_zip_bomb_is_invalid() {
     drop_file(&spool, "bomb.xml.gz", &bomb.finish().unwrap());
     let e = start(&config(server.addr(), &state, &spool)).await;
     let body = metrics_until(&e.base, "the spool read", |b| {
-        value(b, &read_total("counted")) >= 1.0 && value(b, &read_total("invalid")) >= 1.0
+        at_least(b, &read_total("counted"), 1.0) && at_least(b, &read_total("invalid"), 1.0)
     })
     .await;
     assert!(

@@ -14,7 +14,7 @@ use std::path::Path;
 use mailauth_exporter::config::Config;
 use mailauth_exporter::mail::mailbox::Mailbox;
 use mailauth_exporter::service::app::App;
-use util::http::{has, metrics_until, value};
+use util::http::{above, at_least, has, metrics_until, value};
 use util::mailstack::{MailStack, PASSWORD};
 use util::smtp_fault::{Mode, SmtpFault};
 
@@ -101,7 +101,7 @@ async fn each_submission_fault_is_a_send_failure_and_heals() {
 
     // Through the pass-through first: both probes succeed.
     metrics_until(&base, "the first round through the pass-through", |b| {
-        has(b, A_OK) && value(b, B_DELIVERED) >= 1.0
+        has(b, A_OK) && at_least(b, B_DELIVERED, 1.0)
     })
     .await;
 
@@ -119,12 +119,12 @@ async fn each_submission_fault_is_a_send_failure_and_heals() {
         fault.set(mode);
         // Two failed rounds: the second certainly went through the fault server.
         let body = metrics_until(&base, &format!("{mode:?} counted as stage=send"), |b| {
-            value(b, A_SEND) >= send0 + 2.0
+            at_least(b, A_SEND, send0 + 2.0)
         })
         .await;
         let sent_during = value(&body, A_SENT);
         let body = metrics_until(&base, &format!("one more failed round ({mode:?})"), |b| {
-            value(b, A_SEND) >= send0 + 3.0
+            at_least(b, A_SEND, send0 + 3.0)
         })
         .await;
         assert_eq!(
@@ -141,7 +141,7 @@ async fn each_submission_fault_is_a_send_failure_and_heals() {
         );
         // The other probe and the DNS checks carry on.
         let body = metrics_until(&base, "the other probe delivered meanwhile", |b| {
-            value(b, B_DELIVERED) > b0
+            above(b, B_DELIVERED, b0)
         })
         .await;
         assert!(
@@ -156,7 +156,7 @@ async fn each_submission_fault_is_a_send_failure_and_heals() {
         let t = metrics_until(&base, "a scrape", |_| true).await;
         let sent0 = value(&t, A_SENT);
         metrics_until(&base, &format!("recovery from {mode:?}"), |b| {
-            value(b, A_SENT) > sent0 && has(b, A_OK)
+            above(b, A_SENT, sent0) && has(b, A_OK)
         })
         .await;
     }

@@ -12,7 +12,7 @@ use std::path::Path;
 
 use mailauth_exporter::config::Config;
 use mailauth_exporter::service::app::App;
-use util::http::{has, metrics_until, value};
+use util::http::{above, at_least, has, metrics_until, value};
 use util::mailstack::MailStack;
 
 const ZONE: &str = r#"
@@ -48,7 +48,7 @@ fn reports(stack: &MailStack) -> Vec<String> {
 async fn rounds(base: &str, what: &str, rounds: f64) -> String {
     let now = metrics_until(base, "a scrape", |_| true).await;
     let sent0 = value(&now, A_SENT);
-    metrics_until(base, what, |b| value(b, A_SENT) >= sent0 + rounds).await
+    metrics_until(base, what, |b| at_least(b, A_SENT, sent0 + rounds)).await
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
@@ -103,7 +103,7 @@ async fn verifier_answering_twice_garbage_another_token_bad_mime() {
     let now = metrics_until(&base, "a scrape", |_| true).await;
     let parse0 = value(&now, A_PARSE);
     metrics_until(&base, "garbage counted as stage=parse", |b| {
-        value(b, A_PARSE) >= parse0 + 2.0
+        at_least(b, A_PARSE, parse0 + 2.0)
     })
     .await;
 
@@ -112,7 +112,7 @@ async fn verifier_answering_twice_garbage_another_token_bad_mime() {
     let now = metrics_until(&base, "a scrape", |_| true).await;
     let (timeout0, b0) = (value(&now, A_TIMEOUT), value(&now, B_READ));
     metrics_until(&base, "another token counted as receive_timeout", |b| {
-        value(b, A_TIMEOUT) >= timeout0 + 2.0
+        at_least(b, A_TIMEOUT, timeout0 + 2.0)
     })
     .await;
     let foreign = "f".repeat(32);
@@ -122,7 +122,7 @@ async fn verifier_answering_twice_garbage_another_token_bad_mime() {
     );
     // The other probe and the DNS checks went on meanwhile.
     let body = metrics_until(&base, "the other probe read meanwhile", |b| {
-        value(b, B_READ) > b0
+        above(b, B_READ, b0)
     })
     .await;
     assert!(

@@ -92,11 +92,31 @@ pub fn has(body: &str, line: &str) -> bool {
     body.lines().any(|l| l == line)
 }
 
-/// The value of `series` (name and labels as exposed), 0 when absent.
-pub fn value(body: &str, series: &str) -> f64 {
+/// The value of `series` (name and labels as exposed), or `None` when the scrape does not
+/// have it: absent and zero are different answers.
+pub fn find_value(body: &str, series: &str) -> Option<f64> {
     body.lines()
         .find_map(|l| l.strip_prefix(series)?.strip_prefix(' ')?.parse().ok())
-        .unwrap_or(0.0)
+}
+
+/// The value of `series`, which must be in the scrape: a test that compares a counter
+/// with 0 or with an earlier reading must not pass because the series vanished (a renamed
+/// metric or label, a family no longer rendered).
+#[track_caller]
+pub fn value(body: &str, series: &str) -> f64 {
+    find_value(body, series)
+        .unwrap_or_else(|| panic!("series {series} is absent from the scrape:\n{body}"))
+}
+
+/// Whether `series` is in the scrape with a value of at least `min` (for polling: a series
+/// not there yet is not an answer either way).
+pub fn at_least(body: &str, series: &str, min: f64) -> bool {
+    find_value(body, series).is_some_and(|v| v >= min)
+}
+
+/// Whether `series` is in the scrape with a value above `than`.
+pub fn above(body: &str, series: &str, than: f64) -> bool {
+    find_value(body, series).is_some_and(|v| v > than)
 }
 
 /// Polls `{base}/metrics`, which must answer 200 every time, until `pred` holds (90 s at
