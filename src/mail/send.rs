@@ -239,10 +239,13 @@ async fn bearer_auth(
     connection: &mut AsyncSmtpConnection,
     sasl: &BearerAuthenticator,
 ) -> Result<(), SendError> {
+    let encoded = BASE64.encode(sasl.initial_response());
+    // A server that quoted the command in its refusal would put the token into the error,
+    // and from there into the log.
     let reply = connection
-        .command(SaslLine::initial(sasl))
+        .command(SaslLine(format!("AUTH {} {encoded}\r\n", sasl.mechanism())))
         .await
-        .map_err(|e| classify(&e))?;
+        .map_err(|e| classify(&e).without(&encoded))?;
     if !reply.has_code(334) {
         // 235: authenticated (lettre turns every 4xx/5xx reply into an error).
         return Ok(());
@@ -274,14 +277,6 @@ async fn bearer_auth(
 struct SaslLine(String);
 
 impl SaslLine {
-    fn initial(sasl: &BearerAuthenticator) -> Self {
-        SaslLine(format!(
-            "AUTH {} {}\r\n",
-            sasl.mechanism(),
-            BASE64.encode(sasl.initial_response())
-        ))
-    }
-
     fn answer(response: &[u8]) -> Self {
         SaslLine(format!("{}\r\n", BASE64.encode(response)))
     }
@@ -290,6 +285,21 @@ impl SaslLine {
 impl std::fmt::Display for SaslLine {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.write_str(&self.0)
+    }
+}
+
+impl SendError {
+    /// The error with every occurrence of `secret` in its text blanked out.
+    fn without(self, secret: &str) -> SendError {
+        let blank = |text: String| text.replace(secret, "[redacted]");
+        match self {
+            SendError::Rejected { code, message } => SendError::Rejected {
+                code,
+                message: blank(message),
+            },
+            SendError::Transport(text) => SendError::Transport(blank(text)),
+            other => other,
+        }
     }
 }
 
@@ -318,6 +328,23 @@ mod tests {
         assert_eq!(a.len(), 32);
         assert!(a.bytes().all(|c| c.is_ascii_hexdigit()));
         assert_ne!(a, b);
+    }
+
+    #[test]
+    fn a_quoted_token_is_blanked_out_of_errors() {
+        let quoted = SendError::Rejected {
+            code: 500,
+            message: "permanent error (500): unrecognized command AUTH XOAUTH2 dXNlcj1w".into(),
+        };
+        assert_eq!(
+            quoted.without("dXNlcj1w").to_string(),
+            "server replied 500: permanent error (500): unrecognized command AUTH XOAUTH2 [redacted]"
+        );
+        assert_eq!(
+            SendError::Transport("a dXNlcj1w b".into()).without("dXNlcj1w"),
+            SendError::Transport("a [redacted] b".into())
+        );
+        assert_eq!(SendError::Timeout.without("x"), SendError::Timeout);
     }
 
     #[test]

@@ -64,8 +64,8 @@ pub enum Auth {
     Password,
     /// Bearer tokens only, SASL XOAUTH2 and OAUTHBEARER (IMAP and, through the auth
     /// socket, a submission server's SASL), checked by Dovecot's `oauth2` passdb with RFC
-    /// 7662 introspection at `introspection_url`, an https:// server whose certificate
-    /// the stack's test CA signs (`TestPki::cert`, see [`MailStack::pki`]).
+    /// 7662 introspection at `introspection_url`, an https:// server that presents the
+    /// stack's own certificate ([`MailStack::pki`]), which Dovecot checks against its CA.
     OAuth2 { introspection_url: String },
 }
 
@@ -209,6 +209,8 @@ impl MailStack {
         })
     }
 
+    /// Dovecot configured as `options` say (and the relay, if any), each answering
+    /// before this returns.
     pub fn start_options(options: StackOptions) -> MailStack {
         let dir = tempfile::tempdir().unwrap();
         let d = dir.path().to_path_buf();
