@@ -5,7 +5,8 @@
 //! Every outcome is a value: a refused connection, a TLS failure, a rejected login, a 4xx
 //! or 5xx reply or a timeout becomes a [`SendError`] that the scheduler counts as
 //! `stage="send"`; nothing here panics or retries on its own. Errors never carry the
-//! password (lettre's messages do not include credentials; ours name only the server).
+//! password or the token (lettre's messages do not include credentials, ours name only the
+//! server, and a refusal that quotes the AUTH line has the token's base64 blanked out).
 
 use std::time::{Duration, SystemTime};
 
