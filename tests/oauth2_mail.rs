@@ -1,5 +1,5 @@
-//! OAuth2 against real servers: probe rounds whose submission (Postfix, SASL XOAUTH2
-//! through Dovecot) and mailboxes (Dovecot IMAP, XOAUTH2 and OAUTHBEARER) authenticate with
+//! OAuth2 against real servers: probe rounds whose submission (Postfix, SASL XOAUTH2 or
+//! OAUTHBEARER through Dovecot) and mailboxes (Dovecot IMAP, XOAUTH2 and OAUTHBEARER) authenticate with
 //! bearer tokens that Dovecot's oauth2 passdb checks by RFC 7662 introspection against the
 //! test token server (tests/util/oauth2_bed.rs). Short token lifetimes make the exporter
 //! renew them between rounds; revoking the client secret or the refresh grant at the
@@ -33,7 +33,7 @@ fn config_text(bed: &OAuthBed, ns: std::net::SocketAddr, state: &Path) -> String
          [[probe.target]]\nkind = \"mailbox\"\nto = \"probe@imap.test\"\nmailbox = \"inbox_x\"\n\
          [[probe.target]]\nkind = \"mailbox\"\nto = \"probe@imap.test\"\nmailbox = \"inbox_o\"\n",
         state = state.display(),
-        smtp = bed.smtp_toml(),
+        smtp = bed.smtp_toml("xoauth2"),
         cc = bed.oauth2_toml("client_credentials"),
         rt = bed.oauth2_toml("refresh_token"),
         mx = bed.mailbox_toml("xoauth2"),
@@ -50,6 +50,35 @@ struct Rig {
 }
 
 impl Rig {
+    /// A DNS server for example.test and the config `config_text` writes for it; the
+    /// zone server lives as long as the second value.
+    async fn start(
+        state: &Path,
+        config_text: impl FnOnce(std::net::SocketAddr) -> String,
+    ) -> (Rig, mailauth_exporter::zone_server::ZoneServer) {
+        let zones = util::server().await;
+        zones
+            .set_zone(
+                "example.test",
+                &util::zone("example.test", 60, "@ IN TXT \"v=spf1 ip4:127.0.0.1 -all\""),
+            )
+            .unwrap();
+        let config = Config::parse(&config_text(zones.addr()), Path::new("t.toml")).unwrap();
+        let (dns, _) = util::client(&zones);
+        let resolver = HickoryDns::new(&util::settings(&zones), Arc::new(QueryCounters::default()))
+            .unwrap()
+            .resolver();
+        let store = StateStore::open(state).unwrap();
+        let rig = Rig {
+            config,
+            dns,
+            resolver,
+            ledger: Arc::new(TokenLedger::persistent(store)),
+            metrics: Metrics::new(Arc::new(QueryCounters::default())),
+        };
+        (rig, zones)
+    }
+
     async fn round(&self) -> Vec<TargetOutcome> {
         let outcomes = run_probe(
             &self.config,
@@ -87,31 +116,8 @@ fn failures_metric(metrics: &Metrics, server: &str) -> f64 {
 async fn oauth2_rounds_refresh_tokens_count_refused_grants_and_recover() {
     mailauth_exporter::tls::install_crypto_provider();
     let mut bed = tokio::task::block_in_place(|| OAuthBed::start(3));
-    let zones = util::server().await;
-    zones
-        .set_zone(
-            "example.test",
-            &util::zone("example.test", 60, "@ IN TXT \"v=spf1 ip4:127.0.0.1 -all\""),
-        )
-        .unwrap();
     let state = tempfile::tempdir().unwrap();
-    let config = Config::parse(
-        &config_text(&bed, zones.addr(), state.path()),
-        Path::new("t.toml"),
-    )
-    .unwrap();
-    let (dns, _) = util::client(&zones);
-    let resolver = HickoryDns::new(&util::settings(&zones), Arc::new(QueryCounters::default()))
-        .unwrap()
-        .resolver();
-    let store = StateStore::open(state.path()).unwrap();
-    let rig = Rig {
-        config,
-        dns,
-        resolver,
-        ledger: Arc::new(TokenLedger::persistent(store)),
-        metrics: Metrics::new(Arc::new(QueryCounters::default())),
-    };
+    let (rig, _zones) = Rig::start(state.path(), |ns| config_text(&bed, ns, state.path())).await;
 
     // 1. Round trips over OAuth2 on SMTP (XOAUTH2) and IMAP (XOAUTH2, OAUTHBEARER); the
     // submission server and inbox_x share one client-credentials token.
@@ -245,9 +251,22 @@ async fn oauth2_rounds_refresh_tokens_count_refused_grants_and_recover() {
     // 6. Every issued token revoked before its expiry (Dovecot's introspection now says
     // inactive): Postfix and Dovecot refuse the cached tokens once, the exporter drops
     // them, and the very next round arrives with new ones.
+    // Rounds go on until both grants were renewed since: before that, a round may still
+    // use a 3-second token, which the round after the revocation would renew unrevoked.
     bed.control("expires-in 3600");
+    let renewed = (
+        bed.grants("client_credentials", "ok"),
+        bed.grants("refresh_token", "ok"),
+    );
     let deadline = Instant::now() + Duration::from_secs(30);
-    while !rig.round().await.iter().all(arrived) {
+    loop {
+        let all_arrived = rig.round().await.iter().all(arrived);
+        if all_arrived
+            && bed.grants("client_credentials", "ok") > renewed.0
+            && bed.grants("refresh_token", "ok") > renewed.1
+        {
+            break;
+        }
         assert!(
             Instant::now() < deadline,
             "no long-lived tokens\n{}",
@@ -257,7 +276,9 @@ async fn oauth2_rounds_refresh_tokens_count_refused_grants_and_recover() {
     bed.control("revoke-tokens");
     let refused = rig.round().await;
     assert!(
-        matches!(&refused[0].failure, Some((Stage::Send, t)) if t.contains("refused the OAuth2 token")),
+        // Dovecot's XOAUTH2 error challenge carries Google's form, status "401"; the
+        // exporter answers it with an empty line, and Postfix refuses the login.
+        matches!(&refused[0].failure, Some((Stage::Send, t)) if t.contains("refused the OAuth2 token (XOAUTH2 error challenge: 401)")),
         "{:?}",
         refused[0]
     );
@@ -268,4 +289,85 @@ async fn oauth2_rounds_refresh_tokens_count_refused_grants_and_recover() {
     );
     let next = rig.round().await;
     assert!(next.iter().all(arrived), "{next:?}\n{}", bed.logs());
+}
+
+/// Submission with `auth = "oauthbearer"` (RFC 7628) through Postfix and Dovecot SASL: a
+/// round trip, then a token revoked before its expiry refused by the server with an error
+/// challenge, counted as the send stage's failure and dropped, so that the next round
+/// arrives with a new token.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn oauthbearer_submission_round_trip_and_refused_token() {
+    mailauth_exporter::tls::install_crypto_provider();
+    let mut bed = tokio::task::block_in_place(|| OAuthBed::start(3600));
+    let state = tempfile::tempdir().unwrap();
+    let (rig, _zones) = Rig::start(state.path(), |ns| {
+        format!(
+            "[exporter]\nstate_dir = \"{state}\"\n[dns]\nnameservers = [\"{ns}\"]\ntimeout = \"1s\"\n\
+             [[domain]]\nname = \"example.test\"\n\
+             [smtp.out]\n{smtp}[smtp.out.oauth2]\n{cc}\
+             [mailbox.inbox]\n{mb}[mailbox.inbox.oauth2]\n{cc}\
+             [[probe]]\ndomain = \"example.test\"\nfrom = \"probe@example.test\"\nsmtp = \"out\"\ntimeout = \"20s\"\n\
+             [[probe.target]]\nkind = \"mailbox\"\nto = \"probe@imap.test\"\nmailbox = \"inbox\"\n",
+            state = state.path().display(),
+            smtp = bed.smtp_toml("oauthbearer"),
+            cc = bed.oauth2_toml("client_credentials"),
+            mb = bed.mailbox_toml("xoauth2"),
+        )
+    })
+    .await;
+    let send_failures = |rig: &Rig| {
+        util::http::value(
+            &rig.metrics.render(),
+            r#"mailauth_probe_failures_total{domain="example.test",stage="send",target="mailbox"}"#,
+        )
+    };
+
+    let first = rig.round().await;
+    assert!(arrived(&first[0]), "{:?}\n{}", first[0], bed.logs());
+    // Postfix logs the mechanism of the submission it accepted (through its log daemon,
+    // so perhaps a moment after the message arrived).
+    tokio::task::block_in_place(|| {
+        util::wait_for(
+            "Postfix to log sasl_method=OAUTHBEARER",
+            Duration::from_secs(10),
+            || bed.logs().contains("sasl_method=OAUTHBEARER").then_some(()),
+            || bed.logs(),
+        )
+    });
+    assert_eq!(send_failures(&rig), 0.0);
+    assert_eq!(bed.grants("client_credentials", "ok"), 1);
+
+    // Revoked at the token server: Dovecot's introspection says inactive, Dovecot sends
+    // the error challenge, the exporter answers it, Postfix refuses the login.
+    bed.control("revoke-tokens");
+    let refused = rig.round().await;
+    match &refused[0].failure {
+        Some((Stage::Send, text)) => {
+            assert!(
+                text.contains(
+                    "refused the OAuth2 token (OAUTHBEARER error challenge: invalid_token)"
+                ),
+                "{text}"
+            );
+            for secret in bed.issued_tokens() {
+                assert!(!text.contains(&secret), "a token in the error: {text}");
+            }
+        }
+        other => panic!("{other:?}\n{}", bed.logs()),
+    }
+    assert!(!refused[0].sent);
+    assert_eq!(send_failures(&rig), 1.0);
+    // Not a failed token request: the endpoint was never asked.
+    assert_eq!(failures_metric(&rig.metrics, "smtp.out"), 0.0);
+
+    // The refused token was dropped: the next round asks for a new one and arrives.
+    let next = rig.round().await;
+    assert!(arrived(&next[0]), "{:?}\n{}", next[0], bed.logs());
+    assert_eq!(
+        bed.grants("client_credentials", "ok"),
+        2,
+        "{}",
+        bed.token_log()
+    );
+    assert_eq!(send_failures(&rig), 1.0);
 }

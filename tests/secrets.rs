@@ -183,7 +183,7 @@ async fn no_oauth2_secret_or_token_in_logs_metrics_or_pages() {
          [[probe.target]]\nkind = \"mailbox\"\nto = \"probe@imap.test\"\nmailbox = \"inbox\"\n",
         state = dir.path().join("state").display(),
         ns = zones.addr(),
-        smtp = bed.smtp_toml(),
+        smtp = bed.smtp_toml("xoauth2"),
         mbox = bed.mailbox_toml("oauthbearer"),
         rt = bed.oauth2_toml("refresh_token"),
     );
@@ -252,7 +252,7 @@ async fn no_oauth2_secret_or_token_in_logs_metrics_or_pages() {
         secrets.push(b64(&format!("user={USER}\x01auth=Bearer {token}\x01\x01")));
         secrets.push(b64(&format!(
             "n,a={USER},\x01host=127.0.0.1\x01port={}\x01auth=Bearer {token}\x01\x01",
-            bed.imaps_port
+            bed.stack.imaps_port
         )));
     }
     for (what, text) in [

@@ -282,11 +282,12 @@ pub struct SmtpConfig {
     /// such an entry is refused, since the password would cross the network readable.
     #[serde(default)]
     pub allow_plaintext_auth: bool,
-    /// `password` (SASL PLAIN), or `xoauth2` with a token from [`SmtpConfig::oauth2`].
-    /// `oauthbearer` is refused for SMTP: lettre offers no way to add a SASL mechanism.
+    /// `password` (SASL PLAIN), or `xoauth2` / `oauthbearer` (RFC 7628) with a token
+    /// from [`SmtpConfig::oauth2`].
     #[serde(default)]
     pub auth: AuthMethod,
-    /// `[smtp.NAME.oauth2]`: where tokens come from, for `auth = "xoauth2"`.
+    /// `[smtp.NAME.oauth2]`: where tokens come from, for `auth = "xoauth2"` or
+    /// `"oauthbearer"`.
     #[serde(default)]
     pub oauth2: Option<OAuth2Config>,
 }
@@ -683,15 +684,6 @@ impl Config {
                 smtp.secret().is_set(),
                 smtp.username.is_some(),
             )?;
-            if smtp.auth == AuthMethod::Oauthbearer {
-                return Err(ConfigError::plain(
-                    path,
-                    &format!(
-                        "[smtp.{name}]: auth = \"oauthbearer\" is not available for SMTP \
-                         (the SMTP client offers PLAIN, LOGIN and XOAUTH2 only): use auth = \"xoauth2\""
-                    ),
-                ));
-            }
             let credentials =
                 smtp.username.is_some() || smtp.secret().is_set() || smtp.oauth2.is_some();
             if smtp.tls == TlsMode::None && credentials && !smtp.allow_plaintext_auth {

@@ -192,11 +192,6 @@ fn bad_configs_are_refused_with_location_and_key() {
             "[mailbox.inbox]: auth = \"xoauth2\" takes no password_file / password_env",
         ),
         (
-            "oauth2-smtp-oauthbearer.toml",
-            None,
-            "[smtp.out]: auth = \"oauthbearer\" is not available for SMTP",
-        ),
-        (
             "oauth2-client-secret-inline.toml",
             Some((8, "smtp.out.oauth2.client_secret")),
             "use client_secret_file or client_secret_env",
@@ -491,6 +486,14 @@ fn oauth2_tables_parse_with_defaults() {
     );
     assert_eq!(o.ca_file.as_deref(), Some(Path::new("/etc/ca.pem")));
     assert_eq!(o.timeout, Duration::from_secs(3));
+    // SMTP takes OAUTHBEARER as IMAP does.
+    let config = parse(&format!(
+        "{}client_secret_env = \"S\"\n",
+        OAUTH_MAILBOX.replace("[mailbox.m", "[smtp.m")
+    ))
+    .unwrap();
+    assert_eq!(config.smtp["m"].auth, AuthMethod::Oauthbearer);
+    assert!(config.smtp["m"].oauth2.is_some());
     // Password auth stays the default and needs no table.
     let config = parse(PROBE_BASE).unwrap();
     assert_eq!(config.mailbox["m"].auth, AuthMethod::Password);

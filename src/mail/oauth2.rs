@@ -425,19 +425,22 @@ pub fn oauthbearer_response(user: &str, host: &str, port: u16, token: &str) -> S
     format!("n,a={saslname},\x01host={host}\x01port={port}\x01auth=Bearer {token}\x01\x01")
 }
 
-/// The client side of an IMAP `AUTHENTICATE XOAUTH2` / `OAUTHBEARER` exchange (RFC 3501
-/// §6.2.2): the initial response to the server's first (empty) challenge; to any further
-/// challenge, which is the server's JSON error status, the answer that ends the exchange
-/// so the server can send its tagged NO: an empty response for XOAUTH2, a lone `^A` for
-/// OAUTHBEARER (RFC 7628 §3.2.3).
+/// The client side of a bearer-token SASL exchange, XOAUTH2 or OAUTHBEARER, for IMAP
+/// `AUTHENTICATE` (RFC 3501 §6.2.2) and SMTP `AUTH` (RFC 4954) alike: the initial response
+/// carrying the token, and the answer to the one further challenge a server sends, which
+/// is its JSON error status. That answer only ends the exchange so that the server can
+/// send its failure reply: an empty response for XOAUTH2 (Google's documentation), a lone
+/// `^A` for OAUTHBEARER (RFC 7628 §3.2.3).
 pub struct BearerAuthenticator {
     initial: String,
     oauthbearer: bool,
-    sent: std::cell::Cell<bool>,
+    /// Whether the initial response went out (an atomic, not a `Cell`, so that the SMTP
+    /// exchange can hold it across an `.await` in a task that may move between threads).
+    sent: std::sync::atomic::AtomicBool,
 }
 
 impl BearerAuthenticator {
-    /// `mechanism` is `XOAUTH2` when `oauthbearer` is false; `host`/`port` are the IMAP
+    /// `mechanism` is `XOAUTH2` when `oauthbearer` is false; `host`/`port` are the
     /// server's, which OAUTHBEARER names.
     pub fn new(oauthbearer: bool, user: &str, host: &str, port: u16, token: &str) -> Self {
         let initial = if oauthbearer {
@@ -448,7 +451,7 @@ impl BearerAuthenticator {
         Self {
             initial,
             oauthbearer,
-            sent: std::cell::Cell::new(false),
+            sent: std::sync::atomic::AtomicBool::new(false),
         }
     }
 
@@ -459,21 +462,57 @@ impl BearerAuthenticator {
             "XOAUTH2"
         }
     }
+
+    /// The initial client response, unencoded: it holds the token.
+    pub fn initial_response(&self) -> &[u8] {
+        self.initial.as_bytes()
+    }
+
+    /// The client's answer to the server's error challenge, unencoded.
+    pub fn error_challenge_answer(&self) -> &'static [u8] {
+        if self.oauthbearer {
+            b"\x01"
+        } else {
+            b""
+        }
+    }
 }
 
 impl imap::Authenticator for BearerAuthenticator {
     type Response = Vec<u8>;
 
     fn process(&self, _challenge: &[u8]) -> Vec<u8> {
-        if !self.sent.replace(true) {
-            return self.initial.clone().into_bytes();
+        if !self.sent.swap(true, std::sync::atomic::Ordering::Relaxed) {
+            return self.initial_response().to_vec();
         }
-        if self.oauthbearer {
-            b"\x01".to_vec()
-        } else {
-            Vec::new()
-        }
+        self.error_challenge_answer().to_vec()
     }
+}
+
+/// What a server's error challenge says, for the error text: the `status` of the JSON
+/// the challenge carries in base64 (RFC 7628 §3.2.2; XOAUTH2 servers send the same form),
+/// cleaned and cut like an endpoint's error text; the whole decoded text when it holds no
+/// status, the raw challenge when it is not base64 of UTF-8. Never the token: a server's
+/// challenge does not repeat the client's response.
+///
+/// ```text
+/// server-error-value = "{" "\"status\":" DQUOTE status DQUOTE
+///                      [ ",\"scope\":" DQUOTE scope DQUOTE ]
+///                      [ ",\"openid-configuration\":" DQUOTE uri DQUOTE ] "}"
+/// ```
+pub fn error_challenge_status(challenge: &str) -> String {
+    use base64::Engine;
+    let Some(decoded) = base64::engine::general_purpose::STANDARD
+        .decode(challenge.trim())
+        .ok()
+        .and_then(|b| String::from_utf8(b).ok())
+    else {
+        return clean_error_text(challenge);
+    };
+    let status = serde_json::from_str::<serde_json::Value>(&decoded)
+        .ok()
+        .and_then(|json| json.get("status")?.as_str().map(str::to_string));
+    clean_error_text(status.as_deref().unwrap_or(&decoded))
 }
 
 /// Sends one token request for `cfg` with `creds`, bounded by `cfg.timeout`.
@@ -997,6 +1036,55 @@ mod tests {
             b"n,a=u@example.com,\x01host=imap.example.com\x01port=993\x01auth=Bearer tok\x01\x01"
         );
         assert_eq!(o.process(br#"{"status":"invalid_token"}"#), b"\x01");
+    }
+
+    #[test]
+    fn sasl_answers_for_smtp() {
+        // RFC 7628 §4.1, the SMTP example: the initial response, base64 as sent after
+        // `AUTH OAUTHBEARER`.
+        use base64::Engine;
+        let o = BearerAuthenticator::new(
+            true,
+            "user@example.com",
+            "server.example.com",
+            587,
+            "vF9dft4qmTc2Nvb3RlckBhdHRhdmlzdGEuY29tCg==",
+        );
+        assert_eq!(
+            base64::engine::general_purpose::STANDARD.encode(o.initial_response()),
+            "bixhPXVzZXJAZXhhbXBsZS5jb20sAWhvc3Q9c2VydmVyLmV4YW1wbGUuY29tAXBvcnQ9NTg3AWF1dGg9QmVhcmVyIHZGOWRmdDRxbVRjMk52YjNSbGNrQmhkSFJoZG1semRHRXVZMjl0Q2c9PQEB"
+        );
+        // RFC 7628 §3.2.3 / §4.3: the dummy answer to the error challenge is "AQ==".
+        assert_eq!(
+            base64::engine::general_purpose::STANDARD.encode(o.error_challenge_answer()),
+            "AQ=="
+        );
+        let x = BearerAuthenticator::new(false, "u@example.com", "smtp.example.com", 587, "t");
+        assert_eq!(
+            x.initial_response(),
+            b"user=u@example.com\x01auth=Bearer t\x01\x01"
+        );
+        assert_eq!(x.error_challenge_answer(), b"");
+    }
+
+    #[test]
+    fn error_challenges() {
+        // RFC 7628 §4.3's challenge.
+        assert_eq!(
+            error_challenge_status("eyJzdGF0dXMiOiJpbnZhbGlkX3Rva2VuIiwic2NvcGUiOiJleGFtcGxlX3Njb3BlIiwib3BlbmlkLWNvbmZpZ3VyYXRpb24iOiJodHRwczovL2V4YW1wbGUuY29tLy53ZWxsLWtub3duL29wZW5pZC1jb25maWd1cmF0aW9uIn0="),
+            "invalid_token"
+        );
+        // Google's XOAUTH2 form: the status is an HTTP code.
+        assert_eq!(
+            error_challenge_status("eyJzdGF0dXMiOiI0MDEiLCJzY2hlbWVzIjoiYmVhcmVyIiwic2NvcGUiOiJodHRwczovL21haWwuZ29vZ2xlLmNvbS8ifQ=="),
+            "401"
+        );
+        // Base64 of something else than the JSON: the text, without quotes or controls.
+        assert_eq!(error_challenge_status("ImJhZCB0b2tlbiIK"), "bad token");
+        // Not base64: the challenge itself, cleaned.
+        assert_eq!(error_challenge_status("not base64!"), "not base64!");
+        assert_eq!(error_challenge_status(""), "");
+        assert!(error_challenge_status(&"QUFB".repeat(200)).len() <= MAX_ERROR_TEXT + 3);
     }
 
     #[test]

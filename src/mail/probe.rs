@@ -527,7 +527,7 @@ pub async fn run_probe(
             Ok(_) => Instant::now(),
             Err(e) => {
                 tracing::warn!(domain = %domain, target = target.kind.as_str(), "probe submission failed: {e}");
-                if let (Some(o), SendError::Rejected { .. } | SendError::TokenRefused) =
+                if let (Some(o), SendError::Rejected { .. } | SendError::TokenRefused { .. }) =
                     (&smtp.oauth2, &e)
                 {
                     // The server may have refused the token itself (revoked before its

@@ -1,19 +1,25 @@
-//! Sending a probe message through the domain's own submission server (lettre, rustls).
+//! Sending a probe message through the domain's own submission server (lettre's SMTP
+//! connection, rustls), authenticated with a password (PLAIN) or an OAuth2 token (XOAUTH2,
+//! OAUTHBEARER), all on one code path.
 //!
 //! Every outcome is a value: a refused connection, a TLS failure, a rejected login, a 4xx
 //! or 5xx reply or a timeout becomes a [`SendError`] that the scheduler counts as
 //! `stage="send"`; nothing here panics or retries on its own. Errors never carry the
-//! password (lettre's messages do not include credentials; ours name only the server).
+//! password or the token (lettre's messages do not include credentials, ours name only the
+//! server, and a refusal that quotes the AUTH line has the token's base64 blanked out).
 
 use std::time::{Duration, SystemTime};
 
+use base64::engine::general_purpose::STANDARD as BASE64;
+use base64::Engine;
 use lettre::message::header::{HeaderName, HeaderValue};
 use lettre::message::{Mailbox, Message};
 use lettre::transport::smtp::authentication::{Credentials, Mechanism};
-use lettre::transport::smtp::client::{Certificate, Tls, TlsParameters};
-use lettre::{AsyncSmtpTransport, AsyncTransport, Tokio1Executor};
+use lettre::transport::smtp::client::{AsyncSmtpConnection, Certificate, Tls, TlsParameters};
+use lettre::transport::smtp::extension::ClientId;
 
 use crate::config::{AuthMethod, SmtpConfig, TlsMode};
+use crate::mail::oauth2::{error_challenge_status, BearerAuthenticator};
 
 /// The header that carries a probe's token, also found in the echoed headers of a
 /// verifier's report.
@@ -87,11 +93,15 @@ pub enum SendError {
     TlsSetup(String),
     #[error("server replied {code}: {message}")]
     Rejected { code: u16, message: String },
-    /// XOAUTH2: the server answered the token with an error challenge (a `334` carrying
-    /// its JSON status) instead of accepting it. lettre cannot answer such a challenge and
-    /// ends the session, so the refusal is recognised here by lettre's message.
-    #[error("the server refused the OAuth2 token (XOAUTH2 error challenge)")]
-    TokenRefused,
+    /// XOAUTH2 / OAUTHBEARER: the server answered the token with an error challenge (a
+    /// `334` carrying its JSON status, RFC 7628 §3.2.2) and, once the client ended the
+    /// exchange, refused the login. `status` is the challenge's status (`invalid_token`,
+    /// Google's `401`), never the token.
+    #[error("the server refused the OAuth2 token ({mechanism} error challenge: {status})")]
+    TokenRefused {
+        mechanism: &'static str,
+        status: String,
+    },
     #[error("timed out")]
     Timeout,
     #[error("{0}")]
@@ -128,8 +138,8 @@ async fn tls_parameters_off_runtime(cfg: &SmtpConfig) -> Result<TlsParameters, S
 }
 
 /// Submits `message` through `cfg`; returns when the server accepted it (the start of
-/// the delivery-time measurement). `secret` is the password, or for `auth = "xoauth2"`
-/// the access token (`mail::oauth2`).
+/// the delivery-time measurement). `secret` is the password, or for `auth = "xoauth2"` /
+/// `"oauthbearer"` the access token (`mail::oauth2`).
 pub async fn send(
     cfg: &SmtpConfig,
     secret: Option<String>,
@@ -141,37 +151,156 @@ pub async fn send(
         TlsMode::Starttls => Tls::Required(tls_parameters_off_runtime(cfg).await?),
         TlsMode::Tls => Tls::Wrapper(tls_parameters_off_runtime(cfg).await?),
     };
-    let mut builder = AsyncSmtpTransport::<Tokio1Executor>::builder_dangerous(cfg.host.clone())
-        .port(cfg.port)
-        .tls(tls)
-        .timeout(Some(cfg.timeout));
-    if let (Some(user), Some(secret)) = (&cfg.username, secret) {
-        // One mechanism only: PLAIN for a password (every submission server offers it
-        // under TLS, and a failed PLAIN must not fall through to LOGIN: some servers stall
-        // a second attempt on one session), XOAUTH2 for a token. Config refuses
-        // OAUTHBEARER for SMTP: lettre's `Mechanism` has no such variant.
-        let mechanism = match cfg.auth {
-            AuthMethod::Password => Mechanism::Plain,
-            AuthMethod::Xoauth2 | AuthMethod::Oauthbearer => Mechanism::Xoauth2,
-        };
-        builder = builder
-            .credentials(Credentials::new(user.clone(), secret))
-            .authentication(vec![mechanism]);
-    }
-    let transport = builder.build();
-    // lettre's timeout bounds each read; this bounds the whole exchange.
+    // lettre's timeout bounds the connect; this bounds the whole exchange, every read
+    // included (lettre bounds each reply's size).
     let overall = cfg.timeout.saturating_mul(4).max(Duration::from_secs(1));
-    match tokio::time::timeout(overall, transport.send(email)).await {
-        Err(_) => Err(SendError::Timeout),
-        Ok(Ok(_response)) => Ok(SystemTime::now()),
-        Ok(Err(e)) => Err(match classify(&e) {
-            SendError::Transport(text)
-                if cfg.auth.is_oauth() && text.contains("does not expect a challenge") =>
-            {
-                SendError::TokenRefused
+    let mut connection = tokio::time::timeout(overall, submit(cfg, tls, secret, &email))
+        .await
+        .map_err(|_| SendError::Timeout)??;
+    let accepted = SystemTime::now();
+    // The message is the server's now: QUIT is a courtesy, bounded, its outcome unused.
+    let _ = tokio::time::timeout(cfg.timeout, connection.quit()).await;
+    Ok(accepted)
+}
+
+/// One SMTP session up to the server's acceptance of `email`: connect (implicit TLS or
+/// STARTTLS as configured, certificate verified), authenticate when the entry has a
+/// username and a secret, then MAIL, RCPT, DATA. The one way every probe is submitted,
+/// whatever the mechanism.
+async fn submit(
+    cfg: &SmtpConfig,
+    tls: Tls,
+    secret: Option<String>,
+    email: &Message,
+) -> Result<AsyncSmtpConnection, SendError> {
+    let hello = ClientId::default();
+    let implicit = match &tls {
+        Tls::Wrapper(parameters) => Some(parameters.clone()),
+        _ => None,
+    };
+    let mut connection = AsyncSmtpConnection::connect_tokio1(
+        (cfg.host.as_str(), cfg.port),
+        Some(cfg.timeout),
+        &hello,
+        implicit,
+        None,
+    )
+    .await
+    .map_err(|e| classify(&e))?;
+    if let Tls::Required(parameters) = tls {
+        connection
+            .starttls(parameters, &hello)
+            .await
+            .map_err(|e| classify(&e))?;
+    }
+    if let (Some(user), Some(secret)) = (&cfg.username, secret) {
+        let authenticated = match cfg.auth {
+            // PLAIN only for a password (every submission server offers it under TLS, and
+            // a failed PLAIN must not fall through to LOGIN: some servers stall a second
+            // attempt on one session).
+            AuthMethod::Password => connection
+                .auth(&[Mechanism::Plain], &Credentials::new(user.clone(), secret))
+                .await
+                .map(|_| ())
+                .map_err(|e| classify(&e)),
+            AuthMethod::Xoauth2 | AuthMethod::Oauthbearer => {
+                let sasl = BearerAuthenticator::new(
+                    cfg.auth == AuthMethod::Oauthbearer,
+                    user,
+                    &cfg.host,
+                    cfg.port,
+                    &secret,
+                );
+                bearer_auth(&mut connection, &sasl).await
             }
+        };
+        if let Err(e) = authenticated {
+            connection.abort().await;
+            return Err(e);
+        }
+    }
+    connection
+        .send(email.envelope(), &email.formatted())
+        .await
+        .map_err(|e| classify(&e))?;
+    Ok(connection)
+}
+
+/// `AUTH <mechanism> <initial response>` (RFC 4954 §4) with a bearer token. lettre's
+/// own AUTH knows XOAUTH2 but not OAUTHBEARER, and cannot answer an error challenge; this
+/// answers it as the mechanism says so that the server's final reply ends the exchange:
+///
+/// ```text
+/// C: AUTH OAUTHBEARER <base64 initial response>
+/// S: 334 <base64 {"status":"invalid_token",...}>
+/// C: AQ==                        (XOAUTH2: an empty line)
+/// S: 535 5.7.8 Authentication failed
+/// ```
+async fn bearer_auth(
+    connection: &mut AsyncSmtpConnection,
+    sasl: &BearerAuthenticator,
+) -> Result<(), SendError> {
+    let encoded = BASE64.encode(sasl.initial_response());
+    // A server that quoted the command in its refusal would put the token into the error,
+    // and from there into the log.
+    let reply = connection
+        .command(SaslLine(format!("AUTH {} {encoded}\r\n", sasl.mechanism())))
+        .await
+        .map_err(|e| classify(&e).without(&encoded))?;
+    if !reply.has_code(334) {
+        // 235: authenticated (lettre turns every 4xx/5xx reply into an error).
+        return Ok(());
+    }
+    let status = error_challenge_status(reply.first_line().unwrap_or_default());
+    let refused = SendError::TokenRefused {
+        mechanism: sasl.mechanism(),
+        status,
+    };
+    match connection
+        .command(SaslLine::answer(sasl.error_challenge_answer()))
+        .await
+    {
+        Err(e) if e.is_permanent() => Err(refused),
+        Err(e) => Err(classify(&e)),
+        // A second challenge or a success after an error challenge: neither is in RFC
+        // 7628, and the session is in no known state.
+        Ok(reply) => Err(SendError::Transport(format!(
+            "{} error challenge answered, then the server replied {}",
+            sasl.mechanism(),
+            reply.code()
+        ))),
+    }
+}
+
+/// One client line of a SASL exchange: base64 of a response that may hold the token.
+/// Written to the server only through `Display`; it has no `Debug`, so it cannot reach
+/// a log by accident.
+struct SaslLine(String);
+
+impl SaslLine {
+    fn answer(response: &[u8]) -> Self {
+        SaslLine(format!("{}\r\n", BASE64.encode(response)))
+    }
+}
+
+impl std::fmt::Display for SaslLine {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+impl SendError {
+    /// The error with every occurrence of `secret` in its text blanked out.
+    fn without(self, secret: &str) -> SendError {
+        let blank = |text: String| text.replace(secret, "[redacted]");
+        match self {
+            SendError::Rejected { code, message } => SendError::Rejected {
+                code,
+                message: blank(message),
+            },
+            SendError::Transport(text) => SendError::Transport(blank(text)),
             other => other,
-        }),
+        }
     }
 }
 
@@ -200,6 +329,23 @@ mod tests {
         assert_eq!(a.len(), 32);
         assert!(a.bytes().all(|c| c.is_ascii_hexdigit()));
         assert_ne!(a, b);
+    }
+
+    #[test]
+    fn a_quoted_token_is_blanked_out_of_errors() {
+        let quoted = SendError::Rejected {
+            code: 500,
+            message: "permanent error (500): unrecognized command AUTH XOAUTH2 dXNlcj1w".into(),
+        };
+        assert_eq!(
+            quoted.without("dXNlcj1w").to_string(),
+            "server replied 500: permanent error (500): unrecognized command AUTH XOAUTH2 [redacted]"
+        );
+        assert_eq!(
+            SendError::Transport("a dXNlcj1w b".into()).without("dXNlcj1w"),
+            SendError::Transport("a [redacted] b".into())
+        );
+        assert_eq!(SendError::Timeout.without("x"), SendError::Timeout);
     }
 
     #[test]

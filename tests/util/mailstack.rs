@@ -1,8 +1,11 @@
-//! Real mail servers on loopback for the probe tests: Dovecot (Debian's dovecot-imapd and
-//! dovecot-lmtpd) with IMAP STARTTLS, IMAPS and LMTP, and a submission server
-//! (`tests/servers/smtp_relay.py`, aiosmtpd) that delivers into Dovecot over LMTP. A test
-//! CA signs both servers' certificates. Everything lives in a temporary directory and is
-//! stopped on drop.
+//! Real mail servers on loopback for the probe and OAuth2 tests: Dovecot (Debian's
+//! dovecot-imapd and dovecot-lmtpd) with IMAP STARTTLS, IMAPS, LMTP and an auth socket for
+//! a submission server's SASL, and by default a submission server
+//! (`tests/servers/smtp_relay.py`, aiosmtpd) that delivers into Dovecot over LMTP. Dovecot
+//! checks logins against a password ([`Auth::Password`]) or, for the OAuth2 bed
+//! (`oauth2_bed.rs`, which brings Postfix instead of the relay), bearer tokens by RFC 7662
+//! introspection ([`Auth::OAuth2`]). A test CA signs every server's certificate.
+//! Everything lives in a temporary directory and is stopped on drop.
 
 use std::io::{BufRead, BufReader, Read, Write};
 use std::net::TcpStream;
@@ -16,13 +19,27 @@ pub const USER: &str = "probe";
 /// Distinctive, so that a leak into logs or errors is easy to detect.
 pub const PASSWORD: &str = "Pw-7f3c9a1e-leakcheck";
 
-fn run(cmd: &mut Command) {
+/// Runs a set-up command; panics with its output when it fails.
+pub fn run(cmd: &mut Command) {
     let out = cmd.output().unwrap_or_else(|e| panic!("{cmd:?}: {e}"));
     assert!(
         out.status.success(),
-        "{cmd:?}: {}",
+        "{cmd:?}: {}{}",
+        String::from_utf8_lossy(&out.stdout),
         String::from_utf8_lossy(&out.stderr)
     );
+}
+
+/// `n` distinct free ports on 127.0.0.1: all bound at once, then released (two
+/// `free_port()` calls in a row can return the same port, and a server refuses a
+/// duplicate listener).
+pub fn free_ports(n: usize) -> Vec<u16> {
+    let held: Vec<_> = (0..n)
+        .map(|_| std::net::TcpListener::bind("127.0.0.1:0").unwrap())
+        .collect();
+    held.iter()
+        .map(|l| l.local_addr().unwrap().port())
+        .collect()
 }
 
 /// A CA and a server certificate for 127.0.0.1 / localhost.
@@ -39,6 +56,29 @@ pub fn make_pki(dir: &Path) -> TestPki {
         cert: dir.join("server.pem"),
         key: dir.join("server.key"),
     }
+}
+
+/// How Dovecot checks a login.
+pub enum Auth {
+    /// [`USER`] with [`PASSWORD`] from a passwd-file: IMAP LOGIN, SASL PLAIN and LOGIN.
+    Password,
+    /// Bearer tokens only, SASL XOAUTH2 and OAUTHBEARER (IMAP and, through the auth
+    /// socket, a submission server's SASL), checked by Dovecot's `oauth2` passdb with RFC
+    /// 7662 introspection at `introspection_url`, an https:// server that presents the
+    /// stack's own certificate ([`MailStack::pki`]), which Dovecot checks against its CA.
+    OAuth2 { introspection_url: String },
+}
+
+/// What a stack is made of.
+pub struct StackOptions<'a> {
+    pub auth: Auth,
+    /// Extra lines for dovecot.conf (e.g. a reduced `imap_capability` to play a server
+    /// without IDLE or UIDPLUS).
+    pub dovecot_extra: &'a str,
+    /// The submission relay's mode and extra arguments; `None` for no relay (a test that
+    /// brings its own submission server, which can authenticate through
+    /// [`MailStack::auth_socket`] and deliver to [`MailStack::lmtp_socket`]).
+    pub relay: Option<(&'a str, &'a [&'a str])>,
 }
 
 pub struct MailStack {
@@ -63,8 +103,10 @@ impl Drop for MailStack {
     }
 }
 
-fn wait_for_banner(port: u16, prefix: &str, child: &mut Child, log: &Path) {
-    let deadline = Instant::now() + Duration::from_secs(20);
+/// Waits until the server on `port` greets with `prefix`, failing with `log` when `child`
+/// exits or 30 s pass.
+pub fn wait_for_banner(port: u16, prefix: &str, child: &mut Child, log: &Path) {
+    let deadline = Instant::now() + Duration::from_secs(30);
     loop {
         if let Ok(mut s) = TcpStream::connect(("127.0.0.1", port)) {
             let _ = s.set_read_timeout(Some(Duration::from_secs(2)));
@@ -90,6 +132,62 @@ fn wait_for_banner(port: u16, prefix: &str, child: &mut Child, log: &Path) {
     }
 }
 
+/// The dovecot.conf lines that say how logins are checked, for a stack in `d`; writes
+/// the files they name.
+fn dovecot_auth(auth: &Auth, d: &Path, pki: &TestPki) -> String {
+    match auth {
+        Auth::Password => {
+            std::fs::write(
+                d.join("passwd"),
+                format!("{USER}:{{PLAIN}}{PASSWORD}::::::\n"),
+            )
+            .unwrap();
+            format!(
+                r#"disable_plaintext_auth = no
+auth_mechanisms = plain login
+passdb {{
+  driver = passwd-file
+  args = scheme=PLAIN username_format=%n {d}/passwd
+}}
+userdb {{
+  driver = static
+  args = uid=mail gid=mail home={d}/mail/%n
+}}
+"#,
+                d = d.display()
+            )
+        }
+        Auth::OAuth2 { introspection_url } => {
+            std::fs::write(
+                d.join("dovecot-oauth2.conf.ext"),
+                format!(
+                    "introspection_mode = post\nintrospection_url = {introspection_url}\n\
+                     username_attribute = username\nactive_attribute = active\nactive_value = true\n\
+                     force_introspection = yes\ntls_ca_cert_file = {ca}\ntimeout_msecs = 5000\n",
+                    ca = pki.ca.display()
+                ),
+            )
+            .unwrap();
+            format!(
+                r#"disable_plaintext_auth = yes
+auth_mechanisms = xoauth2 oauthbearer
+passdb {{
+  driver = oauth2
+  mechanisms = xoauth2 oauthbearer
+  args = {d}/dovecot-oauth2.conf.ext
+}}
+# No passdb can look a user up without a token, so LMTP delivery trusts the static userdb.
+userdb {{
+  driver = static
+  args = uid=mail gid=mail home={d}/mail/%n allow_all_users=yes
+}}
+"#,
+                d = d.display()
+            )
+        }
+    }
+}
+
 impl MailStack {
     /// Dovecot and the submission relay (mode: ok | reject-rcpt | tempfail-data | silent-verifier).
     pub fn start(relay_mode: &str) -> MailStack {
@@ -104,6 +202,16 @@ impl MailStack {
     /// As `start_with`, with extra lines for dovecot.conf (e.g. a reduced
     /// `imap_capability` to play a server without IDLE or UIDPLUS).
     pub fn start_full(relay_mode: &str, relay_args: &[&str], dovecot_extra: &str) -> MailStack {
+        Self::start_options(StackOptions {
+            auth: Auth::Password,
+            dovecot_extra,
+            relay: Some((relay_mode, relay_args)),
+        })
+    }
+
+    /// Dovecot configured as `options` say (and the relay, if any), each answering
+    /// before this returns.
+    pub fn start_options(options: StackOptions) -> MailStack {
         let dir = tempfile::tempdir().unwrap();
         let d = dir.path().to_path_buf();
         // Dovecot's mail user must traverse the directory.
@@ -113,22 +221,11 @@ impl MailStack {
             std::fs::create_dir_all(d.join(sub)).unwrap();
         }
         run(Command::new("chown").arg("mail:mail").arg(d.join("mail")));
-        std::fs::write(
-            d.join("passwd"),
-            format!("{USER}:{{PLAIN}}{PASSWORD}::::::\n"),
-        )
-        .unwrap();
         let password_file = d.join("password");
         std::fs::write(&password_file, format!("{PASSWORD}\n")).unwrap();
-        // Both bound at once, so that the two ports differ (two free_port() calls in a row
-        // can return the same port, and Dovecot refuses a duplicate listener).
-        let (imap_port, imaps_port) = {
-            let a = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
-            let b = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
-            (
-                a.local_addr().unwrap().port(),
-                b.local_addr().unwrap().port(),
-            )
+        let (imap_port, imaps_port) = match free_ports(2)[..] {
+            [a, b] => (a, b),
+            _ => unreachable!(),
         };
         let conf = format!(
             r#"base_dir = {d}/run
@@ -140,17 +237,7 @@ protocols = imap lmtp
 ssl = yes
 ssl_cert = <{cert}
 ssl_key = <{key}
-disable_plaintext_auth = no
-auth_mechanisms = plain login
-passdb {{
-  driver = passwd-file
-  args = scheme=PLAIN username_format=%n {d}/passwd
-}}
-userdb {{
-  driver = static
-  args = uid=mail gid=mail home={d}/mail/%n
-}}
-mail_location = maildir:~/Maildir
+{auth}mail_location = maildir:~/Maildir
 first_valid_uid = 8
 hostname = imap.test
 service imap-login {{
@@ -169,6 +256,11 @@ service lmtp {{
     mode = 0666
   }}
 }}
+service auth {{
+  unix_listener {d}/run/auth-sasl {{
+    mode = 0666
+  }}
+}}
 protocol lmtp {{
   postmaster_address = postmaster@imap.test
 }}
@@ -177,9 +269,10 @@ protocol lmtp {{
             d = d.display(),
             cert = pki.cert.display(),
             key = pki.key.display(),
+            auth = dovecot_auth(&options.auth, &d, &pki),
+            dovecot_extra = options.dovecot_extra,
         );
         std::fs::write(d.join("dovecot.conf"), conf).unwrap();
-        let log = d.join("dovecot.log");
         let mut dovecot = Command::new("dovecot")
             .arg("-F")
             .arg("-c")
@@ -189,7 +282,6 @@ protocol lmtp {{
             .spawn()
             .expect("dovecot not found: run tests/run.sh, which installs dovecot-imapd and dovecot-lmtpd");
         wait_for_banner(imap_port, "* OK", &mut dovecot, &d.join("dovecot.stderr"));
-        let _ = log;
         let mut stack = MailStack {
             dir,
             pki,
@@ -200,8 +292,21 @@ protocol lmtp {{
             dovecot,
             relay: None,
         };
-        stack.start_relay(relay_mode, relay_args);
+        if let Some((mode, args)) = options.relay {
+            stack.start_relay(mode, args);
+        }
         stack
+    }
+
+    /// Dovecot's LMTP socket, where a submission server delivers.
+    pub fn lmtp_socket(&self) -> PathBuf {
+        self.dir.path().join("run/lmtp-deliver")
+    }
+
+    /// Dovecot's auth socket, for a submission server's SASL (Postfix
+    /// `smtpd_sasl_type = dovecot`): it offers what [`Auth`] says.
+    pub fn auth_socket(&self) -> PathBuf {
+        self.dir.path().join("run/auth-sasl")
     }
 
     fn start_relay(&mut self, mode: &str, extra: &[&str]) {
@@ -219,7 +324,7 @@ protocol lmtp {{
             .arg("--password-file")
             .arg(&self.password_file)
             .arg("--lmtp-socket")
-            .arg(d.join("run/lmtp-deliver"))
+            .arg(self.lmtp_socket())
             .stdin(Stdio::piped())
             .stdout(Stdio::piped())
             .stderr(std::fs::File::create(d.join("relay.log")).unwrap())
@@ -289,8 +394,7 @@ protocol lmtp {{
     /// Delivers raw message bytes into the mailbox over LMTP (another connection than
     /// the exporter's), as a receiving MTA would.
     pub fn deliver(&self, raw: &[u8]) {
-        let path = self.dir.path().join("run/lmtp-deliver");
-        let mut s = std::os::unix::net::UnixStream::connect(&path).unwrap();
+        let mut s = std::os::unix::net::UnixStream::connect(self.lmtp_socket()).unwrap();
         s.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
         let mut r = BufReader::new(s.try_clone().unwrap());
         let expect = |r: &mut BufReader<std::os::unix::net::UnixStream>, code: &str| loop {

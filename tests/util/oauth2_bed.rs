@@ -1,38 +1,34 @@
 //! A loopback OAuth2 mail bed for the OAuth2 tests: the test token server
-//! (`tests/servers/oauth2_token.py`, TLS from a test CA), Dovecot with its `oauth2` passdb
-//! validating bearer tokens by RFC 7662 introspection against it (IMAP with XOAUTH2 and
-//! OAUTHBEARER, LMTP, and its auth socket for Postfix), and a Postfix instance whose
-//! submission port (STARTTLS) authenticates through Dovecot SASL and delivers into Dovecot
-//! over LMTP. Every port is free and picked at start; everything lives in a temporary
-//! directory and is stopped on drop.
+//! (`tests/servers/oauth2_token.py`, TLS from the stack's test CA), the mail stack's Dovecot
+//! checking bearer tokens by RFC 7662 introspection against it ([`Auth::OAuth2`]: IMAP and
+//! SASL with XOAUTH2 and OAUTHBEARER), and a Postfix instance whose submission port
+//! (STARTTLS) authenticates through Dovecot SASL and delivers into Dovecot over LMTP. Every
+//! port is free and picked at start; everything lives in the stack's temporary directory
+//! and is stopped on drop.
 
-use std::io::{BufRead, BufReader, Read, Write};
-use std::net::TcpStream;
+use std::io::{BufRead, BufReader, Write};
 use std::path::{Path, PathBuf};
 use std::process::{Child, ChildStdin, ChildStdout, Command, Stdio};
 use std::time::{Duration, Instant};
 
-use super::mailstack::{make_pki, TestPki};
+use super::mailstack::{run, wait_for_banner, Auth, MailStack, StackOptions};
 
-pub const USER: &str = "probe";
+pub const USER: &str = super::mailstack::USER;
 pub const CLIENT_ID: &str = "mailauth-probe-app";
 /// Distinctive, so that a leak is easy to find.
 pub const CLIENT_SECRET: &str = "Oauth-Client-Secret-5e1f0c72-leakcheck";
 pub const REFRESH_TOKEN: &str = "Refresh-Token-0a9d44be-leakcheck";
 
 pub struct OAuthBed {
-    pub dir: tempfile::TempDir,
-    pub pki: TestPki,
+    /// Dovecot (IMAP, LMTP, SASL for Postfix), without the stack's own relay.
+    pub stack: MailStack,
     pub token_port: u16,
-    pub imap_port: u16,
-    pub imaps_port: u16,
     pub submission_port: u16,
     pub client_secret_file: PathBuf,
     pub refresh_token_file: PathBuf,
     token: Child,
     token_in: ChildStdin,
     token_out: BufReader<ChildStdout>,
-    dovecot: Child,
     postfix: Option<Child>,
 }
 
@@ -50,75 +46,37 @@ impl Drop for OAuthBed {
             let _ = master.kill();
             let _ = master.wait();
         }
-        let _ = self.dovecot.kill();
-        let _ = self.dovecot.wait();
         let _ = self.token.kill();
         let _ = self.token.wait();
-    }
-}
-
-fn run(cmd: &mut Command) {
-    let out = cmd.output().unwrap_or_else(|e| panic!("{cmd:?}: {e}"));
-    assert!(
-        out.status.success(),
-        "{cmd:?}: {}{}",
-        String::from_utf8_lossy(&out.stdout),
-        String::from_utf8_lossy(&out.stderr)
-    );
-}
-
-/// `n` distinct free ports on 127.0.0.1 (all bound at once, then released).
-fn free_ports(n: usize) -> Vec<u16> {
-    let held: Vec<_> = (0..n)
-        .map(|_| std::net::TcpListener::bind("127.0.0.1:0").unwrap())
-        .collect();
-    held.iter()
-        .map(|l| l.local_addr().unwrap().port())
-        .collect()
-}
-
-fn wait_for_banner(port: u16, prefix: &str, what: &str, log: &Path) {
-    let deadline = Instant::now() + Duration::from_secs(30);
-    loop {
-        if let Ok(mut s) = TcpStream::connect(("127.0.0.1", port)) {
-            let _ = s.set_read_timeout(Some(Duration::from_secs(2)));
-            let mut buf = [0u8; 64];
-            if let Ok(n) = s.read(&mut buf) {
-                if String::from_utf8_lossy(&buf[..n]).starts_with(prefix) {
-                    return;
-                }
-            }
-        }
-        assert!(
-            Instant::now() < deadline,
-            "{what}: no banner on port {port}: {}",
-            std::fs::read_to_string(log).unwrap_or_default()
-        );
-        std::thread::sleep(Duration::from_millis(50));
+        // The stack (Dovecot) stops when the field drops, after this.
     }
 }
 
 impl OAuthBed {
-    /// Starts the token server (tokens living `expires_in` seconds), Dovecot and Postfix.
+    /// Starts Dovecot, the token server (tokens living `expires_in` seconds) and Postfix.
     pub fn start(expires_in: u64) -> OAuthBed {
-        let dir = tempfile::tempdir().unwrap();
-        let d = dir.path().to_path_buf();
-        run(Command::new("chmod").arg("755").arg(&d));
-        let pki = make_pki(&d);
+        // Held while Dovecot picks its ports, so that none of them is the token server's.
+        let token_listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        let token_port = token_listener.local_addr().unwrap().port();
+        let stack = MailStack::start_options(StackOptions {
+            auth: Auth::OAuth2 {
+                introspection_url: format!("https://127.0.0.1:{token_port}/introspect"),
+            },
+            dovecot_extra: "",
+            relay: None,
+        });
+        drop(token_listener);
+        let d = stack.dir.path().to_path_buf();
         // Postfix's smtpd reads the key after dropping privileges; a test key only.
-        run(Command::new("chmod").arg("644").arg(&pki.key));
-        for sub in ["run", "state", "mail", "pf/etc", "pf/queue", "pf/data"] {
+        run(Command::new("chmod").arg("644").arg(&stack.pki.key));
+        for sub in ["pf/etc", "pf/queue", "pf/data"] {
             std::fs::create_dir_all(d.join(sub)).unwrap();
         }
-        run(Command::new("chown").arg("mail:mail").arg(d.join("mail")));
         run(Command::new("chown").arg("postfix").arg(d.join("pf/data")));
         let client_secret_file = d.join("client-secret");
         std::fs::write(&client_secret_file, format!("{CLIENT_SECRET}\n")).unwrap();
         let refresh_token_file = d.join("refresh-token");
         std::fs::write(&refresh_token_file, format!("{REFRESH_TOKEN}\n")).unwrap();
-        let ports = free_ports(4);
-        let (token_port, imap_port, imaps_port, submission_port) =
-            (ports[0], ports[1], ports[2], ports[3]);
 
         // The token server reads its own copy of the secret, so that a test can change the
         // exporter's file without changing what the server expects.
@@ -129,9 +87,9 @@ impl OAuthBed {
             .arg(script)
             .args(["--port", &token_port.to_string()])
             .arg("--cert")
-            .arg(&pki.cert)
+            .arg(&stack.pki.cert)
             .arg("--key")
-            .arg(&pki.key)
+            .arg(&stack.pki.key)
             .args(["--client-id", CLIENT_ID, "--refresh-token", REFRESH_TOKEN])
             .args(["--user", USER, "--expires-in", &expires_in.to_string()])
             .arg("--client-secret-file")
@@ -152,102 +110,24 @@ impl OAuthBed {
             "token server did not start: {line:?} {}",
             std::fs::read_to_string(d.join("token.log")).unwrap_or_default()
         );
-
-        std::fs::write(
-            d.join("dovecot-oauth2.conf.ext"),
-            format!(
-                "introspection_mode = post\nintrospection_url = https://127.0.0.1:{token_port}/introspect\n\
-                 username_attribute = username\nactive_attribute = active\nactive_value = true\n\
-                 force_introspection = yes\ntls_ca_cert_file = {ca}\ntimeout_msecs = 5000\n",
-                ca = pki.ca.display()
-            ),
-        )
-        .unwrap();
-        let conf = format!(
-            r#"base_dir = {d}/run
-state_dir = {d}/state
-instance_name = mailauth-oauth2-{imap_port}
-listen = 127.0.0.1
-log_path = {d}/dovecot.log
-protocols = imap lmtp
-ssl = yes
-ssl_cert = <{cert}
-ssl_key = <{key}
-disable_plaintext_auth = yes
-auth_mechanisms = xoauth2 oauthbearer
-passdb {{
-  driver = oauth2
-  mechanisms = xoauth2 oauthbearer
-  args = {d}/dovecot-oauth2.conf.ext
-}}
-# No passdb can look a user up without a token, so LMTP delivery trusts the static userdb.
-userdb {{
-  driver = static
-  args = uid=mail gid=mail home={d}/mail/%n allow_all_users=yes
-}}
-mail_location = maildir:~/Maildir
-first_valid_uid = 8
-hostname = imap.test
-service imap-login {{
-  inet_listener imap {{
-    address = 127.0.0.1
-    port = {imap_port}
-  }}
-  inet_listener imaps {{
-    address = 127.0.0.1
-    port = {imaps_port}
-    ssl = yes
-  }}
-}}
-service lmtp {{
-  unix_listener {d}/run/lmtp-deliver {{
-    mode = 0666
-  }}
-}}
-service auth {{
-  unix_listener {d}/run/auth-postfix {{
-    mode = 0666
-  }}
-}}
-protocol lmtp {{
-  postmaster_address = postmaster@imap.test
-}}
-"#,
-            d = d.display(),
-            cert = pki.cert.display(),
-            key = pki.key.display(),
-        );
-        std::fs::write(d.join("dovecot.conf"), conf).unwrap();
-        let dovecot = Command::new("dovecot")
-            .arg("-F")
-            .arg("-c")
-            .arg(d.join("dovecot.conf"))
-            .stdout(Stdio::null())
-            .stderr(std::fs::File::create(d.join("dovecot.stderr")).unwrap())
-            .spawn()
-            .expect("dovecot (tests/run.sh installs dovecot-imapd and dovecot-lmtpd)");
         let mut bed = OAuthBed {
-            dir,
-            pki,
+            stack,
             token_port,
-            imap_port,
-            imaps_port,
-            submission_port,
+            // Picked now that Dovecot and the token server hold theirs.
+            submission_port: super::free_port(),
             client_secret_file,
             refresh_token_file,
             token,
             token_in,
             token_out,
-            dovecot,
             postfix: None,
         };
-        wait_for_banner(imap_port, "* OK", "dovecot", &d.join("dovecot.log"));
         bed.start_postfix();
         bed
     }
 
     fn start_postfix(&mut self) {
-        let d = self.dir.path();
+        let d = self.stack.dir.path();
         let pf = d.join("pf");
         std::fs::write(
             pf.join("etc/main.cf"),
@@ -258,16 +138,17 @@ protocol lmtp {{
                  maillog_file = {pf}/postfix.log\nmaillog_file_prefixes = {pf}\nalias_maps =\nalias_database =\n\
                  local_transport = error:no local delivery\nsmtpd_peername_lookup = no\nlmtp_host_lookup = native\n\
                  smtp_dns_support_level = disabled\ndisable_dns_lookups = yes\n\
-                 virtual_mailbox_domains = imap.test\nvirtual_transport = lmtp:unix:{d}/run/lmtp-deliver\n\
+                 virtual_mailbox_domains = imap.test\nvirtual_transport = lmtp:unix:{lmtp}\n\
                  smtpd_tls_cert_file = {cert}\nsmtpd_tls_key_file = {key}\nsmtpd_tls_security_level = encrypt\n\
-                 smtpd_tls_auth_only = yes\nsmtpd_sasl_type = dovecot\nsmtpd_sasl_path = {d}/run/auth-postfix\n\
+                 smtpd_tls_auth_only = yes\nsmtpd_sasl_type = dovecot\nsmtpd_sasl_path = {sasl}\n\
                  smtpd_sasl_auth_enable = yes\nsmtpd_relay_restrictions = permit_sasl_authenticated, reject\n\
                  smtpd_recipient_restrictions = permit_sasl_authenticated, reject\nqueue_run_delay = 1s\n\
                  minimal_backoff_time = 1s\nmaximal_backoff_time = 2s\nbiff = no\n",
                 pf = pf.display(),
-                d = d.display(),
-                cert = self.pki.cert.display(),
-                key = self.pki.key.display(),
+                lmtp = self.stack.lmtp_socket().display(),
+                sasl = self.stack.auth_socket().display(),
+                cert = self.stack.pki.cert.display(),
+                key = self.stack.pki.key.display(),
             ),
         )
         .unwrap();
@@ -308,7 +189,7 @@ protocol lmtp {{
             &format!("postfix -c {} check", etc.display()),
             "/dev/null",
         ]));
-        let master = Command::new("/usr/lib/postfix/sbin/master")
+        let mut master = Command::new("/usr/lib/postfix/sbin/master")
             .arg("-c")
             .arg(&etc)
             .arg("-d")
@@ -316,13 +197,13 @@ protocol lmtp {{
             .stderr(std::fs::File::create(pf.join("master.out")).unwrap())
             .spawn()
             .expect("postfix (tests/e2e/bed.sh install brings it)");
-        self.postfix = Some(master);
         wait_for_banner(
             self.submission_port,
             "220",
-            "postfix",
+            &mut master,
             &pf.join("postfix.log"),
         );
+        self.postfix = Some(master);
     }
 
     /// Sends a control command to the token server and waits for its acknowledgement.
@@ -336,12 +217,12 @@ protocol lmtp {{
 
     /// The token server's log: one line per grant and introspection, without secrets.
     pub fn token_log(&self) -> String {
-        std::fs::read_to_string(self.dir.path().join("token.log")).unwrap_or_default()
+        std::fs::read_to_string(self.stack.dir.path().join("token.log")).unwrap_or_default()
     }
 
     /// Every access and refresh token the token server issued so far.
     pub fn issued_tokens(&self) -> Vec<String> {
-        std::fs::read_to_string(self.dir.path().join("issued-tokens"))
+        std::fs::read_to_string(self.stack.dir.path().join("issued-tokens"))
             .unwrap_or_default()
             .lines()
             .map(str::to_string)
@@ -359,7 +240,7 @@ protocol lmtp {{
 
     /// Every log of the bed's servers, for failure messages.
     pub fn logs(&self) -> String {
-        let d = self.dir.path();
+        let d = self.stack.dir.path();
         [
             "token.log",
             "dovecot.log",
@@ -392,7 +273,7 @@ protocol lmtp {{
              scope = \"mail\"\ngrant = \"{grant}\"\n{refresh}ca_file = \"{}\"\ntimeout = \"5s\"\n",
             self.token_port,
             self.client_secret_file.display(),
-            self.pki.ca.display()
+            self.stack.pki.ca.display()
         )
     }
 
@@ -401,17 +282,17 @@ protocol lmtp {{
         format!(
             "host = \"127.0.0.1\"\nport = {}\ntls = \"tls\"\nusername = \"{USER}\"\nauth = \"{auth}\"\nca_file = \"{}\"\n\
              timeout = \"10s\"\ntrusted_authserv_ids = [\"submission.example.test\"]\n",
-            self.imaps_port,
-            self.pki.ca.display()
+            self.stack.imaps_port,
+            self.stack.pki.ca.display()
         )
     }
 
-    /// `[smtp.NAME]` keys (without the oauth2 table), XOAUTH2 over STARTTLS.
-    pub fn smtp_toml(&self) -> String {
+    /// `[smtp.NAME]` keys (without the oauth2 table) for `auth`, over STARTTLS.
+    pub fn smtp_toml(&self, auth: &str) -> String {
         format!(
-            "host = \"127.0.0.1\"\nport = {}\ntls = \"starttls\"\nusername = \"{USER}\"\nauth = \"xoauth2\"\nca_file = \"{}\"\ntimeout = \"10s\"\n",
+            "host = \"127.0.0.1\"\nport = {}\ntls = \"starttls\"\nusername = \"{USER}\"\nauth = \"{auth}\"\nca_file = \"{}\"\ntimeout = \"10s\"\n",
             self.submission_port,
-            self.pki.ca.display()
+            self.stack.pki.ca.display()
         )
     }
 }
