@@ -3,7 +3,8 @@
 //! and DMARC, Dovecot over IMAPS, and the echo verifier `tests/e2e/verifier.py`).
 //!
 //! The real exporter binary runs with a real config file against the bed, and a real
-//! Prometheus scrapes it with the shipped alert rules (every `for:` shortened). Each
+//! Prometheus scrapes it with the shipped alert rules (every `for:` shortened) and sends to
+//! a real Alertmanager running the shipped route, its receivers webhooks into this test. Each
 //! scenario breaks the domain's authentication the way operators do, by rewriting the zone
 //! file or stopping a daemon, and asserts only on what `/metrics` and Prometheus show; then
 //! it repairs the break and watches the metrics (and alerts) recover. Every wait is on a
