@@ -2059,20 +2059,26 @@ fn scenario_11_alertmanager_dns_errors_inhibit_findings() {
 #[test]
 fn scenario_11_alertmanager_exporter_down_pages_alone() {
     let (_g, bed) = scenario();
-    // A record change (restore() changes it back): MailauthRecordChanged, which carries the
-    // exporter's instance, fires for the next hour.
+    // A record changed and changed back: MailauthRecordChanged, which carries the exporter's
+    // instance, fires for the next hour. (The first change may only create the series,
+    // which changes() cannot see; Prometheus must have it before the second.)
     let t0 = now();
     bed.set_zone(DOMAIN, |z| {
         edit(&z, "p=reject; aspf=s;", "p=reject; aspf=s; fo=1;")
     });
-    wait_check(DOMAIN, "dmarc", t0, true);
+    wait_for("Prometheus to see the DMARC record change", WAIT, || {
+        let ts = promql(&format!(
+            "mailauth_record_change_timestamp_seconds{{domain=\"{DOMAIN}\",record=\"dmarc\"}}"
+        ))?;
+        (ts > t0 - 1.0).then_some(())
+    });
+    bed.restore();
     let changed = [
         ("domain", DOMAIN),
         ("record", "dmarc"),
         ("instance", EXPORTER),
     ];
     wait_alert("MailauthRecordChanged", &changed, true);
-    bed.restore();
     wait_am_agrees_with_prometheus();
     let start = settle();
 
