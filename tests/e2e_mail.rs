@@ -3,7 +3,8 @@
 //! and DMARC, Dovecot over IMAPS, and the echo verifier `tests/e2e/verifier.py`).
 //!
 //! The real exporter binary runs with a real config file against the bed, and a real
-//! Prometheus scrapes it with the shipped alert rules (every `for:` shortened). Each
+//! Prometheus scrapes it with the shipped alert rules (every `for:` shortened) and sends to
+//! a real Alertmanager running the shipped route, its receivers webhooks into this test. Each
 //! scenario breaks the domain's authentication the way operators do, by rewriting the zone
 //! file or stopping a daemon, and asserts only on what `/metrics` and Prometheus show; then
 //! it repairs the break and watches the metrics (and alerts) recover. Every wait is on a
@@ -31,6 +32,8 @@ const EXPORTER: &str = "127.0.5.60:9744";
 const PROMETHEUS: &str = "127.0.5.61:9090";
 /// The reports scenario's own exporter (stopped and started again within the scenario).
 const RUA_EXPORTER: &str = "127.0.5.62:9744";
+/// Alertmanager, with the shipped route (examples/alertmanager.yml); Prometheus sends to it.
+const ALERTMANAGER: &str = "127.0.5.63:9093";
 const DOMAIN: &str = "example.test";
 /// The probes' return-path domain: the SPF that receivers evaluate is this one's.
 const BOUNCE: &str = "bounce.example.test";
@@ -39,7 +42,10 @@ const WAIT: Duration = Duration::from_secs(90);
 struct Bed {
     dir: PathBuf,
     env: HashMap<String, String>,
-    /// Pipes to the tethered exporter and Prometheus: they stop when these close.
+    /// The pipe to the tethered exporter (it stops when this closes); the Alertmanager
+    /// scenario stops it and starts it again.
+    exporter: Mutex<Option<(Child, ChildStdin)>>,
+    /// Pipes to the tethered Prometheus and Alertmanager: they stop when these close.
     _tethers: Vec<(Child, ChildStdin)>,
 }
 
@@ -88,7 +94,9 @@ fn tethered(args: &[&str], log: &Path) -> (Child, ChildStdin) {
     (child, stdin)
 }
 
-fn exporter_config(env: &HashMap<String, String>) -> String {
+/// The exporter's config. `state_dir` keeps the tokens of the probes it sent, so that the
+/// exporter started again by the Alertmanager scenario still deletes its late arrivals.
+fn exporter_config(env: &HashMap<String, String>, state_dir: &Path) -> String {
     let (pw, ca) = (&env["PASSWORD_FILE"], &env["CA"]);
     let mailbox = |name: &str, user: &str, junk: &str| {
         format!(
@@ -98,7 +106,7 @@ fn exporter_config(env: &HashMap<String, String>) -> String {
         )
     };
     format!(
-        "[exporter]\nlisten_address = \"{EXPORTER}\"\ndns_interval = \"1s\"\nprobe_interval = \"1s\"\n\n\
+        "[exporter]\nlisten_address = \"{EXPORTER}\"\nstate_dir = \"{state}\"\ndns_interval = \"1s\"\nprobe_interval = \"1s\"\n\n\
          [dns]\nnameservers = [\"{dns}\"]\ntimeout = \"2s\"\nattempts = 2\ncache_max_ttl = \"1s\"\n\n\
          [[domain]]\nname = \"{DOMAIN}\"\ndkim_selectors = [\"e2e\"]\nsending_ips = [\"127.0.5.10\"]\n\
          helo = \"mail.example.test\"\nexpect_dmarc_policy = \"reject\"\n\n\
@@ -111,6 +119,7 @@ fn exporter_config(env: &HashMap<String, String>) -> String {
         mailbox("inbox", "probe@receiver.test", "[\"Junk\"]"),
         mailbox("reports", "reports@receiver.test", "[]"),
         dns = env["DNS"],
+        state = state_dir.display(),
     )
 }
 
@@ -128,18 +137,32 @@ fn bed() -> &'static Bed {
         let work = dir.join("under-test");
         let _ = std::fs::remove_dir_all(&work);
         std::fs::create_dir_all(&work).unwrap();
-        let config = work.join("mailauth-exporter.toml");
-        std::fs::write(&config, exporter_config(&env)).unwrap();
-        let exporter = tethered(
+        std::fs::write(
+            work.join("mailauth-exporter.toml"),
+            exporter_config(&env, &work.join("state")),
+        )
+        .unwrap();
+        let exporter = start_exporter(&work, "exporter.log");
+        // Alertmanager with the shipped route, its receivers swapped for the test's webhooks.
+        let webhooks = serve_webhooks();
+        std::fs::write(
+            work.join("alertmanager.yml"),
+            alertmanager_config(&repo_file("examples/alertmanager.yml"), webhooks),
+        )
+        .unwrap();
+        let alertmanager = tethered(
             &[
-                env!("CARGO_BIN_EXE_mailauth-exporter"),
-                "--config",
-                config.to_str().unwrap(),
-                "--log.level",
-                "info",
+                "prometheus-alertmanager",
+                &format!("--config.file={}", work.join("alertmanager.yml").display()),
+                &format!("--storage.path={}", work.join("alertmanager").display()),
+                &format!("--web.listen-address={ALERTMANAGER}"),
+                // No gossip: a lone instance, nothing but loopback.
+                "--cluster.listen-address=",
             ],
-            &work.join("exporter.log"),
+            &work.join("alertmanager.log"),
         );
+        // Before Prometheus starts: it sends an alert once, then again only after a minute.
+        wait_for("Alertmanager to be ready", WAIT, || ready(ALERTMANAGER));
         std::fs::write(
             work.join("rules.yml"),
             with_short_for(&repo_file("alerts/mailauth.rules.yml")),
@@ -157,6 +180,7 @@ fn bed() -> &'static Bed {
             format!(
                 "global:\n  scrape_interval: 1s\n  evaluation_interval: 1s\n\
                  rule_files: [rules.yml, reports.rules.yml]\n\
+                 alerting:\n  alertmanagers:\n    - static_configs:\n        - targets: ['{ALERTMANAGER}']\n\
                  scrape_configs:\n  - job_name: mailauth\n    static_configs:\n      - targets: ['{EXPORTER}']\n\
                  \x20 - job_name: rua-reader\n    static_configs:\n      - targets: ['{RUA_EXPORTER}']\n"
             ),
@@ -174,12 +198,27 @@ fn bed() -> &'static Bed {
         let bed = Bed {
             dir,
             env,
-            _tethers: vec![exporter, prometheus],
+            exporter: Mutex::new(Some(exporter)),
+            _tethers: vec![prometheus, alertmanager],
         };
         wait_for("the exporter to serve /metrics", WAIT, || ready(EXPORTER));
         wait_for("Prometheus to be ready", WAIT, || ready(PROMETHEUS));
         bed
     })
+}
+
+/// Starts the exporter under test (its config in `work`), tethered to this process.
+fn start_exporter(work: &Path, log: &str) -> (Child, ChildStdin) {
+    tethered(
+        &[
+            env!("CARGO_BIN_EXE_mailauth-exporter"),
+            "--config",
+            work.join("mailauth-exporter.toml").to_str().unwrap(),
+            "--log.level",
+            "info",
+        ],
+        &work.join(log),
+    )
 }
 
 /// One scenario at a time, each from the healthy state.
@@ -1485,4 +1524,655 @@ fn scenario_10_reports_mailed_to_the_rua_mailbox() {
     assert_eq!(bed.folder_files(user, "Other").len(), 1);
     drop(exporter.1);
     exporter.0.wait().unwrap();
+}
+
+// ---- Scenario 11: Alertmanager, with the shipped route ---------------------------------------
+
+/// The bed's `group_wait` and `group_interval` (the example waits 1m and 10m). One value for
+/// both: a notification due for any alert that reached Alertmanager before a later one is
+/// then sent no later than that later one's (see [`settle`]).
+const GROUP_TIMER: &str = "2s";
+/// Notifications kept by the webhook receiver, and the largest body it reads.
+const MAX_NOTIFICATIONS: usize = 10_000;
+const MAX_WEBHOOK_BODY: usize = 1 << 20;
+
+/// One notification Alertmanager sent to a webhook receiver of the test.
+#[derive(Clone, Debug)]
+struct Notification {
+    /// The receiver, from the webhook URL's path (`/pager`, `/mail-team`).
+    receiver: String,
+    /// Alertmanager's webhook payload (version 4).
+    body: serde_json::Value,
+}
+
+impl Notification {
+    fn status(&self) -> &str {
+        self.body["status"].as_str().unwrap_or("")
+    }
+
+    /// The group it is about: its `alertname` and `domain` grouping labels ("" when absent).
+    fn group(&self) -> (&str, &str) {
+        let label = |k: &str| self.body["groupLabels"][k].as_str().unwrap_or("");
+        (label("alertname"), label("domain"))
+    }
+
+    fn alerts(&self) -> &[serde_json::Value] {
+        self.body["alerts"].as_array().map_or(&[], Vec::as_slice)
+    }
+
+    /// Whether it tells of the test's sentinel `domain` (any sentinel, for "").
+    fn is_sentinel(&self, domain: &str) -> bool {
+        self.alerts().iter().any(|a| {
+            a["labels"]["alertname"] == SENTINEL
+                && (domain.is_empty() || a["labels"]["domain"] == domain)
+        })
+    }
+
+    fn is(&self, receiver: &str, alertname: &str, domain: &str, status: &str) -> bool {
+        self.receiver == receiver && self.group() == (alertname, domain) && self.status() == status
+    }
+}
+
+/// Every notification received, in arrival order.
+static NOTIFICATIONS: Mutex<Vec<Notification>> = Mutex::new(Vec::new());
+
+/// The webhook receivers: a loopback listener taking Alertmanager's POSTs, one per
+/// connection. Alertmanager sends every receiver here, its name as the path.
+fn serve_webhooks() -> std::net::SocketAddr {
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let addr = listener.local_addr().unwrap();
+    std::thread::spawn(move || {
+        for mut conn in listener.incoming().flatten() {
+            let reply: &[u8] = match read_notification(&mut conn) {
+                Some(n) => {
+                    let mut log = NOTIFICATIONS.lock().unwrap();
+                    if log.len() < MAX_NOTIFICATIONS {
+                        log.push(n);
+                    }
+                    b"HTTP/1.1 200 OK\r\nContent-Length: 0\r\nConnection: close\r\n\r\n"
+                }
+                None => {
+                    b"HTTP/1.1 400 Bad Request\r\nContent-Length: 0\r\nConnection: close\r\n\r\n"
+                }
+            };
+            let _ = conn.write_all(reply);
+        }
+    });
+    addr
+}
+
+/// One webhook POST: the path and the JSON body (Content-Length framed, as Alertmanager sends).
+fn read_notification(conn: &mut TcpStream) -> Option<Notification> {
+    conn.set_read_timeout(Some(Duration::from_secs(5))).ok()?;
+    let mut buf = Vec::new();
+    let mut chunk = [0u8; 8192];
+    let head_end = loop {
+        if let Some(i) = buf.windows(4).position(|w| w == b"\r\n\r\n") {
+            break i + 4;
+        }
+        if buf.len() > 64 * 1024 {
+            return None;
+        }
+        let n = conn.read(&mut chunk).ok()?;
+        if n == 0 {
+            return None;
+        }
+        buf.extend_from_slice(&chunk[..n]);
+    };
+    let head = String::from_utf8_lossy(&buf[..head_end]).into_owned();
+    let path = head.split_whitespace().nth(1)?.to_string();
+    let len: usize = head.lines().find_map(|l| {
+        let (k, v) = l.split_once(':')?;
+        k.eq_ignore_ascii_case("content-length")
+            .then(|| v.trim().parse().ok())?
+    })?;
+    if len > MAX_WEBHOOK_BODY {
+        return None;
+    }
+    while buf.len() < head_end + len {
+        let n = conn.read(&mut chunk).ok()?;
+        if n == 0 {
+            return None;
+        }
+        buf.extend_from_slice(&chunk[..n]);
+    }
+    Some(Notification {
+        receiver: path.trim_start_matches('/').to_string(),
+        body: serde_json::from_slice(&buf[head_end..head_end + len]).ok()?,
+    })
+}
+
+/// The shipped Alertmanager config (examples/alertmanager.yml) for the bed: the same route
+/// tree, matchers, grouping labels and inhibition rules; each receiver's integrations
+/// replaced by one webhook to the test (`http://WEBHOOKS/<receiver name>`), and
+/// `group_wait`/`group_interval` shortened to [`GROUP_TIMER`] wherever the route sets them.
+/// `repeat_interval` stays as shipped (an hour or more): within a scenario, any second
+/// notification of a group is a change, not a repeat.
+fn alertmanager_config(example: &str, webhooks: std::net::SocketAddr) -> String {
+    use serde_yaml::Value;
+    /// Applies `f` to `route` and every route below it.
+    fn each_route(route: &mut Value, f: &dyn Fn(&mut serde_yaml::Mapping)) {
+        let route = route.as_mapping_mut().expect("a route is a mapping");
+        f(route);
+        for child in route
+            .get_mut("routes")
+            .and_then(Value::as_sequence_mut)
+            .into_iter()
+            .flatten()
+        {
+            each_route(child, f);
+        }
+    }
+    const TIMERS: [&str; 2] = ["group_wait", "group_interval"];
+    let shipped: Value = serde_yaml::from_str(example).expect("examples/alertmanager.yml");
+    let mut config = shipped.clone();
+    each_route(&mut config["route"], &|route| {
+        for key in TIMERS {
+            if route.contains_key(key) {
+                route.insert(key.into(), GROUP_TIMER.into());
+            }
+        }
+    });
+    for receiver in config["receivers"].as_sequence_mut().expect("receivers") {
+        let receiver = receiver.as_mapping_mut().expect("a receiver is a mapping");
+        let name = receiver["name"]
+            .as_str()
+            .expect("a receiver's name")
+            .to_string();
+        receiver.retain(|k, _| !k.as_str().is_some_and(|k| k.ends_with("_configs")));
+        let mut webhook = serde_yaml::Mapping::new();
+        webhook.insert("url".into(), format!("http://{webhooks}/{name}").into());
+        webhook.insert("send_resolved".into(), true.into());
+        receiver.insert("webhook_configs".into(), vec![Value::from(webhook)].into());
+    }
+    // Only the timers differ in the route tree; the inhibition rules are the shipped ones.
+    let mut untimed = [shipped["route"].clone(), config["route"].clone()];
+    for route in &mut untimed {
+        each_route(route, &|route| {
+            for key in TIMERS {
+                route.remove(key);
+            }
+        });
+    }
+    assert_eq!(untimed[0], untimed[1], "the bed's route tree");
+    assert_eq!(config["inhibit_rules"], shipped["inhibit_rules"]);
+    serde_yaml::to_string(&config).unwrap()
+}
+
+/// How many notifications have arrived so far: a mark to look at what came after it.
+fn mark() -> usize {
+    NOTIFICATIONS.lock().unwrap().len()
+}
+
+fn notifications_since(mark: usize) -> Vec<Notification> {
+    NOTIFICATIONS.lock().unwrap()[mark..].to_vec()
+}
+
+fn show(notifications: &[Notification]) -> String {
+    notifications
+        .iter()
+        .map(|n| {
+            let (alertname, domain) = n.group();
+            format!(
+                "{} {alertname}/{domain} {} ({} alerts)",
+                n.receiver,
+                n.status(),
+                n.alerts().len()
+            )
+        })
+        .collect::<Vec<_>>()
+        .join("\n")
+}
+
+/// Waits for a notification after `since` that `pred` accepts, and returns it.
+fn wait_notification(
+    what: &str,
+    since: usize,
+    pred: impl Fn(&Notification) -> bool,
+) -> Notification {
+    util::wait_for(
+        what,
+        WAIT,
+        || notifications_since(since).into_iter().find(|n| pred(n)),
+        || {
+            format!(
+                "notifications so far:\n{}",
+                show(&notifications_since(since))
+            )
+        },
+    )
+}
+
+/// The alertname of the test's own sentinel alerts (see [`settle`]).
+const SENTINEL: &str = "E2eSentinel";
+static SENTINELS: AtomicU64 = AtomicU64::new(0);
+
+/// Posts a sentinel alert to Alertmanager (with amtool, in a group of its own) and waits
+/// for its notification; returns the sentinel's position in the log. Alertmanager sends a
+/// new group's first notification `group_wait` after its first alert, and a change to a
+/// group at its next `group_interval` tick (the same time here), so by the time the
+/// sentinel's arrives, every notification due for alerts that reached Alertmanager before
+/// the sentinel has arrived too: what has not is not coming.
+fn settle() -> usize {
+    let n = SENTINELS.fetch_add(1, Ordering::SeqCst);
+    let domain = format!("sentinel-{n}.invalid");
+    let since = mark();
+    let out = Command::new("amtool")
+        .arg(format!("--alertmanager.url=http://{ALERTMANAGER}"))
+        .args(["alert", "add", &format!("alertname={SENTINEL}")])
+        .arg(format!("domain={domain}"))
+        .output()
+        .expect("amtool");
+    assert!(
+        out.status.success(),
+        "amtool alert add: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    wait_notification(&format!("the sentinel {domain}"), since, |n| {
+        n.is_sentinel(&domain)
+    });
+    let log = NOTIFICATIONS.lock().unwrap();
+    log.iter().rposition(|n| n.is_sentinel(&domain)).unwrap()
+}
+
+/// The alerts Alertmanager holds (active, inhibited or silenced; not resolved ones).
+fn am_alerts() -> Vec<serde_json::Value> {
+    let (code, body) = get_blocking(&format!("http://{ALERTMANAGER}/api/v2/alerts"));
+    assert_eq!(code, 200, "Alertmanager's alerts: {body}");
+    serde_json::from_str::<serde_json::Value>(&body)
+        .unwrap()
+        .as_array()
+        .cloned()
+        .unwrap_or_default()
+}
+
+/// Labels of the alerts Prometheus has firing.
+fn prometheus_firing() -> Vec<serde_json::Value> {
+    let (_, body) = get_blocking(&format!("http://{PROMETHEUS}/api/v1/alerts"));
+    let v: serde_json::Value = serde_json::from_str(&body).unwrap();
+    v["data"]["alerts"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .filter(|a| a["state"] == "firing")
+        .map(|a| a["labels"].clone())
+        .collect()
+}
+
+fn has_labels(labels: &serde_json::Value, alertname: &str, want: &[(&str, &str)]) -> bool {
+    labels["alertname"] == alertname && want.iter().all(|(k, v)| labels[*k] == *v)
+}
+
+/// Waits until Alertmanager holds exactly the alerts Prometheus has firing (the test's
+/// sentinels aside): every firing alert and every resolution has reached it.
+fn wait_am_agrees_with_prometheus() {
+    let held = || -> Vec<serde_json::Value> {
+        am_alerts()
+            .into_iter()
+            .map(|a| a["labels"].clone())
+            .filter(|l| l["alertname"] != SENTINEL)
+            .collect()
+    };
+    util::wait_for(
+        "Alertmanager to hold exactly the alerts Prometheus fires",
+        WAIT,
+        || {
+            let (held, firing) = (held(), prometheus_firing());
+            (held.len() == firing.len() && firing.iter().all(|l| held.contains(l))).then_some(())
+        },
+        || {
+            format!(
+                "Prometheus: {:?}\nAlertmanager: {:?}",
+                prometheus_firing(),
+                held()
+            )
+        },
+    );
+}
+
+/// Waits until Alertmanager holds `alertname` with `labels`, inhibited (by an alert of
+/// `source`), and returns it.
+fn wait_am_inhibited(alertname: &str, labels: &[(&str, &str)], source: &str) -> serde_json::Value {
+    util::wait_for(
+        &format!("Alertmanager to inhibit {alertname}{labels:?}"),
+        WAIT,
+        || {
+            let alerts = am_alerts();
+            let source_fps: Vec<&serde_json::Value> = alerts
+                .iter()
+                .filter(|a| a["labels"]["alertname"] == source)
+                .map(|a| &a["fingerprint"])
+                .collect();
+            alerts
+                .iter()
+                .find(|a| {
+                    has_labels(&a["labels"], alertname, labels)
+                        && a["status"]["state"] == "suppressed"
+                        && a["status"]["inhibitedBy"].as_array().is_some_and(|by| {
+                            !by.is_empty() && by.iter().all(|f| source_fps.contains(&f))
+                        })
+                })
+                .cloned()
+        },
+        || format!("{:#?}", am_alerts()),
+    )
+}
+
+/// The routing every notification since `since` must show: critical alerts only at the
+/// pager, none at the mail team, and one domain per notification (grouped per domain).
+fn assert_routed(since: usize) {
+    for n in notifications_since(since) {
+        let (alertname, domain) = n.group();
+        if n.is_sentinel("") {
+            continue;
+        }
+        for a in n.alerts() {
+            let critical = a["labels"]["severity"] == "critical";
+            match n.receiver.as_str() {
+                "pager" => assert!(critical, "a non-critical alert paged: {a}"),
+                "mail-team" => assert!(!critical, "a critical alert went by email: {a}"),
+                other => panic!("a notification for an unknown receiver {other}"),
+            }
+            assert_eq!(
+                a["labels"]["alertname"], alertname,
+                "grouped per alert: {a}"
+            );
+            let own = a["labels"]["domain"].as_str().unwrap_or("");
+            assert_eq!(own, domain, "grouped per domain: {}", n.body);
+        }
+    }
+}
+
+/// Asserts that `n` carries one alert with `labels`, its summary and its runbook link.
+fn assert_alert(n: &Notification, labels: &[(&str, &str)], summary: &str, runbook: &str) {
+    let alerts = n.alerts();
+    assert_eq!(alerts.len(), 1, "one alert in {}", n.body);
+    let a = &alerts[0];
+    for (k, v) in labels {
+        assert_eq!(a["labels"][*k], *v, "label {k} in {a}");
+    }
+    assert_eq!(a["annotations"]["summary"], summary, "{a}");
+    assert_eq!(
+        a["annotations"]["runbook_url"],
+        format!(
+            "https://github.com/mailauth-exporter/mailauth-exporter/blob/main/alerts/RUNBOOK.md#{runbook}"
+        ),
+        "{a}"
+    );
+}
+
+/// The example.test zone with the SPF of both domains (example.test and its return-path
+/// domain) no longer naming the sending IP: an error-severity finding on each.
+fn both_spf_broken(z: String) -> String {
+    let z = edit(
+        &z,
+        "@ IN TXT \"v=spf1 ip4:127.0.5.10 -all\"",
+        "@ IN TXT \"v=spf1 ip4:127.0.5.99 -all\"",
+    );
+    edit(
+        &z,
+        "bounce IN TXT \"v=spf1 ip4:127.0.5.10 -all\"",
+        "bounce IN TXT \"v=spf1 ip4:127.0.5.99 -all\"",
+    )
+}
+
+/// Scenario 11, routing: two domains broken at once (each one's SPF drops the sending IP).
+/// Each domain's critical `MailauthFindingError` reaches the pager as a group of its own,
+/// exactly once, with the domain, summary and runbook link; each domain's warning
+/// (`MailauthDnsCheckFailing`) goes to the mail team; after the repair each page group gets
+/// exactly one resolved notification.
+#[test]
+fn scenario_11_alertmanager_routes_per_domain() {
+    let (_g, bed) = scenario();
+    let start = settle();
+    bed.set_zone(DOMAIN, both_spf_broken);
+    for domain in [DOMAIN, BOUNCE] {
+        let page = wait_notification(&format!("the page for {domain}"), start, |n| {
+            n.is("pager", "MailauthFindingError", domain, "firing")
+        });
+        assert_alert(
+            &page,
+            &[
+                ("domain", domain),
+                ("code", "spf.ip_not_authorized"),
+                ("severity", "critical"),
+            ],
+            &format!("{domain}: spf.ip_not_authorized"),
+            "finding-error",
+        );
+        let mail = wait_notification(&format!("the warning for {domain}"), start, |n| {
+            n.is("mail-team", "MailauthDnsCheckFailing", domain, "firing")
+        });
+        assert_alert(
+            &mail,
+            &[
+                ("domain", domain),
+                ("check", "spf"),
+                ("severity", "warning"),
+            ],
+            &format!("{domain}: spf check failing"),
+            "dns-check-failing",
+        );
+    }
+
+    bed.restore();
+    for domain in [DOMAIN, BOUNCE] {
+        wait_notification(&format!("the page for {domain} resolved"), start, |n| {
+            n.is("pager", "MailauthFindingError", domain, "resolved")
+        });
+    }
+    let end = settle();
+    let seen = &notifications_since(start)[..end - start];
+    for domain in [DOMAIN, BOUNCE] {
+        for status in ["firing", "resolved"] {
+            let count = seen
+                .iter()
+                .filter(|n| n.is("pager", "MailauthFindingError", domain, status))
+                .count();
+            assert_eq!(count, 1, "{status} pages for {domain}:\n{}", show(seen));
+        }
+        assert!(
+            !seen
+                .iter()
+                .any(|n| n.receiver == "pager" && n.group() == ("MailauthDnsCheckFailing", domain)),
+            "a warning paged:\n{}",
+            show(seen)
+        );
+    }
+    assert_routed(start);
+}
+
+/// Scenario 11, inhibition by DNS errors: example.test's DMARC lookup fails (a CNAME into
+/// the bed's zone that knot cannot load: SERVFAIL) while its SPF drops the sending IP.
+/// Prometheus fires `MailauthDnsErrors`, `MailauthFindingError` and
+/// `MailauthDnsCheckFailing` for the domain; only `MailauthDnsErrors` arrives, the other
+/// two are held back by the shipped inhibition rule (Alertmanager shows them inhibited).
+#[test]
+fn scenario_11_alertmanager_dns_errors_inhibit_findings() {
+    let (_g, bed) = scenario();
+    let start = settle();
+    let dmarc_servfail = |z: String| {
+        edit(
+            &z,
+            "_dmarc IN TXT \"v=DMARC1; p=reject; aspf=s; rua=mailto:dmarc-reports@example.test\"",
+            "_dmarc IN CNAME _dmarc.servfail.test.",
+        )
+    };
+    bed.set_zone(DOMAIN, dmarc_servfail);
+    let dns = [("domain", DOMAIN), ("check", "dmarc")];
+    wait_alert("MailauthDnsErrors", &dns, true);
+    let notice = wait_notification("the DNS errors notice", start, |n| {
+        n.is("mail-team", "MailauthDnsErrors", DOMAIN, "firing")
+    });
+    assert_alert(
+        &notice,
+        &[
+            ("domain", DOMAIN),
+            ("check", "dmarc"),
+            ("severity", "warning"),
+        ],
+        &format!("{DOMAIN}: DNS cannot answer the dmarc check"),
+        "dns-errors",
+    );
+    // Now a finding that would page, on top of the DNS errors.
+    bed.set_zone(DOMAIN, |z| {
+        edit(
+            &dmarc_servfail(z),
+            "@ IN TXT \"v=spf1 ip4:127.0.5.10 -all\"",
+            "@ IN TXT \"v=spf1 ip4:127.0.5.99 -all\"",
+        )
+    });
+    let finding = [("domain", DOMAIN), ("code", "spf.ip_not_authorized")];
+    wait_alert("MailauthFindingError", &finding, true);
+    wait_alert("MailauthDnsCheckFailing", &dns, true);
+    wait_alert(
+        "MailauthDnsCheckFailing",
+        &[("domain", DOMAIN), ("check", "spf")],
+        true,
+    );
+    wait_am_inhibited("MailauthFindingError", &finding, "MailauthDnsErrors");
+    wait_am_inhibited("MailauthDnsCheckFailing", &dns, "MailauthDnsErrors");
+    wait_am_agrees_with_prometheus();
+    let end = settle();
+    let seen = &notifications_since(start)[..end - start];
+    for alertname in ["MailauthFindingError", "MailauthDnsCheckFailing"] {
+        assert!(
+            !seen
+                .iter()
+                .any(|n| n.group() == (alertname, DOMAIN) && n.status() == "firing"),
+            "{alertname} for {DOMAIN} arrived despite the DNS errors:\n{}",
+            show(seen)
+        );
+    }
+    assert_routed(start);
+
+    bed.restore();
+    wait_notification("the DNS errors notice resolved", start, |n| {
+        n.is("mail-team", "MailauthDnsErrors", DOMAIN, "resolved")
+    });
+}
+
+/// Scenario 11, inhibition by the exporter down: with the exporter stopped, the only
+/// notification is `MailauthExporterDown` at the pager; alerts of that exporter that go on
+/// firing (a record changed within the hour) are held back by the shipped inhibition rule.
+/// Started again, the exporter serves the next scenarios; the page resolves.
+#[test]
+fn scenario_11_alertmanager_exporter_down_pages_alone() {
+    let (_g, bed) = scenario();
+    // A record changed and changed back: MailauthRecordChanged, which carries the exporter's
+    // instance, fires for the next hour. (The first change may only create the series,
+    // which changes() cannot see; Prometheus must have it before the second.)
+    let t0 = now();
+    bed.set_zone(DOMAIN, |z| {
+        edit(&z, "p=reject; aspf=s;", "p=reject; aspf=s; fo=1;")
+    });
+    wait_for("Prometheus to see the DMARC record change", WAIT, || {
+        let ts = promql(&format!(
+            "mailauth_record_change_timestamp_seconds{{domain=\"{DOMAIN}\",record=\"dmarc\"}}"
+        ))?;
+        (ts > t0 - 1.0).then_some(())
+    });
+    bed.restore();
+    let changed = [
+        ("domain", DOMAIN),
+        ("record", "dmarc"),
+        ("instance", EXPORTER),
+    ];
+    wait_alert("MailauthRecordChanged", &changed, true);
+    wait_am_agrees_with_prometheus();
+    let start = settle();
+
+    let stopped_at = SystemTime::now();
+    let stopped = bed.stop_exporter();
+    let down = [("instance", EXPORTER), ("job", "mailauth")];
+    wait_alert("MailauthExporterDown", &down, true);
+    let page = wait_notification("the exporter-down page", start, |n| {
+        n.is("pager", "MailauthExporterDown", "", "firing")
+    });
+    assert_alert(
+        &page,
+        &[("instance", EXPORTER), ("severity", "critical")],
+        &format!("{EXPORTER}: mailauth-exporter down"),
+        "exporter-down",
+    );
+    wait_am_inhibited("MailauthRecordChanged", &changed, "MailauthExporterDown");
+    wait_am_agrees_with_prometheus();
+    let end = settle();
+    let seen: Vec<Notification> = notifications_since(start)[..end - start]
+        .iter()
+        .filter(|n| !n.is_sentinel(""))
+        .cloned()
+        .collect();
+    // Only MailauthExporterDown is new. Besides its page, the notifications of the window
+    // may only tell of alerts that fired before the stop: the bed's MailauthProbeStale
+    // flaps (a probe round takes longer than two 1 s intervals) and may be sent just
+    // before MailauthExporterDown reaches Alertmanager, and the exporter's alerts resolve
+    // the moment its series go stale, before MailauthExporterDown has fired.
+    let pages: Vec<&Notification> = seen
+        .iter()
+        .filter(|n| n.group().0 == "MailauthExporterDown")
+        .collect();
+    assert_eq!(pages.len(), 1, "one exporter-down page:\n{}", show(&seen));
+    for n in &seen {
+        if n.group().0 == "MailauthExporterDown" {
+            continue;
+        }
+        for a in n.alerts() {
+            let started = a["startsAt"].as_str().unwrap_or_default();
+            let started = humantime::parse_rfc3339_weak(started)
+                .unwrap_or_else(|e| panic!("startsAt {started:?}: {e}"));
+            assert!(
+                started < stopped_at,
+                "an alert that fired with the exporter stopped arrived:\n{}\n{a}",
+                show(&seen)
+            );
+        }
+    }
+    assert_routed(start);
+
+    drop(stopped);
+    wait_notification("the exporter-down page resolved", start, |n| {
+        n.is("pager", "MailauthExporterDown", "", "resolved")
+    });
+    bed.restore();
+}
+
+/// The exporter under test, stopped; dropped, it is started again (also when a scenario
+/// fails, so that the next ones find it) and waited for.
+struct ExporterStopped(&'static Bed);
+
+impl Drop for ExporterStopped {
+    fn drop(&mut self) {
+        let mut exporter = self
+            .0
+            .exporter
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        if exporter.is_none() {
+            let work = self.0.dir.join("under-test");
+            *exporter = Some(start_exporter(&work, "exporter-restarted.log"));
+        }
+        drop(exporter);
+        // No panic here (this may run while unwinding): the next scenario's wait says it.
+        let deadline = std::time::Instant::now() + WAIT;
+        while ready(EXPORTER).is_none() && std::time::Instant::now() < deadline {
+            std::thread::sleep(Duration::from_millis(200));
+        }
+    }
+}
+
+impl Bed {
+    /// Stops the exporter under test and waits until it no longer serves.
+    fn stop_exporter(&'static self) -> ExporterStopped {
+        let (mut child, stdin) = self
+            .exporter
+            .lock()
+            .unwrap()
+            .take()
+            .expect("the exporter runs");
+        drop(stdin);
+        child.wait().unwrap();
+        assert!(ready(EXPORTER).is_none(), "the exporter still serves");
+        ExporterStopped(self)
+    }
 }

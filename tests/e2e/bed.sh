@@ -12,6 +12,8 @@
 # Every daemon listens on its own 127.0.5.x address (root is needed for ports 25/53/587/993)
 # and runs from the bed's own directory ($MAILAUTH_BED, default target/e2e-bed); nothing
 # under /etc is read or written, no system service is started.
+# Alertmanager (Debian's prometheus-alertmanager, installed here) is started by
+# tests/e2e_mail.rs itself, next to the exporter and Prometheus it tethers.
 set -euo pipefail
 here=$(cd "$(dirname "$0")" && pwd)
 repo=$(cd "$here/../.." && pwd)
@@ -26,7 +28,7 @@ VERIFIER_IP=127.0.5.30 # verifier.test: the echo verifier
 IMAP_IP=127.0.5.40     # imap.receiver.test: Dovecot
 RSPAMD_IP=127.0.5.50
 PACKAGES=(knot knot-dnsutils postfix dovecot-imapd dovecot-lmtpd dovecot-sieve rspamd openssl
-  python3-dkim python3-spf python3-dnspython python3-aiosmtpd)
+  python3-dkim python3-spf python3-dnspython python3-aiosmtpd prometheus-alertmanager)
 
 log() { echo "bed: $*" >&2; }
 die() { log "$*"; exit 1; }
@@ -193,6 +195,10 @@ CONF
     for zone in test example.test receiver.test verifier.test 5.0.127.in-addr.arpa; do
       echo "  - domain: $zone"
     done
+    # A zone knot is told to serve but is never given a file: it answers SERVFAIL for every
+    # name in it, as an authoritative server does for a zone it failed to load. A CNAME
+    # into it makes one lookup of a domain fail (the Alertmanager scenario's DNS errors).
+    echo "  - domain: servfail.test"
   } >"$BED/knot/knot.conf"
 }
 
@@ -653,5 +659,5 @@ case "${1:-}" in
   stop-one) stop_one "${2:?name}" ;;
   status-one) if alive "${2:?name}"; then echo running; else echo stopped; fi ;;
   postfix-reload) script -qec "postfix -c $BED/postfix/${2:?out|in}/etc reload" /dev/null >/dev/null ;;
-  *) sed -n '2,13p' "$0" >&2; exit 2 ;;
+  *) sed -n '2,16p' "$0" >&2; exit 2 ;;
 esac
