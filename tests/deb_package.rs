@@ -299,7 +299,70 @@ fn package_builds_installs_and_starts() {
     );
 
     verify_unit(&root);
+    serve_packaged_config(&binary, &config, scratch.path());
     demo_from_root(&binary);
+}
+
+/// Spawns the packaged binary with `args`, its standard error into `log`, and waits for
+/// its `/metrics` on `listen` to hold `mailauth_build_info`; returns the process (killed
+/// when dropped) and that page.
+fn start_and_scrape(
+    binary: &Path,
+    args: &[&std::ffi::OsStr],
+    listen: std::net::SocketAddr,
+    log: &Path,
+) -> (KillOnDrop, String) {
+    let child = Command::new(binary)
+        .args(args)
+        .arg("--web.listen-address")
+        .arg(listen.to_string())
+        .stdout(Stdio::null())
+        .stderr(std::fs::File::create(log).unwrap())
+        .spawn()
+        .unwrap();
+    let process = KillOnDrop(child);
+    let metrics = util::wait_for(
+        "the packaged binary to serve /metrics",
+        Duration::from_secs(30),
+        || {
+            let (status, body) = util::http::get_blocking(&format!("http://{listen}/metrics"));
+            (status == 200 && body.contains("mailauth_build_info")).then_some(body)
+        },
+        || std::fs::read_to_string(log).unwrap_or_default(),
+    );
+    (process, metrics)
+}
+
+/// What the service does right after install: the packaged config, unedited but for its
+/// state_dir (moved into the scratch directory: this test does not write /var/lib),
+/// starts, is ready and watches no domain.
+fn serve_packaged_config(binary: &Path, config: &Path, scratch: &Path) {
+    let text = std::fs::read_to_string(config).unwrap();
+    let state = scratch.join("state");
+    let moved = text.replace(
+        r#"state_dir = "/var/lib/mailauth-exporter""#,
+        &format!("state_dir = {:?}", state.display().to_string()),
+    );
+    assert_ne!(moved, text, "the packaged config sets state_dir");
+    let copy = scratch.join("config.toml");
+    std::fs::write(&copy, moved).unwrap();
+    let listen = util::free_addr(98);
+    let (_serve, metrics) = start_and_scrape(
+        binary,
+        &["--config".as_ref(), copy.as_os_str()],
+        listen,
+        &scratch.join("serve.log"),
+    );
+    assert!(
+        metrics.lines().any(|l| l == "mailauth_domains 0"),
+        "{metrics}"
+    );
+    let (status, _) = util::http::get_blocking(&format!("http://{listen}/-/ready"));
+    assert_eq!(status, 200);
+    assert!(
+        state.join("state.sqlite3").exists(),
+        "state kept in state_dir"
+    );
 }
 
 /// `systemd-analyze verify` on the unpacked unit. The scratch root stands for a system the
@@ -352,27 +415,13 @@ fn verify_unit(root: &Path) {
 /// The packaged binary, run from the scratch root, serves the demo: `/metrics` with its
 /// build info.
 fn demo_from_root(binary: &Path) {
-    let listen = util::free_addr(97);
-    let log = binary.with_file_name("demo.log");
-    let child = Command::new(binary)
-        .arg("demo")
-        .arg("--web.listen-address")
-        .arg(listen.to_string())
-        .stdout(Stdio::null())
-        .stderr(std::fs::File::create(&log).unwrap())
-        .spawn()
-        .unwrap();
-    let _demo = KillOnDrop(child);
-    let wanted = format!(r#"version="{}""#, env!("CARGO_PKG_VERSION"));
-    let metrics = util::wait_for(
-        "the packaged binary's demo to serve /metrics",
-        Duration::from_secs(30),
-        || {
-            let (status, body) = util::http::get_blocking(&format!("http://{listen}/metrics"));
-            (status == 200 && body.contains("mailauth_build_info")).then_some(body)
-        },
-        || std::fs::read_to_string(&log).unwrap_or_default(),
+    let (_demo, metrics) = start_and_scrape(
+        binary,
+        &["demo".as_ref()],
+        util::free_addr(97),
+        &binary.with_file_name("demo.log"),
     );
+    let wanted = format!(r#"version="{}""#, env!("CARGO_PKG_VERSION"));
     assert!(
         metrics
             .lines()
