@@ -299,6 +299,7 @@ fn package_builds_installs_and_starts() {
     );
 
     verify_unit(&root);
+    maintainer_scripts_in_a_namespace(&control, &root, scratch.path());
     serve_packaged_config(&binary, &config, scratch.path());
     demo_from_root(&binary);
 }
@@ -429,5 +430,88 @@ fn demo_from_root(binary: &Path) {
                 && l.contains(&wanted)
                 && l.ends_with(" 1")),
         "no mailauth_build_info with {wanted}: {metrics}"
+    );
+}
+
+/// The maintainer scripts, run for real as dpkg would (install, then reconfigure as on an
+/// upgrade, then purge), in a mount namespace of their own: `/etc` and `/var/lib` are
+/// overlays whose changes land in the scratch directory, `/run` is empty (no systemd
+/// running there, so nothing is started), and the packaged unit is visible in
+/// `/usr/lib/systemd/system`. The real adduser and deb-systemd-helper do the work; this
+/// machine's users and units are left as they were.
+fn maintainer_scripts_in_a_namespace(control: &Path, root: &Path, scratch: &Path) {
+    let ns = scratch.join("ns");
+    for dir in ["etc-up", "etc-work", "var-up", "var-work"] {
+        std::fs::create_dir_all(ns.join(dir)).unwrap();
+    }
+    let script = r#"
+set -e
+mount -t overlay overlay -o "lowerdir=/etc,upperdir=$NS/etc-up,workdir=$NS/etc-work" /etc
+mount -t overlay overlay -o "lowerdir=/var/lib,upperdir=$NS/var-up,workdir=$NS/var-work" /var/lib
+mount -t tmpfs tmpfs /run
+mount -t overlay overlay -o "lowerdir=$ROOT/usr/lib/systemd/system:/usr/lib/systemd/system" /usr/lib/systemd/system
+# What dpkg tells a maintainer script (deb-systemd-helper does nothing without it).
+export DPKG_MAINTSCRIPT_PACKAGE=mailauth-exporter
+DPKG_MAINTSCRIPT_NAME=postinst "$CONTROL/postinst" configure
+getent passwd mailauth-exporter > "$NS/user-after-install"
+getent group mailauth-exporter > "$NS/group-after-install"
+DPKG_MAINTSCRIPT_NAME=postinst "$CONTROL/postinst" configure 0.1.0-1
+getent passwd mailauth-exporter > "$NS/user-after-upgrade"
+if [ -L /etc/systemd/system/multi-user.target.wants/mailauth-exporter.service ]; then touch "$NS/enabled"; fi
+mkdir -p /var/lib/mailauth-exporter
+touch /var/lib/mailauth-exporter/state.sqlite3
+DPKG_MAINTSCRIPT_NAME=prerm "$CONTROL/prerm" remove
+DPKG_MAINTSCRIPT_NAME=postrm "$CONTROL/postrm" remove
+DPKG_MAINTSCRIPT_NAME=postrm "$CONTROL/postrm" purge
+if [ -L /etc/systemd/system/multi-user.target.wants/mailauth-exporter.service ]; then touch "$NS/enabled-after-purge"; fi
+if [ -e /var/lib/mailauth-exporter ]; then touch "$NS/state-left"; fi
+getent passwd mailauth-exporter > "$NS/user-after-purge"
+"#;
+    let host_user_before = Command::new("getent")
+        .args(["passwd", PACKAGE])
+        .output()
+        .unwrap()
+        .stdout;
+    run(
+        Command::new("unshare")
+            .args(["--mount", "--propagation", "private", "sh", "-c", script])
+            .env("NS", &ns)
+            .env("ROOT", root)
+            .env("CONTROL", control),
+        "util-linux, and run as root (tests/run.sh must)",
+    );
+    let read = |name: &str| std::fs::read_to_string(ns.join(name)).unwrap();
+    let user = read("user-after-install");
+    assert!(
+        user.starts_with("mailauth-exporter:x:")
+            && user
+                .trim_end()
+                .ends_with(":/var/lib/mailauth-exporter:/usr/sbin/nologin"),
+        "{user}"
+    );
+    assert!(read("group-after-install").starts_with("mailauth-exporter:x:"));
+    assert_eq!(
+        read("user-after-upgrade"),
+        user,
+        "the second run keeps the user"
+    );
+    assert!(
+        ns.join("enabled").exists(),
+        "the unit is enabled at install"
+    );
+    assert!(
+        !ns.join("enabled-after-purge").exists(),
+        "purge removes the unit's links"
+    );
+    assert!(!ns.join("state-left").exists(), "purge removes the state");
+    assert_eq!(read("user-after-purge"), user, "purge keeps the user");
+    let host_user_after = Command::new("getent")
+        .args(["passwd", PACKAGE])
+        .output()
+        .unwrap()
+        .stdout;
+    assert_eq!(
+        host_user_after, host_user_before,
+        "the host's users are untouched"
     );
 }
