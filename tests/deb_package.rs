@@ -1,7 +1,9 @@
 //! The Debian package (README, "Install the Debian package"), built by `cargo deb` and read
 //! back with Debian's own tools: `dpkg-deb` for its files and control data, `lintian` for
 //! Debian's rules, `systemd-analyze verify` for the unit in a scratch root holding the
-//! unpacked package, and the packaged binary started from that root in `demo` mode.
+//! unpacked package, the maintainer scripts run by hand in a mount namespace whose `/etc`
+//! and `/var/lib` are throw-away overlays, and the packaged binary started from that root
+//! with the packaged config and in `demo` mode.
 //!
 //! The package holds the binary `cargo test` built (unoptimised), copied into a scratch
 //! target directory as `release/`, and `cargo deb --no-build` packs it. A release build
@@ -9,8 +11,9 @@
 //! from `target/debug`; what is checked here (paths, modes, control fields, maintainer
 //! scripts, the unit, the config, the binary starting) is the same for either build.
 //!
-//! Needs `cargo-deb`, `dpkg-deb`, `lintian` and `systemd-analyze` (tests/run.sh installs
-//! them); a missing one fails the test, naming what to install.
+//! Needs `cargo-deb`, `dpkg-deb`, `lintian`, `systemd-analyze` and `man` (tests/run.sh
+//! installs them) and root (the namespace's mounts); a missing one fails the test, naming
+//! what to install.
 
 #[path = "../examples/gen_assets/assets.rs"]
 mod assets;
@@ -53,6 +56,11 @@ fn cargo() -> Command {
 /// `target/assets/` (where Cargo.toml's asset list reads them), the test's binary as the
 /// release build of a scratch target directory.
 fn build_package(scratch: &Path) -> PathBuf {
+    let cargo_deb = cargo().args(["deb", "--version"]).output();
+    assert!(
+        cargo_deb.is_ok_and(|out| out.status.success()),
+        "cargo-deb is missing: cargo install --locked cargo-deb --version 3.8.0 (tests/run.sh does)"
+    );
     assets::generate(&assets::default_dir()).unwrap();
     let target = scratch.join("target");
     std::fs::create_dir_all(target.join("release")).unwrap();
@@ -68,7 +76,7 @@ fn build_package(scratch: &Path) -> PathBuf {
             .env("CARGO_TARGET_DIR", &target)
             .args(["deb", "--no-build", "--fast", "--output"])
             .arg(&deb),
-        "cargo-deb (cargo install cargo-deb --locked)",
+        "cargo-deb",
     );
     deb
 }
