@@ -19,6 +19,14 @@ command -v c++ >/dev/null 2>&1 || need_apt+=(g++)
 # Python that refuses system-wide pip installs, PEP 668, still gets it); pip below only
 # where Debian's package is not to be had.
 python3 -c 'import aiosmtpd' 2>/dev/null || need_apt+=(python3-aiosmtpd)
+# The Debian package (tests/deb_package.rs): cargo-deb asks dpkg-shlibdeps (dpkg-dev) for
+# the library dependencies; lintian checks the package; systemd-analyze verifies the unit,
+# looking up its Documentation=man: page with man (man-db).
+command -v dpkg-shlibdeps >/dev/null 2>&1 || need_apt+=(dpkg-dev)
+command -v lintian >/dev/null 2>&1 || need_apt+=(lintian)
+command -v systemd-analyze >/dev/null 2>&1 || need_apt+=(systemd)
+command -v man >/dev/null 2>&1 || need_apt+=(man-db)
+[ -x /bin/kill ] || need_apt+=(procps)   # the unit's ExecReload, verified in a scratch root
 if [ ${#need_apt[@]} -gt 0 ]; then
   if [ "$(id -u)" -ne 0 ]; then
     echo "tests/run.sh: need root to apt-get install ${need_apt[*]}" >&2
@@ -35,6 +43,10 @@ fi
 
 # The python3 on PATH may not be Debian's (a pyenv one does not see Debian's modules).
 python3 -c 'import aiosmtpd' 2>/dev/null || python3 -m pip install --quiet 'aiosmtpd==1.4.6'
+
+# cargo-deb builds the package in tests/deb_package.rs; the version it was tested with.
+# (A few minutes of build on a 2-core machine, once.)
+command -v cargo-deb >/dev/null 2>&1 || cargo install --locked cargo-deb --version 3.8.0
 
 if [ ! -d ../shared/corpus ]; then
   echo "tests/run.sh: ../shared/corpus is missing (the corpus tests read it)" >&2
