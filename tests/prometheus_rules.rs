@@ -490,11 +490,16 @@ async fn alerts_fire_and_dashboard_queries_return_data() {
     }
     lint_rules(&rules, &scrapes);
 
-    // Every dashboard query returns data.
-    for file in [
-        "dashboards/mailauth-overview.json",
-        "dashboards/mailauth-reports.json",
-    ] {
+    // Every query of every shipped dashboard returns data.
+    let mut files: Vec<String> =
+        std::fs::read_dir(Path::new(env!("CARGO_MANIFEST_DIR")).join("dashboards"))
+            .unwrap()
+            .map(|e| format!("dashboards/{}", e.unwrap().file_name().to_string_lossy()))
+            .filter(|f| f.ends_with(".json"))
+            .collect();
+    files.sort();
+    assert_eq!(files.len(), 3, "{files:?}");
+    for file in &files {
         for (title, expr) in dashboard_exprs(&repo_file(file)) {
             let v = prom.query(&expr).await;
             let n = v["data"]["result"].as_array().map_or(0, Vec::len);
