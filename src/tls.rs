@@ -2,7 +2,7 @@
 //! system's roots plus an optional private CA, or, only when the config says so for a
 //! named host, no verification at all.
 
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
 use rustls::client::danger::{HandshakeSignatureValid, ServerCertVerified, ServerCertVerifier};
@@ -49,7 +49,109 @@ pub async fn read_to_end_bounded<S: tokio::io::AsyncRead + Unpin>(
     }
 }
 
-pub fn client_config(ca_file: Option<&Path>, insecure: bool) -> Result<Arc<ClientConfig>, String> {
+/// Why a PEM file the config names (`ca_file`, `cert_file`, `key_file`, `client_ca_file`)
+/// cannot be used. Each names the config key and the path, never the file's bytes (a key
+/// file's content must not reach a log line).
+#[derive(Debug, thiserror::Error)]
+pub enum PemFileError {
+    #[error("{key} {}: {source}", path.display())]
+    Unreadable {
+        key: &'static str,
+        path: PathBuf,
+        source: std::io::Error,
+    },
+    #[error("{key} {}: {reason}", path.display())]
+    BadPem {
+        key: &'static str,
+        path: PathBuf,
+        reason: String,
+    },
+    #[error("{key} {}: no PEM certificate in it", path.display())]
+    NoCertificate { key: &'static str, path: PathBuf },
+    /// A certificate the root store refuses (not a CA certificate rustls can use).
+    #[error("{key} {}: {reason}", path.display())]
+    Refused {
+        key: &'static str,
+        path: PathBuf,
+        reason: String,
+    },
+    #[error("{key} {}: no PEM private key in it", path.display())]
+    NoPrivateKey { key: &'static str, path: PathBuf },
+    /// The parser's error is not shown: it may quote the key's bytes.
+    #[error("{key} {}: unreadable PEM", path.display())]
+    UnreadableKey { key: &'static str, path: PathBuf },
+}
+
+fn read(key: &'static str, path: &Path) -> Result<Vec<u8>, PemFileError> {
+    std::fs::read(path).map_err(|source| PemFileError::Unreadable {
+        key,
+        path: path.to_path_buf(),
+        source,
+    })
+}
+
+/// The certificates of the PEM file at `path` (the config's `key` names it in errors); at
+/// least one.
+pub fn read_certificates(
+    key: &'static str,
+    path: &Path,
+) -> Result<Vec<CertificateDer<'static>>, PemFileError> {
+    let pem = read(key, path)?;
+    let certs = rustls_pemfile::certs(&mut pem.as_slice())
+        .collect::<Result<Vec<_>, _>>()
+        .map_err(|e| PemFileError::BadPem {
+            key,
+            path: path.to_path_buf(),
+            reason: e.to_string(),
+        })?;
+    if certs.is_empty() {
+        return Err(PemFileError::NoCertificate {
+            key,
+            path: path.to_path_buf(),
+        });
+    }
+    Ok(certs)
+}
+
+/// The first private key of the PEM file at `path`.
+pub fn read_private_key(
+    key: &'static str,
+    path: &Path,
+) -> Result<rustls::pki_types::PrivateKeyDer<'static>, PemFileError> {
+    let pem = read(key, path)?;
+    match rustls_pemfile::private_key(&mut pem.as_slice()) {
+        Ok(Some(k)) => Ok(k),
+        Ok(None) => Err(PemFileError::NoPrivateKey {
+            key,
+            path: path.to_path_buf(),
+        }),
+        Err(_) => Err(PemFileError::UnreadableKey {
+            key,
+            path: path.to_path_buf(),
+        }),
+    }
+}
+
+/// A root store of the certificates in `path`.
+pub fn read_roots(
+    key: &'static str,
+    path: &Path,
+    roots: &mut RootCertStore,
+) -> Result<(), PemFileError> {
+    for cert in read_certificates(key, path)? {
+        roots.add(cert).map_err(|e| PemFileError::Refused {
+            key,
+            path: path.to_path_buf(),
+            reason: e.to_string(),
+        })?;
+    }
+    Ok(())
+}
+
+pub fn client_config(
+    ca_file: Option<&Path>,
+    insecure: bool,
+) -> Result<Arc<ClientConfig>, PemFileError> {
     install_crypto_provider();
     let builder = ClientConfig::builder();
     if insecure {
@@ -69,21 +171,7 @@ pub fn client_config(ca_file: Option<&Path>, insecure: bool) -> Result<Arc<Clien
         let _ = roots.add(cert);
     }
     if let Some(path) = ca_file {
-        let pem = std::fs::read(path).map_err(|e| format!("ca_file {}: {e}", path.display()))?;
-        let mut added = 0;
-        for cert in rustls_pemfile::certs(&mut pem.as_slice()) {
-            let cert = cert.map_err(|e| format!("ca_file {}: {e}", path.display()))?;
-            roots
-                .add(cert)
-                .map_err(|e| format!("ca_file {}: {e}", path.display()))?;
-            added += 1;
-        }
-        if added == 0 {
-            return Err(format!(
-                "ca_file {}: no PEM certificate in it",
-                path.display()
-            ));
-        }
+        read_roots("ca_file", path, &mut roots)?;
     }
     Ok(Arc::new(
         builder.with_root_certificates(roots).with_no_client_auth(),
@@ -151,5 +239,66 @@ impl ServerCertVerifier for AcceptAnyCertificate {
 
     fn supported_verify_schemes(&self) -> Vec<SignatureScheme> {
         self.0.signature_verification_algorithms.supported_schemes()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A file holding `text`, and the directory that holds it.
+    fn file(text: &str) -> (tempfile::TempDir, PathBuf) {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("f.pem");
+        std::fs::write(&path, text).unwrap();
+        (dir, path)
+    }
+
+    #[test]
+    fn pem_file_errors_name_the_key_and_path_only() {
+        let (_d, empty) = file("");
+        let e = read_certificates("ca_file", &empty).unwrap_err();
+        assert!(matches!(
+            e,
+            PemFileError::NoCertificate { key: "ca_file", .. }
+        ));
+        assert_eq!(
+            e.to_string(),
+            format!("ca_file {}: no PEM certificate in it", empty.display())
+        );
+
+        let missing = empty.with_file_name("absent.pem");
+        assert!(matches!(
+            read_certificates("cert_file", &missing),
+            Err(PemFileError::Unreadable {
+                key: "cert_file",
+                ..
+            })
+        ));
+
+        // A private key's bytes never reach the message.
+        let secret =
+            "-----BEGIN PRIVATE KEY-----\nc2VjcmV0LWtleS1ieXRlcw=\n-----END PRIVATE KEY-----\n";
+        let (_d2, bad_key) = file(secret);
+        let e = read_private_key("key_file", &bad_key).unwrap_err();
+        let text = e.to_string();
+        assert!(!text.contains("c2VjcmV0"), "{text}");
+        assert!(
+            text.ends_with(": unreadable PEM") || text.ends_with(": no PEM private key in it"),
+            "{text}"
+        );
+
+        let (_d3, no_key) = file("just text\n");
+        assert!(matches!(
+            read_private_key("key_file", &no_key),
+            Err(PemFileError::NoPrivateKey {
+                key: "key_file",
+                ..
+            })
+        ));
+        assert!(matches!(
+            client_config(Some(&no_key), false),
+            Err(PemFileError::NoCertificate { key: "ca_file", .. })
+        ));
     }
 }

@@ -230,7 +230,7 @@ fn connect_tcp(host: &str, port: u16, timeout: Duration) -> Result<TcpStream, Ma
 
 fn wrap_tls(cfg: &MailboxConfig, tcp: TcpStream) -> Result<ImapStream, MailboxError> {
     let config = crate::tls::client_config(cfg.ca_file.as_deref(), cfg.tls_insecure_skip_verify)
-        .map_err(MailboxError::Tls)?;
+        .map_err(|e| MailboxError::Tls(e.to_string()))?;
     let name = ServerName::try_from(cfg.host.clone())
         .map_err(|e| MailboxError::Tls(format!("{}: {e}", cfg.host)))?;
     let conn = ClientConnection::new(Arc::clone(&config), name)

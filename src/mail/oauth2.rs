@@ -542,7 +542,7 @@ async fn exchange(
         tokio::task::spawn_blocking(move || crate::tls::client_config(ca_file.as_deref(), false))
             .await
             .map_err(|e| unreachable(format!("TLS setup task: {e}")))?
-            .map_err(unreachable)?;
+            .map_err(|e| unreachable(e.to_string()))?;
     let where_ = format!("{}:{}", url.host, url.port);
     let tcp = tokio::net::TcpStream::connect((url.host.as_str(), url.port))
         .await

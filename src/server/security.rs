@@ -27,7 +27,7 @@ impl Security {
     /// Reads the files the web config names (certificates, keys, CAs).
     pub fn from_config(config: &WebConfig) -> Result<Self, String> {
         let tls = match &config.tls {
-            Some(settings) => Some(super::tls::server_config(settings)?),
+            Some(settings) => Some(super::tls::server_config(settings).map_err(|e| e.to_string())?),
             None => None,
         };
         Ok(Self {

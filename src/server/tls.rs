@@ -3,10 +3,10 @@
 //! off the accept loop (a slow or silent client cannot hold up the others).
 
 use std::net::SocketAddr;
+use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::Duration;
 
-use rustls::pki_types::{CertificateDer, PrivateKeyDer};
 use rustls::server::WebPkiClientVerifier;
 use rustls::{RootCertStore, ServerConfig};
 use tokio::net::{TcpListener, TcpStream};
@@ -16,85 +16,75 @@ use tokio_rustls::TlsAcceptor;
 
 use super::web_config::{ClientAuth, TlsSettings, TlsVersion};
 use super::WebSecurity;
+use crate::tls::{read_certificates, read_private_key, read_roots, PemFileError};
 
 /// A client that has not finished its handshake by then is dropped.
 const HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(10);
 /// Handshakes in progress at once; further connections wait in the kernel's backlog.
 const MAX_HANDSHAKES: usize = 64;
 
+/// Why the web config's TLS settings give no server config.
+#[derive(Debug, thiserror::Error)]
+pub enum ServerTlsError {
+    #[error(transparent)]
+    File(#[from] PemFileError),
+    #[error("tls_server_config: {0}")]
+    Versions(String),
+    #[error("client_ca_file {}: {reason}", path.display())]
+    ClientCa { path: PathBuf, reason: String },
+    /// The key does not belong to the certificate, or rustls cannot use the pair.
+    #[error("cert_file {} / key_file {}: {reason}", cert.display(), key.display())]
+    CertificateAndKey {
+        cert: PathBuf,
+        key: PathBuf,
+        reason: String,
+    },
+}
+
 /// Reads the certificate, key and client CA files and builds the server config.
-pub fn server_config(tls: &TlsSettings) -> Result<Arc<ServerConfig>, String> {
+pub fn server_config(tls: &TlsSettings) -> Result<Arc<ServerConfig>, ServerTlsError> {
     crate::tls::install_crypto_provider();
     let provider = Arc::new(rustls::crypto::ring::default_provider());
-    let chain = read_certs(&tls.cert_file, "cert_file")?;
-    let key = read_key(tls)?;
+    let chain = read_certificates("cert_file", &tls.cert_file)?;
+    // The key's bytes never appear in a message: only the path and the parser's verdict.
+    let key = read_private_key("key_file", &tls.key_file)?;
     let versions: &[&'static rustls::SupportedProtocolVersion] = match tls.min_version {
         TlsVersion::Tls12 => &[&rustls::version::TLS13, &rustls::version::TLS12],
         TlsVersion::Tls13 => &[&rustls::version::TLS13],
     };
     let builder = ServerConfig::builder_with_provider(provider.clone())
         .with_protocol_versions(versions)
-        .map_err(|e| format!("tls_server_config: {e}"))?;
+        .map_err(|e| ServerTlsError::Versions(e.to_string()))?;
     let builder = match (tls.client_auth, &tls.client_ca_file) {
         (ClientAuth::NoClientCert, _) | (_, None) => builder.with_no_client_auth(),
         (mode, Some(ca_file)) => {
             let mut roots = RootCertStore::empty();
-            for cert in read_certs(ca_file, "client_ca_file")? {
-                roots
-                    .add(cert)
-                    .map_err(|e| format!("client_ca_file {}: {e}", ca_file.display()))?;
-            }
+            read_roots("client_ca_file", ca_file, &mut roots)?;
             let verifier = WebPkiClientVerifier::builder_with_provider(Arc::new(roots), provider);
             let verifier = if mode == ClientAuth::VerifyClientCertIfGiven {
                 verifier.allow_unauthenticated()
             } else {
                 verifier
             };
-            builder.with_client_cert_verifier(
-                verifier
-                    .build()
-                    .map_err(|e| format!("client_ca_file {}: {e}", ca_file.display()))?,
-            )
+            builder.with_client_cert_verifier(verifier.build().map_err(|e| {
+                ServerTlsError::ClientCa {
+                    path: ca_file.clone(),
+                    reason: e.to_string(),
+                }
+            })?)
         }
     };
-    let mut config = builder.with_single_cert(chain, key).map_err(|e| {
-        format!(
-            "cert_file {} / key_file {}: {e}",
-            tls.cert_file.display(),
-            tls.key_file.display()
-        )
-    })?;
+    let mut config =
+        builder
+            .with_single_cert(chain, key)
+            .map_err(|e| ServerTlsError::CertificateAndKey {
+                cert: tls.cert_file.clone(),
+                key: tls.key_file.clone(),
+                reason: e.to_string(),
+            })?;
     // The server speaks HTTP/1.1 only.
     config.alpn_protocols = vec![b"http/1.1".to_vec()];
     Ok(Arc::new(config))
-}
-
-fn read_certs(path: &std::path::Path, what: &str) -> Result<Vec<CertificateDer<'static>>, String> {
-    let pem = std::fs::read(path).map_err(|e| format!("{what} {}: {e}", path.display()))?;
-    let certs = rustls_pemfile::certs(&mut pem.as_slice())
-        .collect::<Result<Vec<_>, _>>()
-        .map_err(|e| format!("{what} {}: {e}", path.display()))?;
-    if certs.is_empty() {
-        return Err(format!(
-            "{what} {}: no PEM certificate in it",
-            path.display()
-        ));
-    }
-    Ok(certs)
-}
-
-fn read_key(tls: &TlsSettings) -> Result<PrivateKeyDer<'static>, String> {
-    let path = &tls.key_file;
-    // The key's bytes never appear in a message: only the path and the parser's verdict.
-    let pem = std::fs::read(path).map_err(|e| format!("key_file {}: {e}", path.display()))?;
-    match rustls_pemfile::private_key(&mut pem.as_slice()) {
-        Ok(Some(key)) => Ok(key),
-        Ok(None) => Err(format!(
-            "key_file {}: no PEM private key in it",
-            path.display()
-        )),
-        Err(_) => Err(format!("key_file {}: unreadable PEM", path.display())),
-    }
 }
 
 /// A TCP listener whose connections come out of axum's `accept` already wrapped in TLS.

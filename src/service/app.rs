@@ -141,7 +141,8 @@ impl App {
         };
         let domains = merge_domains(&config, &file_domains);
         let https = crate::checks::newer_records::Https {
-            tls: crate::tls::client_config(config.mta_sts.ca_file.as_deref(), false)?,
+            tls: crate::tls::client_config(config.mta_sts.ca_file.as_deref(), false)
+                .map_err(|e| e.to_string())?,
             timeout: config.mta_sts.timeout,
             destinations: crate::checks::destination::Destinations::Any,
         };
