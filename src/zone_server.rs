@@ -153,9 +153,14 @@ impl ZoneServer {
 
     /// Adds or replaces the zone `origin` with the records of `text` (master-file format;
     /// `$ORIGIN` defaults to `origin`; an SOA is required).
-    pub fn set_zone(&self, origin: &str, text: &str) -> Result<(), String> {
-        let origin_name = Name::from_ascii(format!("{}.", origin.trim_end_matches('.')))
-            .map_err(|e| format!("bad zone origin {origin:?}: {e}"))?;
+    pub fn set_zone(&self, origin: &str, text: &str) -> Result<(), ZoneError> {
+        let origin_name =
+            Name::from_ascii(format!("{}.", origin.trim_end_matches('.'))).map_err(|e| {
+                ZoneError::BadOrigin {
+                    origin: origin.to_string(),
+                    reason: e.to_string(),
+                }
+            })?;
         parse_zone(&origin_name, text)?;
         let mut state = self.state.write().expect("zone state lock");
         state
@@ -166,7 +171,7 @@ impl ZoneServer {
     }
 
     /// Removes a zone: its names become REFUSED, as from a server not authoritative for them.
-    pub fn remove_zone(&self, origin: &str) -> Result<(), String> {
+    pub fn remove_zone(&self, origin: &str) -> Result<(), ZoneError> {
         let lower = lower_name(origin)?;
         let mut state = self.state.write().expect("zone state lock");
         state.zones.remove(&lower);
@@ -175,7 +180,7 @@ impl ZoneServer {
     }
 
     /// Makes queries for exactly `name` misbehave (`None` heals it).
-    pub fn set_fault(&self, name: &str, fault: Option<Fault>) -> Result<(), String> {
+    pub fn set_fault(&self, name: &str, fault: Option<Fault>) -> Result<(), ZoneError> {
         let lower = lower_name(name)?;
         let mut state = self.state.write().expect("zone state lock");
         match fault {
@@ -191,10 +196,28 @@ impl ZoneServer {
     }
 }
 
-fn lower_name(name: &str) -> Result<LowerName, String> {
+/// Why a zone or a fault was not taken; the server keeps serving what it had.
+#[derive(Debug, thiserror::Error)]
+pub enum ZoneError {
+    #[error("bad zone origin {origin:?}: {reason}")]
+    BadOrigin { origin: String, reason: String },
+    #[error("bad name {name:?}: {reason}")]
+    BadName { name: String, reason: String },
+    /// The master-file text does not parse.
+    #[error("zone {origin}: {reason}")]
+    Syntax { origin: String, reason: String },
+    /// The records parse but make no zone (no SOA, records outside the origin).
+    #[error("zone {origin}: {reason}")]
+    Unusable { origin: String, reason: String },
+}
+
+fn lower_name(name: &str) -> Result<LowerName, ZoneError> {
     Name::from_ascii(format!("{}.", name.trim_end_matches('.')))
         .map(|n| LowerName::new(&n))
-        .map_err(|e| format!("bad name {name:?}: {e}"))
+        .map_err(|e| ZoneError::BadName {
+            name: name.to_string(),
+            reason: e.to_string(),
+        })
 }
 
 fn parse_zone(
@@ -205,15 +228,18 @@ fn parse_zone(
         hickory_server::proto::rr::RrKey,
         hickory_server::proto::rr::RecordSet,
     >,
-    String,
+    ZoneError,
 > {
     let (_, records) = Parser::new(text, None, Some(origin.clone()))
         .parse()
-        .map_err(|e| format!("zone {origin}: {e}"))?;
+        .map_err(|e| ZoneError::Syntax {
+            origin: origin.to_string(),
+            reason: e.to_string(),
+        })?;
     Ok(records)
 }
 
-fn build_catalog(zones: &HashMap<LowerName, String>) -> Result<Catalog, String> {
+fn build_catalog(zones: &HashMap<LowerName, String>) -> Result<Catalog, ZoneError> {
     let mut catalog = Catalog::new();
     for (origin, text) in zones {
         let name = Name::from(origin.clone());
@@ -224,7 +250,11 @@ fn build_catalog(zones: &HashMap<LowerName, String>) -> Result<Catalog, String> 
                 records,
                 ZoneType::Primary,
                 AxfrPolicy::Deny,
-            )?;
+            )
+            .map_err(|e| ZoneError::Unusable {
+                origin: origin.to_string(),
+                reason: e.to_string(),
+            })?;
         catalog.upsert(origin.clone(), vec![Arc::new(handler)]);
     }
     Ok(catalog)

@@ -6,7 +6,7 @@
 use std::net::SocketAddr;
 
 use crate::config::Config;
-use crate::zone_server::{Fault, ZoneServer};
+use crate::zone_server::{Fault, ZoneError, ZoneServer};
 
 /// The sample zone `demo.test`. Sending IPs are documentation addresses (record data
 /// only: nothing connects to them); every host the exporter could connect to is loopback.
@@ -137,26 +137,44 @@ name = "dnsfail.demo.test"
     )
 }
 
+/// Why the demo's DNS server did not start.
+#[derive(Debug, thiserror::Error)]
+pub enum DemoDnsError {
+    #[error("cannot start the demo DNS server on {addr}: {source}")]
+    Start {
+        addr: String,
+        source: std::io::Error,
+    },
+    #[error(transparent)]
+    Zone(#[from] ZoneError),
+}
+
 /// Starts the embedded DNS server with the demo zones.
-pub async fn start_zone_server() -> Result<ZoneServer, String> {
+pub async fn start_zone_server() -> Result<ZoneServer, DemoDnsError> {
     let server = ZoneServer::start("127.0.0.1".parse().expect("loopback"))
         .await
-        .map_err(|e| format!("cannot start the demo DNS server on 127.0.0.1: {e}"))?;
+        .map_err(|source| DemoDnsError::Start {
+            addr: "127.0.0.1".into(),
+            source,
+        })?;
     load_zones(&server)?;
     Ok(server)
 }
 
 /// Starts the embedded DNS server with the demo zones on exactly `addr` (a test that
 /// starts the exporter before its DNS server).
-pub async fn start_zone_server_on(addr: SocketAddr) -> Result<ZoneServer, String> {
+pub async fn start_zone_server_on(addr: SocketAddr) -> Result<ZoneServer, DemoDnsError> {
     let server = ZoneServer::start_on(addr)
         .await
-        .map_err(|e| format!("cannot start the demo DNS server on {addr}: {e}"))?;
+        .map_err(|source| DemoDnsError::Start {
+            addr: addr.to_string(),
+            source,
+        })?;
     load_zones(&server)?;
     Ok(server)
 }
 
-fn load_zones(server: &ZoneServer) -> Result<(), String> {
+fn load_zones(server: &ZoneServer) -> Result<(), ZoneError> {
     server.set_zone("demo.test", DEMO_ZONE)?;
     server.set_zone("2.0.192.in-addr.arpa", DEMO_REVERSE_ZONE)?;
     server.set_zone("bl.demo.test", DEMO_BLOCKLIST_ZONE)?;
