@@ -352,8 +352,14 @@ fn wait_finding(domain: &str, code: &str, present: bool) {
     );
 }
 
+/// The value of a counter that must be in the scrape (the exporter starts every probe
+/// counter at 0): a comparison with an earlier reading must not pass because the series
+/// vanished (a renamed metric or label). For polling a series that may not exist yet, use
+/// [`value`], which says `None`.
+#[track_caller]
 fn counter(samples: &[Sample], name: &str, labels: &[(&str, &str)]) -> f64 {
-    value(samples, name, labels).unwrap_or(0.0)
+    value(samples, name, labels)
+        .unwrap_or_else(|| panic!("series {name}{labels:?} is absent from the scrape"))
 }
 
 // ---- Prometheus ---------------------------------------------------------------------------
@@ -547,20 +553,21 @@ fn scenario_1_healthy_domain() {
             && bed.maildir("reports").iter().any(|m| m.contains(&marker)))
         .then_some(())
     });
-    let sent_before = counter(
-        &scrape(),
-        "mailauth_probe_sent_total",
-        &[("domain", DOMAIN), ("target", "mailbox")],
-    );
+    // Each target's own sent counter: the verifier's probes are not the mailbox's.
+    let sent = |m: &[Sample], target: &str| {
+        counter(
+            m,
+            "mailauth_probe_sent_total",
+            &[("domain", DOMAIN), ("target", target)],
+        )
+    };
+    let m = scrape();
+    let sent_before = [sent(&m, "mailbox"), sent(&m, "verifier")];
     let t0 = now();
-    for target in ["mailbox", "verifier"] {
+    for (target, sent_before) in ["mailbox", "verifier"].into_iter().zip(sent_before) {
         wait_for(&format!("two more passing {target} probes"), WAIT, || {
             let m = scrape();
-            let sent = counter(
-                &m,
-                "mailauth_probe_sent_total",
-                &[("domain", DOMAIN), ("target", "mailbox")],
-            );
+            let sent = sent(&m, target);
             let ts = value(
                 &m,
                 "mailauth_probe_last_success_timestamp_seconds",

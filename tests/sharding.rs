@@ -90,7 +90,21 @@ async fn each_domain_is_checked_by_exactly_one_instance() {
             .entry(instances.iter().next().unwrap().clone())
             .or_default() += 1;
     }
+    // All of them, each once (above), and by both: a shard that owns nothing is a scale-out
+    // that does not scale.
+    assert_eq!(
+        owners.keys().map(String::as_str).collect::<BTreeSet<_>>(),
+        DOMAINS.iter().copied().collect::<BTreeSet<_>>()
+    );
     assert_eq!(per_instance.values().sum::<usize>(), DOMAINS.len());
+    assert_eq!(
+        per_instance
+            .keys()
+            .map(String::as_str)
+            .collect::<BTreeSet<_>>(),
+        BTreeSet::from([a.as_str(), b.as_str()]),
+        "each instance owns at least one domain: {owners:?}"
+    );
     // Each instance kept only what it was asked for: nothing in its own /metrics store.
     for app in [&app_a, &app_b] {
         assert!(app.metrics.domain_entries().is_empty());
@@ -100,5 +114,7 @@ async fn each_domain_is_checked_by_exactly_one_instance() {
     let v = prom
         .query("mailauth_spf_dns_lookups{domain=\"lookups.demo.test\"}")
         .await;
-    assert_eq!(v["data"]["result"][0]["value"][1], "12");
+    let result = v["data"]["result"].as_array().unwrap();
+    assert_eq!(result.len(), 1, "one owner: {result:?}");
+    assert_eq!(result[0]["value"][1], "12");
 }

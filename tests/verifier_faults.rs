@@ -26,6 +26,8 @@ const A_PARSE: &str =
     r#"mailauth_probe_failures_total{domain="a.test",stage="parse",target="verifier"}"#;
 const A_TIMEOUT: &str =
     r#"mailauth_probe_failures_total{domain="a.test",stage="receive_timeout",target="verifier"}"#;
+const A_REPORTS_DELETED: &str =
+    r#"mailauth_probe_messages_deleted_total{domain="a.test",kind="report",target="verifier"}"#;
 const B_READ: &str = r#"mailauth_probe_delivery_seconds_count{domain="b.test",target="mailbox"}"#;
 
 /// Reports in the Maildir: (echoed probe token, count).
@@ -90,8 +92,18 @@ async fn verifier_answering_twice_garbage_another_token_bad_mime() {
 
     // Twice: the first report counts, both are deleted (they echo our token).
     stack.set_verifier("twice");
+    let now = metrics_until(&base, "a scrape", |_| true).await;
+    let deleted0 = value(&now, A_REPORTS_DELETED);
     let body = rounds(&base, "three rounds answered twice", 3.0).await;
     assert!(has(&body, A_OK), "{body}");
+    // Few reports left is only cleaning if reports came and went: of the three rounds the
+    // first may have been answered once, the next two twice each, and a round deletes its
+    // own report, so at least 1 + 2 + 1 were deleted (the last duplicate may be in flight).
+    let deleted = value(&body, A_REPORTS_DELETED) - deleted0;
+    assert!(
+        deleted >= 4.0,
+        "{deleted} reports deleted in three rounds answered twice:\n{body}"
+    );
     let ours = reports(&stack);
     assert!(
         ours.len() <= 2,

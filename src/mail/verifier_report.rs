@@ -285,6 +285,15 @@ pub fn parse(body: &str) -> Option<VerifierReport> {
     Some(report)
 }
 
+/// Whether the text before a detail line's first colon is a field name (`Result`,
+/// `ID(s) verified`) rather than the start of a table row: SpamAssassin's score table
+/// (`-0.0 BAYES_20               BODY: Bayes spam probability ...`) aligns its columns
+/// with runs of blanks, which no field name has.
+fn is_field_key(key: &str) -> bool {
+    let key = key.trim();
+    !key.is_empty() && !key.contains("  ") && !key.contains('\t')
+}
+
 fn parse_details(lines: &[&str], mut i: usize) -> (CheckDetails, usize) {
     let mut d = CheckDetails::default();
     while i < lines.len() && is_rule(lines[i], '-') {
@@ -305,7 +314,7 @@ fn parse_details(lines: &[&str], mut i: usize) -> (CheckDetails, usize) {
             continue;
         }
         in_records = false;
-        if let Some((key, value)) = line.split_once(':') {
+        if let Some((key, value)) = line.split_once(':').filter(|(key, _)| is_field_key(key)) {
             let (key, value) = (key.trim().to_string(), value.trim().to_string());
             match key.to_ascii_lowercase().as_str() {
                 "result" => d.result = Some(value.clone()),
@@ -528,6 +537,16 @@ DMARC check: &#102;ail</p>\
     }
 
     #[test]
+    fn field_keys_and_table_rows() {
+        assert!(is_field_key("Result"));
+        assert!(is_field_key("ID(s) verified"));
+        assert!(is_field_key(" DNS record(s) "));
+        assert!(!is_field_key("-0.0 BAYES_20               BODY"));
+        assert!(!is_field_key("0.0\tRULE"));
+        assert!(!is_field_key("  "));
+    }
+
+    #[test]
     fn html_helpers() {
         assert_eq!(
             decode_entities("a &lt;b&gt; &amp;amp; &#65;&#x42;"),
@@ -565,5 +584,180 @@ DMARC check: &#102;ail</p>\
             parse("> Summary of Results\n> ==========\n>\n> nothing\n"),
             None
         );
+    }
+
+    // ---- Real replies, as people pasted them ------------------------------------------
+    // The fixtures above are text this project wrote. These are port25 replies found in
+    // public threads, kept as found (the posters' own redactions, trailing blanks, the
+    // markup a blog left in); only the parts after the quoted lines are cut.
+
+    /// <https://github.com/hardware/mailserver/issues/91>, comment of 2017-03-11: a DKIM
+    /// key not found, pasted whole in a code block; cut after the SPF details. The poster
+    /// replaced the domain and the last octets of the address (`89.38.xxx.xxx`); note the
+    /// blank after `pass` on the SPF `Result:` line.
+    const PORT25_ISSUE_91: &str =
+        "This message is an automatic response from Port25's authentication verifier\n\
+service at verifier.port25.com.  The service allows email senders to perform\n\
+a simple check of various sender authentication mechanisms.  It is provided\n\
+free of charge, in the hope that it is useful to the email community.  While\n\
+it is not officially supported, we welcome any feedback you may have at\n\
+<verifier-feedback@port25.com>.\n\
+\n\
+Thank you for using the verifier,\n\
+\n\
+The Port25 Solutions, Inc. team\n\
+\n\
+==========================================================\n\
+Summary of Results\n\
+==========================================================\n\
+SPF check:          pass\n\
+DomainKeys check:   neutral\n\
+DKIM check:         permerror\n\
+SpamAssassin check: ham\n\
+\n\
+==========================================================\n\
+Details:\n\
+==========================================================\n\
+\n\
+HELO hostname:  mail.domain.tld\n\
+Source IP:      89.38.xxx.xxx\n\
+mail-from:      user@domain.tld\n\
+\n\
+----------------------------------------------------------\n\
+SPF check details:\n\
+----------------------------------------------------------\n\
+Result:         pass \n\
+ID(s) verified: smtp.mailfrom=user@domain.tld\n\
+DNS record(s):\n\
+\x20   domain.tld. SPF (no records)\n\
+\x20   domain.tld. 300 IN TXT \"v=spf1 mx -all\"\n\
+\x20   domain.tld. 300 IN MX 1 mail.domain.tld.\n\
+\x20   mail.domain.tld. 300 IN A 89.38.xxx.xxx\n\
+\n";
+
+    #[test]
+    fn port25_reply_from_a_github_issue() {
+        let r = parse(PORT25_ISSUE_91).unwrap();
+        let summary: Vec<(&str, &str)> = r
+            .summary
+            .iter()
+            .map(|l| (l.check.as_str(), l.result.as_str()))
+            .collect();
+        assert_eq!(
+            summary,
+            [
+                ("SPF", "pass"),
+                ("DomainKeys", "neutral"),
+                ("DKIM", "permerror"),
+                ("SpamAssassin", "ham"),
+            ]
+        );
+        // DomainKeys is not DKIM: the DKIM verdict is the permerror alone.
+        assert_eq!(r.result_for("dkim"), ["permerror"]);
+        let spf = &r.details["SPF"][0];
+        assert_eq!(spf.result.as_deref(), Some("pass"));
+        assert_eq!(
+            spf.ids_verified.as_deref(),
+            Some("smtp.mailfrom=user@domain.tld")
+        );
+        assert_eq!(
+            spf.dns_records,
+            [
+                "domain.tld. SPF (no records)",
+                "domain.tld. 300 IN TXT \"v=spf1 mx -all\"",
+                "domain.tld. 300 IN MX 1 mail.domain.tld.",
+                "mail.domain.tld. 300 IN A 89.38.xxx.xxx",
+            ]
+        );
+        // The "Details:" block is not a check's section.
+        assert_eq!(r.details.keys().collect::<Vec<_>>(), ["SPF"]);
+        assert!(r.echoed_headers.is_empty());
+    }
+
+    /// <https://github.com/hardware/mailserver/issues/210>, comment of 2018-01-31: a reply
+    /// of the newer form (`"iprev" check:` in quotes, no `Details:` block, the SpamAssassin
+    /// section straight after the summary), cut after the first rules of its score table.
+    const PORT25_ISSUE_210: &str = "==========================================================\n\
+Summary of Results\n\
+==========================================================\n\
+SPF check:          pass\n\
+\"iprev\" check:      pass\n\
+DKIM check:         pass\n\
+SpamAssassin check: ham\n\
+\n\
+----------------------------------------------------------\n\
+SpamAssassin check details:\n\
+----------------------------------------------------------\n\
+SpamAssassin v3.4.1 (2015-04-28)\n\
+\n\
+Result:         ham (-0.1 points, 5.0 required)\n\
+\n\
+\x20pts rule name              description\n\
+---- ---------------------- --------------------------------------------------\n\
+\x200.0 NO_DNS_FOR_FROM        DNS: Envelope sender has no MX or A DNS records\n\
+-0.0 T_RP_MATCHES_RCVD      Envelope sender domain matches handover relay\n\
+\x20                           domain\n\
+\x200.0 T_SPF_TEMPERROR        SPF: test of record failed (temperror)\n\
+\x200.0 T_SPF_HELO_TEMPERROR   SPF: test of HELO record failed (temperror)\n\
+-0.0 BAYES_20               BODY: Bayes spam probability is 5 to 20%\n\
+\x20                           [score: 0.0790]\n";
+
+    #[test]
+    fn port25_reply_with_iprev_and_a_score_table() {
+        let r = parse(PORT25_ISSUE_210).unwrap();
+        assert_eq!(r.result_for("spf"), ["pass"]);
+        assert_eq!(r.result_for("iprev"), ["pass"]);
+        assert_eq!(r.result_for("dkim"), ["pass"]);
+        assert_eq!(r.result_for("spamassassin"), ["ham"]);
+        let sa = &r.details["SpamAssassin"][0];
+        assert_eq!(
+            sa.result.as_deref(),
+            Some("ham (-0.1 points, 5.0 required)")
+        );
+        // The rows of the score table are not `Key: value` fields of the section, even
+        // the ones whose description holds a colon (`BODY: Bayes ...`).
+        assert_eq!(
+            sa.fields,
+            [(
+                "Result".to_string(),
+                "ham (-0.1 points, 5.0 required)".to_string()
+            )]
+        );
+    }
+
+    /// <https://github.com/marste/Blog/blob/bd788c470813a935cc9421300d74977832b10340/_posts/2013-07-29-spf-domainkeys-dkim-check.md>
+    /// (2013, a blog post moved from WordPress to Markdown): the summary of a reply with a
+    /// Sender-ID line, every line indented by a tab and ended by the three blanks of a
+    /// Markdown line break, and paragraph tags the conversion left behind. The whole of
+    /// the quoted part, as found.
+    const PORT25_BLOG_2013: &str = "\tThe Port25 Solutions, Inc. team</p>\n\
+\t<p>==========================================================   \n\
+\tSummary of Results   \n\
+\t==========================================================   \n\
+\tSPF check:          neutral   \n\
+\tDomainKeys check:   neutral   \n\
+\tDKIM check:         neutral   \n\
+\tSender-ID check:    neutral   \n\
+\tSpamAssassin check: ham   \n";
+
+    #[test]
+    fn port25_summary_pasted_into_a_blog() {
+        let r = parse(PORT25_BLOG_2013).unwrap();
+        let summary: Vec<(&str, &str)> = r
+            .summary
+            .iter()
+            .map(|l| (l.check.as_str(), l.result.as_str()))
+            .collect();
+        assert_eq!(
+            summary,
+            [
+                ("SPF", "neutral"),
+                ("DomainKeys", "neutral"),
+                ("DKIM", "neutral"),
+                ("Sender-ID", "neutral"),
+                ("SpamAssassin", "ham"),
+            ]
+        );
+        assert!(r.details.is_empty());
     }
 }
