@@ -58,6 +58,114 @@ h8  IN A 192.0.2.8
 h9  IN A 192.0.2.9
 "#;
 
+/// A domain whose MTA-STS policy host (`POLICY_HOST`, a loopback address) accepts the
+/// connection and never answers, as a hung web server or a firewall that swallows the
+/// TLS handshake does: with `[mta_sts] timeout` longer than the run's deadline, its
+/// mta_sts check overruns the deadline (MailauthCheckErrors, kind="timeout"). It asks for
+/// aggregate reports and never gets one (MailauthDmarcReportsStopped, with 3-day-old
+/// samples backfilled).
+const STUCK_ZONE: &str = r#"
+@         IN TXT "v=spf1 ip4:192.0.2.50 -all"
+@         IN MX 10 mx.stuck.test.
+mx        IN A 192.0.2.50
+_dmarc    IN TXT "v=DMARC1; p=reject; rua=mailto:dmarc@stuck.test"
+_mta-sts  IN TXT "v=STSv1; id=20260101"
+mta-sts   IN A POLICY_HOST
+"#;
+
+/// A known sending service of the watched domains: its reports' records are `source="relay"`.
+const RELAY_RANGE: &str = "198.51.100.0/24";
+
+/// An RFC 7489 Appendix C aggregate report about example.test from the relay's two
+/// addresses: `pass` messages aligned on both, `fail` messages aligned on neither (the
+/// same dispositions in every report, so that each report adds to the same series).
+fn relay_aggregate(report_id: &str, pass: u32, fail: u32) -> String {
+    let row = |ip: &str, count: u32, result: &str, disposition: &str| {
+        format!(
+            "  <record>\n    <row>\n      <source_ip>{ip}</source_ip>\n      <count>{count}</count>\n      \
+             <policy_evaluated><disposition>{disposition}</disposition><dkim>{result}</dkim><spf>{result}</spf></policy_evaluated>\n    \
+             </row>\n    <identifiers><header_from>example.test</header_from></identifiers>\n    \
+             <auth_results><dkim><domain>example.test</domain><selector>s1</selector><result>{result}</result></dkim>\
+             <spf><domain>example.test</domain><scope>mfrom</scope><result>{result}</result></spf></auth_results>\n  </record>\n"
+        )
+    };
+    format!(
+        "<?xml version=\"1.0\" encoding=\"UTF-8\"?>\n<feedback>\n  <report_metadata>\n    \
+         <org_name>receiver.example</org_name>\n    <email>noreply-dmarc@receiver.example</email>\n    \
+         <report_id>{report_id}</report_id>\n    <date_range><begin>1764547200</begin><end>1764633599</end></date_range>\n  \
+         </report_metadata>\n  <policy_published>\n    <domain>example.test</domain><adkim>r</adkim><aspf>r</aspf>\
+         <p>reject</p><sp>reject</sp><pct>100</pct>\n  </policy_published>\n{}{}</feedback>\n",
+        row("198.51.100.7", pass, "pass", "none"),
+        row("198.51.100.8", fail, "fail", "reject"),
+    )
+}
+
+/// An RFC 8460 §4 TLS report about example.test's STS policy: `successful` sessions and
+/// `expired` failed with certificate-expired (one of the result types of the corpus report
+/// the spool starts with, so that it adds to an existing series).
+fn tls_report(report_id: &str, successful: u32, expired: u32) -> String {
+    serde_json::json!({
+        "organization-name": "Sender-Z",
+        "date-range": {
+            "start-datetime": "2026-12-01T00:00:00Z",
+            "end-datetime": "2026-12-01T23:59:59Z"
+        },
+        "contact-info": "tlsrpt@sender-z.example",
+        "report-id": report_id,
+        "policies": [{
+            "policy": {
+                "policy-type": "sts",
+                "policy-string": ["version: STSv1", "mode: enforce", "mx: mx1.example.test", "max_age: 86400"],
+                "policy-domain": "example.test",
+                "mx-host": ["mx1.example.test"]
+            },
+            "summary": {
+                "total-successful-session-count": successful,
+                "total-failure-session-count": expired
+            },
+            "failure-details": [{
+                "result-type": "certificate-expired",
+                "sending-mta-ip": "198.51.100.9",
+                "receiving-mx-hostname": "mx1.example.test",
+                "receiving-ip": "192.0.2.25",
+                "failed-session-count": expired
+            }]
+        }]
+    })
+    .to_string()
+}
+
+/// Puts `text` into the spool under `name` whole: written beside the spool and renamed
+/// into it, as a mail delivery agent does, so the reader never sees half a report.
+fn deliver_report(dir: &Path, name: &str, text: &str) {
+    let staged = dir.join(name);
+    std::fs::write(&staged, text).unwrap();
+    std::fs::rename(&staged, dir.join("spool").join(name)).unwrap();
+}
+
+/// Three days ago, as Prometheus would have scraped the main exporter (`target`) then:
+/// stuck.test's DMARC policy and the spool source's reads, one sample every five minutes
+/// from an hour before to twenty minutes after `now - 3d`, so that `[1h] offset 3d` finds
+/// them for as long as the test runs. OpenMetrics, timestamps in seconds.
+fn three_days_ago(target: &str, now: u64) -> String {
+    let then = now - 3 * 86_400;
+    let times: Vec<u64> = (then - 3_300..=then + 1_200).step_by(300).collect();
+    let mut text = String::from("# TYPE mailauth_dmarc_policy gauge\n");
+    for t in &times {
+        text.push_str(&format!(
+            "mailauth_dmarc_policy{{domain=\"stuck.test\",instance=\"{target}\",job=\"mailauth\",policy=\"reject\"}} 1 {t}\n"
+        ));
+    }
+    text.push_str("# TYPE mailauth_reports_last_read_timestamp_seconds gauge\n");
+    for t in &times {
+        text.push_str(&format!(
+            "mailauth_reports_last_read_timestamp_seconds{{instance=\"{target}\",job=\"mailauth\",source=\"spool\"}} {t} {t}\n"
+        ));
+    }
+    text.push_str("# EOF\n");
+    text
+}
+
 /// Alerts that must not fire for the main exporter (the auxiliary ones raise the last two
 /// on purpose).
 const QUIET: &[&str] = &[
@@ -191,6 +299,12 @@ fn config_text(
         stack.smtp_toml(),
         stack.mailbox_toml("tls"),
     ));
+    // The policy host's timeout is longer than the run's deadline (5 s for a 2 s
+    // interval), so a host that never answers makes the check overrun it.
+    text.push_str(&format!(
+        "\n[[domain]]\nname = \"stuck.test\"\n\n[mta_sts]\ntimeout = \"30s\"\n\n\
+         [[sender]]\nname = \"relay\"\nip_ranges = [\"{RELAY_RANGE}\"]\n"
+    ));
     text.push_str(&format!(
         "\n[[reports]]\nname = \"spool\"\ndirectory = \"{}\"\npoll_interval = \"1s\"\n\
          \n[[reports]]\nname = \"broken\"\ndirectory = \"{}\"\npoll_interval = \"1s\"\n",
@@ -246,6 +360,12 @@ fn drop_reports(dir: &Path) {
         .replace("company-y.example", "example.test");
     std::fs::write(spool.join("tls.json"), tls).unwrap();
     std::fs::write(spool.join("failure.eml"), ARF).unwrap();
+    // The relay's first day: the series its later reports add to.
+    std::fs::write(
+        spool.join("relay-1.xml"),
+        relay_aggregate("relay-day-1", 10, 1),
+    )
+    .unwrap();
 }
 
 /// Every PromQL expression of a dashboard, with Grafana's variables filled in.
@@ -286,6 +406,25 @@ async fn alerts_fire_and_dashboard_queries_return_data() {
         .unwrap();
     zones
         .set_zone("nine.test", &util::zone("nine.test", 60, NINE_LOOKUPS_ZONE))
+        .unwrap();
+    // The stuck policy host: a port 443 on a loopback address of its own that accepts
+    // connections and never answers (the first free one: another run of this test may
+    // hold one).
+    let (policy_host, _silent_https) = (1..=250u8)
+        .find_map(|n| {
+            let ip = std::net::Ipv4Addr::new(127, 0, 8, n);
+            std::net::TcpListener::bind((ip, 443)).ok().map(|l| (ip, l))
+        })
+        .expect("no free port 443 on 127.0.8.x (the tests run as root)");
+    zones
+        .set_zone(
+            "stuck.test",
+            &util::zone(
+                "stuck.test",
+                60,
+                &STUCK_ZONE.replace("POLICY_HOST", &policy_host.to_string()),
+            ),
+        )
         .unwrap();
     // A submission server that accepts connections and never greets: the dead probe fails
     // seconds after start, after Prometheus has seen its failure counter at 0.
@@ -340,7 +479,48 @@ async fn alerts_fire_and_dashboard_queries_return_data() {
     let scrape = format!(
         "  - job_name: mailauth\n    static_configs:\n      - targets: ['{target}', '{blind_target}', '{stale_target}']\n"
     );
-    let prom = Prometheus::start_with(&scrape, &test_rules(&rules)).await;
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_secs();
+    let prom = Prometheus::start_backfilled(
+        &scrape,
+        &test_rules(&rules),
+        Some(&three_days_ago(&target, now)),
+    )
+    .await;
+
+    // The relay's second day of reports, and another TLS report, once Prometheus has seen
+    // the first day's counts: only then is what they add an increase over the day.
+    let first_day = format!(
+        "mailauth_dmarc_report_messages_total{{instance=\"{target}\",source=\"relay\"}} \
+         or mailauth_tlsrpt_sessions_total{{instance=\"{target}\",result=\"certificate-expired\"}}"
+    );
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while prom.query(&first_day).await["data"]["result"]
+        .as_array()
+        .map_or(0, Vec::len)
+        < 3
+    {
+        assert!(
+            Instant::now() < deadline,
+            "the first reports were never scraped: {}",
+            util::http::get(&format!("http://{target}/metrics")).await.1
+        );
+        tokio::time::sleep(Duration::from_millis(500)).await;
+    }
+    // 150 of 180 messages aligned: 83 %, under the 95 % of at least 100; 100 of 1,100
+    // sessions expired: 9 %, over 1 %.
+    deliver_report(
+        reports.path(),
+        "relay-2.xml",
+        &relay_aggregate("relay-day-2", 150, 30),
+    );
+    deliver_report(
+        reports.path(),
+        "tls-2.json",
+        &tls_report("sender-z-day-2", 1_000, 100),
+    );
 
     // Deliveries of the stale exporter's probe seen by Prometheus as they happen (a rate),
     // and a success, then its submission server replaced by one that never greets.
@@ -377,6 +557,35 @@ async fn alerts_fire_and_dashboard_queries_return_data() {
     std::fs::write(&blind_path, "[exporter\n").unwrap();
     assert!(blind.reload().is_err());
 
+    // Alerts of the main exporter with all their labels but its instance and the severity
+    // (MailauthCheckErrors keeps no job).
+    let main_alerts: [(&str, &[(&str, &str)]); 4] = [
+        (
+            "MailauthCheckErrors",
+            &[("check", "mta_sts"), ("kind", "timeout")],
+        ),
+        (
+            "MailauthDmarcPassRateDropped",
+            &[
+                ("job", "mailauth"),
+                ("domain", "example.test"),
+                ("source", "relay"),
+            ],
+        ),
+        (
+            "MailauthTlsRptFailures",
+            &[
+                ("job", "mailauth"),
+                ("domain", "example.test"),
+                ("policy_type", "sts"),
+                ("result", "certificate-expired"),
+            ],
+        ),
+        (
+            "MailauthDmarcReportsStopped",
+            &[("job", "mailauth"), ("domain", "stuck.test")],
+        ),
+    ];
     // (alert, instance) that the auxiliary exporters must raise.
     let aux: [(&str, &str); 4] = [
         ("MailauthDnsQueryFailureRate", &blind_target),
@@ -398,14 +607,33 @@ async fn alerts_fire_and_dashboard_queries_return_data() {
                     && (instance.is_empty() || a["labels"]["instance"] == *instance)
             })
         };
-        if EXPECTED.iter().all(have) && aux.iter().all(have_aux) {
+        let have_main = |(name, labels): &(&str, &[(&str, &str)])| {
+            firing.iter().any(|a| {
+                let mut want: BTreeMap<&str, &str> = labels.iter().copied().collect();
+                want.insert("alertname", name);
+                want.insert("instance", &target);
+                let have: BTreeMap<&str, &str> = a["labels"]
+                    .as_object()
+                    .unwrap()
+                    .iter()
+                    .filter(|(k, _)| *k != "severity")
+                    .map(|(k, v)| (k.as_str(), v.as_str().unwrap()))
+                    .collect();
+                have == want
+            })
+        };
+        if EXPECTED.iter().all(have)
+            && aux.iter().all(have_aux)
+            && main_alerts.iter().all(have_main)
+        {
             break firing;
         }
         if Instant::now() > deadline {
             let missing: Vec<_> = EXPECTED.iter().filter(|e| !have(e)).collect();
             let missing_aux: Vec<_> = aux.iter().filter(|e| !have_aux(e)).collect();
+            let missing_main: Vec<_> = main_alerts.iter().filter(|e| !have_main(e)).collect();
             panic!(
-                "alerts not firing: {missing:?} {missing_aux:?}\nfiring: {firing:#?}\nprometheus log: {}",
+                "alerts not firing: {missing:?} {missing_aux:?} {missing_main:?}\nfiring: {firing:#?}\nprometheus log: {}",
                 prom.log()
             );
         }
@@ -427,6 +655,19 @@ async fn alerts_fire_and_dashboard_queries_return_data() {
     );
     for quiet in QUIET {
         assert!(!names.contains(quiet), "{quiet} fired: {firing:#?}");
+    }
+    // Only what went wrong fires: the result types the second TLS report did not add to,
+    // the domains with no 3-day-old samples, the checks that finish.
+    for a in &firing {
+        let name = a["labels"]["alertname"].as_str().unwrap_or("");
+        let alone = match name {
+            "MailauthTlsRptFailures" => a["labels"]["result"] == "certificate-expired",
+            "MailauthDmarcReportsStopped" => a["labels"]["domain"] == "stuck.test",
+            "MailauthCheckErrors" => a["labels"]["check"] == "mta_sts",
+            "MailauthDmarcPassRateDropped" => a["labels"]["source"] == "relay",
+            _ => true,
+        };
+        assert!(alone, "{name} fired for more than it should: {firing:#?}");
     }
     // The source that is read does not count as failing.
     assert!(
