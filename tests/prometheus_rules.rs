@@ -25,6 +25,7 @@ _dmarc  IN TXT "v=DMARC1; p=reject; rua=mailto:dmarc@example.test"
 const EXPECTED: &[(&str, &str, &str)] = &[
     ("MailauthFindingError", "code", "spf.too_many_lookups"),
     ("MailauthSpfTooManyLookups", "domain", "lookups.demo.test"),
+    ("MailauthSpfLookupsNearLimit", "domain", "nine.test"),
     ("MailauthDnsCheckFailing", "domain", "open.demo.test"),
     ("MailauthDnsErrors", "domain", "dnsfail.demo.test"),
     ("MailauthDkimKeyTooShort", "domain", "weak.demo.test"),
