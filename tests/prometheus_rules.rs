@@ -144,13 +144,17 @@ fn deliver_report(dir: &Path, name: &str, text: &str) {
     std::fs::rename(&staged, dir.join("spool").join(name)).unwrap();
 }
 
-/// Three days ago, as Prometheus would have scraped the main exporter (`target`) then:
-/// stuck.test's DMARC policy and the spool source's reads, one sample every five minutes
-/// from an hour before to twenty minutes after `now - 3d`, so that `[1h] offset 3d` finds
-/// them for as long as the test runs. OpenMetrics, timestamps in seconds.
-fn three_days_ago(target: &str, now: u64) -> String {
-    let then = now - 3 * 86_400;
-    let times: Vec<u64> = (then - 3_300..=then + 1_200).step_by(300).collect();
+/// One sample every five minutes from an hour before to twenty minutes after `then`, so
+/// that `[1h] offset` finds one for as long as the test runs.
+fn around(then: u64) -> Vec<u64> {
+    (then - 3_300..=then + 1_200).step_by(300).collect()
+}
+
+/// What Prometheus would have scraped in the past: three days ago from the main exporter
+/// (`target`), stuck.test's DMARC policy and the spool source's reads; a day ago from the
+/// stale exporter (`stale`), its rua source's reads. OpenMetrics, timestamps in seconds.
+fn history(target: &str, stale: &str, now: u64) -> String {
+    let times = around(now - 3 * 86_400);
     let mut text = String::from("# TYPE mailauth_dmarc_policy gauge\n");
     for t in &times {
         text.push_str(&format!(
@@ -161,6 +165,11 @@ fn three_days_ago(target: &str, now: u64) -> String {
     for t in &times {
         text.push_str(&format!(
             "mailauth_reports_last_read_timestamp_seconds{{instance=\"{target}\",job=\"mailauth\",source=\"spool\"}} {t} {t}\n"
+        ));
+    }
+    for t in around(now - 86_400) {
+        text.push_str(&format!(
+            "mailauth_reports_last_read_timestamp_seconds{{instance=\"{stale}\",job=\"mailauth\",source=\"rua\"}} {t} {t}\n"
         ));
     }
     text.push_str("# EOF\n");
@@ -190,13 +199,23 @@ fn blind_config(dead_dns: std::net::SocketAddr) -> String {
 /// deliveries that Prometheus saw happen (MailauthDeliverySlow over a real histogram's
 /// rate) it is reloaded with a submission server that never answers, so
 /// its last success grows older than two intervals (MailauthProbeStale).
-fn stale_config(ns: std::net::SocketAddr, smtp: &str, mailbox: &str) -> String {
+///
+/// It also reads a report directory (`spool`, source "rua") that already holds the relay's
+/// first report when it starts, and it read reports a day ago too (backfilled): the first
+/// report's series is new within the day and counts in full, the recording rules' second
+/// branch (an increase alone never sees a series that appears once).
+fn stale_config(ns: std::net::SocketAddr, smtp: &str, mailbox: &str, dir: &Path) -> String {
     format!(
-        "[exporter]\nlisten_address = \"127.0.0.1:0\"\ndns_interval = \"1h\"\nprobe_interval = \"2s\"\n\n\
+        "[exporter]\nlisten_address = \"127.0.0.1:0\"\ndns_interval = \"1h\"\nprobe_interval = \"2s\"\n\
+         state_dir = \"{}\"\n\n\
          [dns]\nnameservers = [\"{ns}\"]\ntimeout = \"1s\"\nattempts = 1\n\n\
          [[domain]]\nname = \"example.test\"\n\n[smtp.out]\n{smtp}\n[mailbox.inbox]\n{mailbox}\n\
          [[probe]]\ndomain = \"example.test\"\nfrom = \"probe@example.test\"\nsmtp = \"out\"\ntimeout = \"30s\"\n\
-         [[probe.target]]\nkind = \"verifier\"\nto = \"check-auth@verifier.test\"\nmailbox = \"inbox\"\n"
+         [[probe.target]]\nkind = \"verifier\"\nto = \"check-auth@verifier.test\"\nmailbox = \"inbox\"\n\
+         [[reports]]\nname = \"rua\"\ndirectory = \"{}\"\npoll_interval = \"1s\"\n\n\
+         [[sender]]\nname = \"relay\"\nip_ranges = [\"{RELAY_RANGE}\"]\n",
+        dir.join("state").display(),
+        dir.join("spool").display(),
     )
 }
 
@@ -457,7 +476,20 @@ async fn alerts_fire_and_dashboard_queries_return_data() {
     .unwrap();
     let blind_target = serve(&blind).await;
     let stale_path = reports.path().join("stale.toml");
-    let stale_text = stale_config(zones.addr(), &stack.smtp_toml(), &stack.mailbox_toml("tls"));
+    let stale_dir = reports.path().join("stale");
+    std::fs::create_dir_all(stale_dir.join("spool")).unwrap();
+    // 150 of 180 messages aligned, in the first report from the relay.
+    std::fs::write(
+        stale_dir.join("spool/relay-1.xml"),
+        relay_aggregate("relay-new", 150, 30),
+    )
+    .unwrap();
+    let stale_text = stale_config(
+        zones.addr(),
+        &stack.smtp_toml(),
+        &stack.mailbox_toml("tls"),
+        &stale_dir,
+    );
     std::fs::write(&stale_path, &stale_text).unwrap();
     let stale = App::start(
         Config::load(&stale_path).unwrap(),
@@ -487,7 +519,7 @@ async fn alerts_fire_and_dashboard_queries_return_data() {
     let prom = Prometheus::start_backfilled(
         &scrape,
         &test_rules(&rules),
-        Some(&three_days_ago(&target, now)),
+        Some(&history(&target, &stale_target, now)),
     )
     .await;
 
@@ -558,15 +590,25 @@ async fn alerts_fire_and_dashboard_queries_return_data() {
     std::fs::write(&blind_path, "[exporter\n").unwrap();
     assert!(blind.reload().is_err());
 
-    // Alerts of the main exporter with all their labels but its instance and the severity
-    // (MailauthCheckErrors keeps no job).
-    let main_alerts: [(&str, &[(&str, &str)]); 4] = [
+    // Alerts with all their labels but the severity (MailauthCheckErrors keeps no job).
+    let exact: [(&str, &str, &[(&str, &str)]); 5] = [
         (
             "MailauthCheckErrors",
+            &target,
             &[("check", "mta_sts"), ("kind", "timeout")],
         ),
         (
             "MailauthDmarcPassRateDropped",
+            &target,
+            &[
+                ("job", "mailauth"),
+                ("domain", "example.test"),
+                ("source", "relay"),
+            ],
+        ),
+        (
+            "MailauthDmarcPassRateDropped",
+            &stale_target,
             &[
                 ("job", "mailauth"),
                 ("domain", "example.test"),
@@ -575,6 +617,7 @@ async fn alerts_fire_and_dashboard_queries_return_data() {
         ),
         (
             "MailauthTlsRptFailures",
+            &target,
             &[
                 ("job", "mailauth"),
                 ("domain", "example.test"),
@@ -584,6 +627,7 @@ async fn alerts_fire_and_dashboard_queries_return_data() {
         ),
         (
             "MailauthDmarcReportsStopped",
+            &target,
             &[("job", "mailauth"), ("domain", "stuck.test")],
         ),
     ];
@@ -608,11 +652,11 @@ async fn alerts_fire_and_dashboard_queries_return_data() {
                     && (instance.is_empty() || a["labels"]["instance"] == *instance)
             })
         };
-        let have_main = |(name, labels): &(&str, &[(&str, &str)])| {
+        let have_exact = |(name, instance, labels): &(&str, &str, &[(&str, &str)])| {
             firing.iter().any(|a| {
                 let mut want: BTreeMap<&str, &str> = labels.iter().copied().collect();
                 want.insert("alertname", name);
-                want.insert("instance", &target);
+                want.insert("instance", instance);
                 let have: BTreeMap<&str, &str> = a["labels"]
                     .as_object()
                     .unwrap()
@@ -623,18 +667,15 @@ async fn alerts_fire_and_dashboard_queries_return_data() {
                 have == want
             })
         };
-        if EXPECTED.iter().all(have)
-            && aux.iter().all(have_aux)
-            && main_alerts.iter().all(have_main)
-        {
+        if EXPECTED.iter().all(have) && aux.iter().all(have_aux) && exact.iter().all(have_exact) {
             break firing;
         }
         if Instant::now() > deadline {
             let missing: Vec<_> = EXPECTED.iter().filter(|e| !have(e)).collect();
             let missing_aux: Vec<_> = aux.iter().filter(|e| !have_aux(e)).collect();
-            let missing_main: Vec<_> = main_alerts.iter().filter(|e| !have_main(e)).collect();
+            let missing_exact: Vec<_> = exact.iter().filter(|e| !have_exact(e)).collect();
             panic!(
-                "alerts not firing: {missing:?} {missing_aux:?} {missing_main:?}\nfiring: {firing:#?}\nprometheus log: {}",
+                "alerts not firing: {missing:?} {missing_aux:?} {missing_exact:?}\nfiring: {firing:#?}\nprometheus log: {}",
                 prom.log()
             );
         }
@@ -670,6 +711,16 @@ async fn alerts_fire_and_dashboard_queries_return_data() {
         };
         assert!(alone, "{name} fired for more than it should: {firing:#?}");
     }
+    // A new series counts in full, not extrapolated: exactly 150 of 180 aligned.
+    let new_series = firing
+        .iter()
+        .find(|a| {
+            a["labels"]["alertname"] == "MailauthDmarcPassRateDropped"
+                && a["labels"]["instance"] == stale_target.as_str()
+        })
+        .unwrap();
+    let rate: f64 = new_series["value"].as_str().unwrap().parse().unwrap();
+    assert!((rate - 150.0 / 180.0).abs() < 1e-9, "{new_series:#?}");
     // The source that is read does not count as failing.
     assert!(
         !firing.iter().any(
