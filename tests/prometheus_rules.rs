@@ -176,6 +176,9 @@ fn history(target: &str, stale: &str, now: u64) -> String {
     text
 }
 
+/// A firing alert named with its instance and all its other labels but the severity.
+type ExactAlert<'a> = (&'a str, &'a str, &'a [(&'a str, &'a str)]);
+
 /// Alerts that must not fire for the main exporter (the auxiliary ones raise the last two
 /// on purpose).
 const QUIET: &[&str] = &[
@@ -591,7 +594,7 @@ async fn alerts_fire_and_dashboard_queries_return_data() {
     assert!(blind.reload().is_err());
 
     // Alerts with all their labels but the severity (MailauthCheckErrors keeps no job).
-    let exact: [(&str, &str, &[(&str, &str)]); 5] = [
+    let exact: [ExactAlert; 5] = [
         (
             "MailauthCheckErrors",
             &target,
@@ -652,7 +655,7 @@ async fn alerts_fire_and_dashboard_queries_return_data() {
                     && (instance.is_empty() || a["labels"]["instance"] == *instance)
             })
         };
-        let have_exact = |(name, instance, labels): &(&str, &str, &[(&str, &str)])| {
+        let have_exact = |(name, instance, labels): &ExactAlert| {
             firing.iter().any(|a| {
                 let mut want: BTreeMap<&str, &str> = labels.iter().copied().collect();
                 want.insert("alertname", name);
