@@ -25,6 +25,7 @@ _dmarc  IN TXT "v=DMARC1; p=reject; rua=mailto:dmarc@example.test"
 const EXPECTED: &[(&str, &str, &str)] = &[
     ("MailauthFindingError", "code", "spf.too_many_lookups"),
     ("MailauthSpfTooManyLookups", "domain", "lookups.demo.test"),
+    ("MailauthSpfLookupsNearLimit", "domain", "nine.test"),
     ("MailauthDnsCheckFailing", "domain", "open.demo.test"),
     ("MailauthDnsErrors", "domain", "dnsfail.demo.test"),
     ("MailauthDkimKeyTooShort", "domain", "weak.demo.test"),
@@ -58,6 +59,126 @@ h8  IN A 192.0.2.8
 h9  IN A 192.0.2.9
 "#;
 
+/// A domain whose MTA-STS policy host (`POLICY_HOST`, a loopback address) accepts the
+/// connection and never answers, as a hung web server or a firewall that swallows the
+/// TLS handshake does: with `[mta_sts] timeout` longer than the run's deadline, its
+/// mta_sts check overruns the deadline (MailauthCheckErrors, kind="timeout"). It asks for
+/// aggregate reports and never gets one (MailauthDmarcReportsStopped, with 3-day-old
+/// samples backfilled).
+const STUCK_ZONE: &str = r#"
+@         IN TXT "v=spf1 ip4:192.0.2.50 -all"
+@         IN MX 10 mx.stuck.test.
+mx        IN A 192.0.2.50
+_dmarc    IN TXT "v=DMARC1; p=reject; rua=mailto:dmarc@stuck.test"
+_mta-sts  IN TXT "v=STSv1; id=20260101"
+mta-sts   IN A POLICY_HOST
+"#;
+
+/// A known sending service of the watched domains: its reports' records are `source="relay"`.
+const RELAY_RANGE: &str = "198.51.100.0/24";
+
+/// An RFC 7489 Appendix C aggregate report about example.test from the relay's two
+/// addresses: `pass` messages aligned on both, `fail` messages aligned on neither (the
+/// same dispositions in every report, so that each report adds to the same series).
+fn relay_aggregate(report_id: &str, pass: u32, fail: u32) -> String {
+    let row = |ip: &str, count: u32, result: &str, disposition: &str| {
+        format!(
+            "  <record>\n    <row>\n      <source_ip>{ip}</source_ip>\n      <count>{count}</count>\n      \
+             <policy_evaluated><disposition>{disposition}</disposition><dkim>{result}</dkim><spf>{result}</spf></policy_evaluated>\n    \
+             </row>\n    <identifiers><header_from>example.test</header_from></identifiers>\n    \
+             <auth_results><dkim><domain>example.test</domain><selector>s1</selector><result>{result}</result></dkim>\
+             <spf><domain>example.test</domain><scope>mfrom</scope><result>{result}</result></spf></auth_results>\n  </record>\n"
+        )
+    };
+    format!(
+        "<?xml version=\"1.0\" encoding=\"UTF-8\"?>\n<feedback>\n  <report_metadata>\n    \
+         <org_name>receiver.example</org_name>\n    <email>noreply-dmarc@receiver.example</email>\n    \
+         <report_id>{report_id}</report_id>\n    <date_range><begin>1764547200</begin><end>1764633599</end></date_range>\n  \
+         </report_metadata>\n  <policy_published>\n    <domain>example.test</domain><adkim>r</adkim><aspf>r</aspf>\
+         <p>reject</p><sp>reject</sp><pct>100</pct>\n  </policy_published>\n{}{}</feedback>\n",
+        row("198.51.100.7", pass, "pass", "none"),
+        row("198.51.100.8", fail, "fail", "reject"),
+    )
+}
+
+/// An RFC 8460 §4 TLS report about example.test's STS policy: `successful` sessions and
+/// `expired` failed with certificate-expired (one of the result types of the corpus report
+/// the spool starts with, so that it adds to an existing series).
+fn tls_report(report_id: &str, successful: u32, expired: u32) -> String {
+    serde_json::json!({
+        "organization-name": "Sender-Z",
+        "date-range": {
+            "start-datetime": "2026-12-01T00:00:00Z",
+            "end-datetime": "2026-12-01T23:59:59Z"
+        },
+        "contact-info": "tlsrpt@sender-z.example",
+        "report-id": report_id,
+        "policies": [{
+            "policy": {
+                "policy-type": "sts",
+                "policy-string": ["version: STSv1", "mode: enforce", "mx: mx1.example.test", "max_age: 86400"],
+                "policy-domain": "example.test",
+                "mx-host": ["mx1.example.test"]
+            },
+            "summary": {
+                "total-successful-session-count": successful,
+                "total-failure-session-count": expired
+            },
+            "failure-details": [{
+                "result-type": "certificate-expired",
+                "sending-mta-ip": "198.51.100.9",
+                "receiving-mx-hostname": "mx1.example.test",
+                "receiving-ip": "192.0.2.25",
+                "failed-session-count": expired
+            }]
+        }]
+    })
+    .to_string()
+}
+
+/// Puts `text` into the spool under `name` whole: written beside the spool and renamed
+/// into it, as a mail delivery agent does, so the reader never sees half a report.
+fn deliver_report(dir: &Path, name: &str, text: &str) {
+    let staged = dir.join(name);
+    std::fs::write(&staged, text).unwrap();
+    std::fs::rename(&staged, dir.join("spool").join(name)).unwrap();
+}
+
+/// One sample every five minutes from an hour before to twenty minutes after `then`, so
+/// that `[1h] offset` finds one for as long as the test runs.
+fn around(then: u64) -> Vec<u64> {
+    (then - 3_300..=then + 1_200).step_by(300).collect()
+}
+
+/// What Prometheus would have scraped in the past: three days ago from the main exporter
+/// (`target`), stuck.test's DMARC policy and the spool source's reads; a day ago from the
+/// stale exporter (`stale`), its rua source's reads. OpenMetrics, timestamps in seconds.
+fn history(target: &str, stale: &str, now: u64) -> String {
+    let times = around(now - 3 * 86_400);
+    let mut text = String::from("# TYPE mailauth_dmarc_policy gauge\n");
+    for t in &times {
+        text.push_str(&format!(
+            "mailauth_dmarc_policy{{domain=\"stuck.test\",instance=\"{target}\",job=\"mailauth\",policy=\"reject\"}} 1 {t}\n"
+        ));
+    }
+    text.push_str("# TYPE mailauth_reports_last_read_timestamp_seconds gauge\n");
+    for t in &times {
+        text.push_str(&format!(
+            "mailauth_reports_last_read_timestamp_seconds{{instance=\"{target}\",job=\"mailauth\",source=\"spool\"}} {t} {t}\n"
+        ));
+    }
+    for t in around(now - 86_400) {
+        text.push_str(&format!(
+            "mailauth_reports_last_read_timestamp_seconds{{instance=\"{stale}\",job=\"mailauth\",source=\"rua\"}} {t} {t}\n"
+        ));
+    }
+    text.push_str("# EOF\n");
+    text
+}
+
+/// A firing alert named with its instance and all its other labels but the severity.
+type ExactAlert<'a> = (&'a str, &'a str, &'a [(&'a str, &'a str)]);
+
 /// Alerts that must not fire for the main exporter (the auxiliary ones raise the last two
 /// on purpose).
 const QUIET: &[&str] = &[
@@ -81,13 +202,23 @@ fn blind_config(dead_dns: std::net::SocketAddr) -> String {
 /// deliveries that Prometheus saw happen (MailauthDeliverySlow over a real histogram's
 /// rate) it is reloaded with a submission server that never answers, so
 /// its last success grows older than two intervals (MailauthProbeStale).
-fn stale_config(ns: std::net::SocketAddr, smtp: &str, mailbox: &str) -> String {
+///
+/// It also reads a report directory (`spool`, source "rua") that already holds the relay's
+/// first report when it starts, and it read reports a day ago too (backfilled): the first
+/// report's series is new within the day and counts in full, the recording rules' second
+/// branch (an increase alone never sees a series that appears once).
+fn stale_config(ns: std::net::SocketAddr, smtp: &str, mailbox: &str, dir: &Path) -> String {
     format!(
-        "[exporter]\nlisten_address = \"127.0.0.1:0\"\ndns_interval = \"1h\"\nprobe_interval = \"2s\"\n\n\
+        "[exporter]\nlisten_address = \"127.0.0.1:0\"\ndns_interval = \"1h\"\nprobe_interval = \"2s\"\n\
+         state_dir = \"{}\"\n\n\
          [dns]\nnameservers = [\"{ns}\"]\ntimeout = \"1s\"\nattempts = 1\n\n\
          [[domain]]\nname = \"example.test\"\n\n[smtp.out]\n{smtp}\n[mailbox.inbox]\n{mailbox}\n\
          [[probe]]\ndomain = \"example.test\"\nfrom = \"probe@example.test\"\nsmtp = \"out\"\ntimeout = \"30s\"\n\
-         [[probe.target]]\nkind = \"verifier\"\nto = \"check-auth@verifier.test\"\nmailbox = \"inbox\"\n"
+         [[probe.target]]\nkind = \"verifier\"\nto = \"check-auth@verifier.test\"\nmailbox = \"inbox\"\n\
+         [[reports]]\nname = \"rua\"\ndirectory = \"{}\"\npoll_interval = \"1s\"\n\n\
+         [[sender]]\nname = \"relay\"\nip_ranges = [\"{RELAY_RANGE}\"]\n",
+        dir.join("state").display(),
+        dir.join("spool").display(),
     )
 }
 
@@ -191,6 +322,12 @@ fn config_text(
         stack.smtp_toml(),
         stack.mailbox_toml("tls"),
     ));
+    // The policy host's timeout is longer than the run's deadline (5 s for a 2 s
+    // interval), so a host that never answers makes the check overrun it.
+    text.push_str(&format!(
+        "\n[[domain]]\nname = \"stuck.test\"\n\n[mta_sts]\ntimeout = \"30s\"\n\n\
+         [[sender]]\nname = \"relay\"\nip_ranges = [\"{RELAY_RANGE}\"]\n"
+    ));
     text.push_str(&format!(
         "\n[[reports]]\nname = \"spool\"\ndirectory = \"{}\"\npoll_interval = \"1s\"\n\
          \n[[reports]]\nname = \"broken\"\ndirectory = \"{}\"\npoll_interval = \"1s\"\n",
@@ -246,6 +383,12 @@ fn drop_reports(dir: &Path) {
         .replace("company-y.example", "example.test");
     std::fs::write(spool.join("tls.json"), tls).unwrap();
     std::fs::write(spool.join("failure.eml"), ARF).unwrap();
+    // The relay's first day: the series its later reports add to.
+    std::fs::write(
+        spool.join("relay-1.xml"),
+        relay_aggregate("relay-day-1", 10, 1),
+    )
+    .unwrap();
 }
 
 /// Every PromQL expression of a dashboard, with Grafana's variables filled in.
@@ -287,6 +430,25 @@ async fn alerts_fire_and_dashboard_queries_return_data() {
     zones
         .set_zone("nine.test", &util::zone("nine.test", 60, NINE_LOOKUPS_ZONE))
         .unwrap();
+    // The stuck policy host: a port 443 on a loopback address of its own that accepts
+    // connections and never answers (the first free one: another run of this test may
+    // hold one).
+    let (policy_host, _silent_https) = (1..=250u8)
+        .find_map(|n| {
+            let ip = std::net::Ipv4Addr::new(127, 0, 8, n);
+            std::net::TcpListener::bind((ip, 443)).ok().map(|l| (ip, l))
+        })
+        .expect("no free port 443 on 127.0.8.x (the tests run as root)");
+    zones
+        .set_zone(
+            "stuck.test",
+            &util::zone(
+                "stuck.test",
+                60,
+                &STUCK_ZONE.replace("POLICY_HOST", &policy_host.to_string()),
+            ),
+        )
+        .unwrap();
     // A submission server that accepts connections and never greets: the dead probe fails
     // seconds after start, after Prometheus has seen its failure counter at 0.
     let silent = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
@@ -317,7 +479,20 @@ async fn alerts_fire_and_dashboard_queries_return_data() {
     .unwrap();
     let blind_target = serve(&blind).await;
     let stale_path = reports.path().join("stale.toml");
-    let stale_text = stale_config(zones.addr(), &stack.smtp_toml(), &stack.mailbox_toml("tls"));
+    let stale_dir = reports.path().join("stale");
+    std::fs::create_dir_all(stale_dir.join("spool")).unwrap();
+    // 150 of 180 messages aligned, in the first report from the relay.
+    std::fs::write(
+        stale_dir.join("spool/relay-1.xml"),
+        relay_aggregate("relay-new", 150, 30),
+    )
+    .unwrap();
+    let stale_text = stale_config(
+        zones.addr(),
+        &stack.smtp_toml(),
+        &stack.mailbox_toml("tls"),
+        &stale_dir,
+    );
     std::fs::write(&stale_path, &stale_text).unwrap();
     let stale = App::start(
         Config::load(&stale_path).unwrap(),
@@ -340,7 +515,48 @@ async fn alerts_fire_and_dashboard_queries_return_data() {
     let scrape = format!(
         "  - job_name: mailauth\n    static_configs:\n      - targets: ['{target}', '{blind_target}', '{stale_target}']\n"
     );
-    let prom = Prometheus::start_with(&scrape, &test_rules(&rules)).await;
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_secs();
+    let prom = Prometheus::start_backfilled(
+        &scrape,
+        &test_rules(&rules),
+        Some(&history(&target, &stale_target, now)),
+    )
+    .await;
+
+    // The relay's second day of reports, and another TLS report, once Prometheus has seen
+    // the first day's counts: only then is what they add an increase over the day.
+    let first_day = format!(
+        "mailauth_dmarc_report_messages_total{{instance=\"{target}\",source=\"relay\"}} \
+         or mailauth_tlsrpt_sessions_total{{instance=\"{target}\",result=\"certificate-expired\"}}"
+    );
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while prom.query(&first_day).await["data"]["result"]
+        .as_array()
+        .map_or(0, Vec::len)
+        < 3
+    {
+        assert!(
+            Instant::now() < deadline,
+            "the first reports were never scraped: {}",
+            util::http::get(&format!("http://{target}/metrics")).await.1
+        );
+        tokio::time::sleep(Duration::from_millis(500)).await;
+    }
+    // 150 of 180 messages aligned: 83 %, under the 95 % of at least 100; 100 of 1,100
+    // sessions expired: 9 %, over 1 %.
+    deliver_report(
+        reports.path(),
+        "relay-2.xml",
+        &relay_aggregate("relay-day-2", 150, 30),
+    );
+    deliver_report(
+        reports.path(),
+        "tls-2.json",
+        &tls_report("sender-z-day-2", 1_000, 100),
+    );
 
     // Deliveries of the stale exporter's probe seen by Prometheus as they happen (a rate),
     // and a success, then its submission server replaced by one that never greets.
@@ -377,6 +593,47 @@ async fn alerts_fire_and_dashboard_queries_return_data() {
     std::fs::write(&blind_path, "[exporter\n").unwrap();
     assert!(blind.reload().is_err());
 
+    // Alerts with all their labels but the severity (MailauthCheckErrors keeps no job).
+    let exact: [ExactAlert; 5] = [
+        (
+            "MailauthCheckErrors",
+            &target,
+            &[("check", "mta_sts"), ("kind", "timeout")],
+        ),
+        (
+            "MailauthDmarcPassRateDropped",
+            &target,
+            &[
+                ("job", "mailauth"),
+                ("domain", "example.test"),
+                ("source", "relay"),
+            ],
+        ),
+        (
+            "MailauthDmarcPassRateDropped",
+            &stale_target,
+            &[
+                ("job", "mailauth"),
+                ("domain", "example.test"),
+                ("source", "relay"),
+            ],
+        ),
+        (
+            "MailauthTlsRptFailures",
+            &target,
+            &[
+                ("job", "mailauth"),
+                ("domain", "example.test"),
+                ("policy_type", "sts"),
+                ("result", "certificate-expired"),
+            ],
+        ),
+        (
+            "MailauthDmarcReportsStopped",
+            &target,
+            &[("job", "mailauth"), ("domain", "stuck.test")],
+        ),
+    ];
     // (alert, instance) that the auxiliary exporters must raise.
     let aux: [(&str, &str); 4] = [
         ("MailauthDnsQueryFailureRate", &blind_target),
@@ -398,14 +655,30 @@ async fn alerts_fire_and_dashboard_queries_return_data() {
                     && (instance.is_empty() || a["labels"]["instance"] == *instance)
             })
         };
-        if EXPECTED.iter().all(have) && aux.iter().all(have_aux) {
+        let have_exact = |(name, instance, labels): &ExactAlert| {
+            firing.iter().any(|a| {
+                let mut want: BTreeMap<&str, &str> = labels.iter().copied().collect();
+                want.insert("alertname", name);
+                want.insert("instance", instance);
+                let have: BTreeMap<&str, &str> = a["labels"]
+                    .as_object()
+                    .unwrap()
+                    .iter()
+                    .filter(|(k, _)| *k != "severity")
+                    .map(|(k, v)| (k.as_str(), v.as_str().unwrap()))
+                    .collect();
+                have == want
+            })
+        };
+        if EXPECTED.iter().all(have) && aux.iter().all(have_aux) && exact.iter().all(have_exact) {
             break firing;
         }
         if Instant::now() > deadline {
             let missing: Vec<_> = EXPECTED.iter().filter(|e| !have(e)).collect();
             let missing_aux: Vec<_> = aux.iter().filter(|e| !have_aux(e)).collect();
+            let missing_exact: Vec<_> = exact.iter().filter(|e| !have_exact(e)).collect();
             panic!(
-                "alerts not firing: {missing:?} {missing_aux:?}\nfiring: {firing:#?}\nprometheus log: {}",
+                "alerts not firing: {missing:?} {missing_aux:?} {missing_exact:?}\nfiring: {firing:#?}\nprometheus log: {}",
                 prom.log()
             );
         }
@@ -428,6 +701,29 @@ async fn alerts_fire_and_dashboard_queries_return_data() {
     for quiet in QUIET {
         assert!(!names.contains(quiet), "{quiet} fired: {firing:#?}");
     }
+    // Only what went wrong fires: the result types the second TLS report did not add to,
+    // the domains with no 3-day-old samples, the checks that finish.
+    for a in &firing {
+        let name = a["labels"]["alertname"].as_str().unwrap_or("");
+        let alone = match name {
+            "MailauthTlsRptFailures" => a["labels"]["result"] == "certificate-expired",
+            "MailauthDmarcReportsStopped" => a["labels"]["domain"] == "stuck.test",
+            "MailauthCheckErrors" => a["labels"]["check"] == "mta_sts",
+            "MailauthDmarcPassRateDropped" => a["labels"]["source"] == "relay",
+            _ => true,
+        };
+        assert!(alone, "{name} fired for more than it should: {firing:#?}");
+    }
+    // A new series counts in full, not extrapolated: exactly 150 of 180 aligned.
+    let new_series = firing
+        .iter()
+        .find(|a| {
+            a["labels"]["alertname"] == "MailauthDmarcPassRateDropped"
+                && a["labels"]["instance"] == stale_target.as_str()
+        })
+        .unwrap();
+    let rate: f64 = new_series["value"].as_str().unwrap().parse().unwrap();
+    assert!((rate - 150.0 / 180.0).abs() < 1e-9, "{new_series:#?}");
     // The source that is read does not count as failing.
     assert!(
         !firing.iter().any(

@@ -31,7 +31,35 @@ impl Prometheus {
 
     /// Runs with the given `scrape_configs` entries (YAML, indented two spaces).
     pub async fn start_with(scrape_configs: &str, rules: &str) -> Prometheus {
+        Self::start_backfilled(scrape_configs, rules, None).await
+    }
+
+    /// As [`Prometheus::start_with`], its TSDB first filled with `history` (OpenMetrics text
+    /// with timestamps, ending in `# EOF`) by `promtool tsdb create-blocks-from openmetrics`,
+    /// the backfill Prometheus documents: samples from days before the test, for rules that
+    /// compare with the past (`offset 3d`), which no test can wait for.
+    pub async fn start_backfilled(
+        scrape_configs: &str,
+        rules: &str,
+        history: Option<&str>,
+    ) -> Prometheus {
         let dir = tempfile::tempdir().unwrap();
+        if let Some(history) = history {
+            let input = dir.path().join("history.om");
+            std::fs::write(&input, history).unwrap();
+            let out = Command::new("promtool")
+                .args(["tsdb", "create-blocks-from", "openmetrics"])
+                .arg(&input)
+                .arg(dir.path().join("data"))
+                .output()
+                .expect("promtool not found: run tests/run.sh, which installs Debian's prometheus package");
+            assert!(
+                out.status.success(),
+                "promtool refused the backfill: {}{}",
+                String::from_utf8_lossy(&out.stdout),
+                String::from_utf8_lossy(&out.stderr)
+            );
+        }
         std::fs::write(dir.path().join("rules.yml"), rules).unwrap();
         let config = format!(
             "global:\n  scrape_interval: 1s\n  evaluation_interval: 1s\nrule_files: [rules.yml]\nscrape_configs:\n{scrape_configs}"
