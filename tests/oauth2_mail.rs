@@ -69,12 +69,15 @@ impl Rig {
             .unwrap()
             .resolver();
         let store = StateStore::open(state).unwrap();
+        let metrics = Metrics::new(Arc::new(QueryCounters::default()));
+        // As the probe scheduler does: every probe and OAuth2 counter from 0.
+        mailauth_exporter::service::scheduler::start_probe_series(&config, &metrics);
         let rig = Rig {
             config,
             dns,
             resolver,
             ledger: Arc::new(TokenLedger::persistent(store)),
-            metrics: Metrics::new(Arc::new(QueryCounters::default())),
+            metrics,
         };
         (rig, zones)
     }
@@ -115,7 +118,7 @@ fn failures_metric(metrics: &Metrics, server: &str) -> f64 {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn oauth2_rounds_refresh_tokens_count_refused_grants_and_recover() {
     mailauth_exporter::tls::install_crypto_provider();
-    let mut bed = tokio::task::block_in_place(|| OAuthBed::start(3));
+    let mut bed = tokio::task::block_in_place(|| OAuthBed::start(10));
     let state = tempfile::tempdir().unwrap();
     let (rig, _zones) = Rig::start(state.path(), |ns| config_text(&bed, ns, state.path())).await;
 
@@ -135,7 +138,8 @@ async fn oauth2_rounds_refresh_tokens_count_refused_grants_and_recover() {
     );
     assert_eq!(bed.grants("refresh_token", "ok"), 1, "{}", bed.token_log());
 
-    // 2. Tokens live 3 s: rounds go on until each grant was renewed at least twice, and
+    // 2. Tokens live 10 s (renewed after 5): rounds go on until each grant was renewed at
+    // least twice, and
     // not one round fails meanwhile. The server voids each refresh token it replaces, so
     // a second refresh succeeds only with the rotated token the exporter kept.
     let deadline = Instant::now() + Duration::from_secs(60);

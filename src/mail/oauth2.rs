@@ -41,10 +41,13 @@ const MAX_ERROR_TEXT: usize = 256;
 const DEFAULT_LIFETIME: Duration = Duration::from_secs(300);
 
 /// A token is requested again this long before it expires: a tenth of its lifetime, at
-/// most a minute (an hour-long token is renewed at 59 minutes, a 10-second test token
-/// after 9).
+/// most a minute, and at least 5 s (half the lifetime of a shorter-lived token), so that
+/// a token handed out still lives through a slow TLS set-up and login that follow (an
+/// hour-long token is renewed at 59 minutes, a 10-second one after 5, a 6-second one
+/// after 3).
 pub fn refresh_margin(lifetime: Duration) -> Duration {
-    (lifetime / 10).min(Duration::from_secs(60))
+    let floor = (lifetime / 2).min(Duration::from_secs(5));
+    (lifetime / 10).clamp(floor, Duration::from_secs(60))
 }
 
 /// Why no token could be had. Never holds the client secret or the refresh token.
@@ -1095,7 +1098,15 @@ mod tests {
         );
         assert_eq!(
             refresh_margin(Duration::from_secs(10)),
-            Duration::from_secs(1)
+            Duration::from_secs(5)
+        );
+        assert_eq!(
+            refresh_margin(Duration::from_secs(6)),
+            Duration::from_secs(3)
+        );
+        assert_eq!(
+            refresh_margin(Duration::from_secs(120)),
+            Duration::from_secs(12)
         );
         assert_eq!(refresh_margin(Duration::ZERO), Duration::ZERO);
     }

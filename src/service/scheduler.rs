@@ -223,6 +223,48 @@ pub struct ProbeScheduler {
     tasks: JoinSet<()>,
 }
 
+/// Every probe counter of `config` from 0: each stage's failures, sends, deletions and each
+/// OAuth2 server's refresh failures, so that the first failure is an increase that rate()
+/// and increase() can see (a series born at 1 shows none), and "no failure" is a series at
+/// 0, not a missing one. Bounded by the config.
+pub fn start_probe_series(config: &crate::config::Config, metrics: &Metrics) {
+    for probe in &config.probes {
+        let domain = crate::name::normalize_name(probe.domain.get_ref());
+        for target in &probe.targets {
+            let t = target.kind.as_str();
+            metrics.probe_sent.with_label_values(&[domain.as_str(), t]);
+            for stage in crate::mail::probe::Stage::ALL {
+                metrics
+                    .probe_failures
+                    .with_label_values(&[domain.as_str(), t, stage.as_str()]);
+            }
+            for kind in ["probe", "report"] {
+                metrics
+                    .probe_deleted
+                    .with_label_values(&[domain.as_str(), t, kind]);
+            }
+        }
+    }
+    // Every OAuth2 server section from 0 as well (bounded by the config).
+    let oauth_sections = config
+        .smtp
+        .iter()
+        .filter(|(_, s)| s.auth.is_oauth())
+        .map(|(n, _)| format!("smtp.{n}"))
+        .chain(
+            config
+                .mailbox
+                .iter()
+                .filter(|(_, m)| m.auth.is_oauth())
+                .map(|(n, _)| format!("mailbox.{n}")),
+        );
+    for section in oauth_sections {
+        metrics
+            .oauth2_refresh_failures
+            .with_label_values(&[section.as_str()]);
+    }
+}
+
 impl ProbeScheduler {
     pub fn start(
         config: Arc<crate::config::Config>,
@@ -232,43 +274,7 @@ impl ProbeScheduler {
         ledger: Arc<crate::mail::ledger::TokenLedger>,
     ) -> Self {
         let mut tasks = JoinSet::new();
-        // Counters start at 0 for every stage, so that the first failure is an increase
-        // that rate() and increase() can see (a series born at 1 shows none).
-        for probe in &config.probes {
-            let domain = crate::name::normalize_name(probe.domain.get_ref());
-            for target in &probe.targets {
-                let t = target.kind.as_str();
-                metrics.probe_sent.with_label_values(&[domain.as_str(), t]);
-                for stage in crate::mail::probe::Stage::ALL {
-                    metrics
-                        .probe_failures
-                        .with_label_values(&[domain.as_str(), t, stage.as_str()]);
-                }
-                for kind in ["probe", "report"] {
-                    metrics
-                        .probe_deleted
-                        .with_label_values(&[domain.as_str(), t, kind]);
-                }
-            }
-        }
-        // Every OAuth2 server section from 0 as well (bounded by the config).
-        let oauth_sections = config
-            .smtp
-            .iter()
-            .filter(|(_, s)| s.auth.is_oauth())
-            .map(|(n, _)| format!("smtp.{n}"))
-            .chain(
-                config
-                    .mailbox
-                    .iter()
-                    .filter(|(_, m)| m.auth.is_oauth())
-                    .map(|(n, _)| format!("mailbox.{n}")),
-            );
-        for section in oauth_sections {
-            metrics
-                .oauth2_refresh_failures
-                .with_label_values(&[section.as_str()]);
-        }
+        start_probe_series(&config, &metrics);
         for index in 0..config.probes.len() {
             let (config, dns, resolver, metrics, ledger) = (
                 config.clone(),
