@@ -139,9 +139,9 @@ async fn oauth2_rounds_refresh_tokens_count_refused_grants_and_recover() {
     assert_eq!(bed.grants("refresh_token", "ok"), 1, "{}", bed.token_log());
 
     // 2. Tokens live 10 s (renewed after 5): rounds go on until each grant was renewed at
-    // least twice, and
-    // not one round fails meanwhile. The server voids each refresh token it replaces, so
-    // a second refresh succeeds only with the rotated token the exporter kept.
+    // least twice, and not one round fails meanwhile. The server voids each refresh token
+    // it replaces, so a second refresh succeeds only with the rotated token the exporter
+    // kept.
     let deadline = Instant::now() + Duration::from_secs(60);
     while bed.grants("client_credentials", "ok") < 3 || bed.grants("refresh_token", "ok") < 3 {
         assert!(Instant::now() < deadline, "no renewal\n{}", bed.logs());
