@@ -1,0 +1,292 @@
+//! The landing pages in a real browser: Debian's Chromium, headless, driven through
+//! chromedriver (WebDriver) against the real binary in `demo` mode. What a new user does:
+//! open the overview, see every check as a column, follow a failing domain's link to its
+//! findings and their fixes, and come back. Screenshots of each page, at desktop and at
+//! phone width, are written to `target/screenshots/` for people to look at.
+
+mod util;
+
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::time::Duration;
+
+use fantoccini::{Client, ClientBuilder, Locator};
+use mailauth_exporter::checks::TABLE;
+use mailauth_exporter::findings::Code;
+
+const CHROMEDRIVER: &str = "/usr/bin/chromedriver";
+const CHROMIUM: &str = "/usr/bin/chromium";
+
+/// Kills a process this test started when the test ends, passing or not.
+struct KillOnDrop(Child);
+
+impl Drop for KillOnDrop {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+/// Where screenshots go: `target/screenshots/`.
+fn screenshot_dir() -> PathBuf {
+    let dir = Path::new(env!("CARGO_TARGET_TMPDIR"))
+        .parent()
+        .expect("target/tmp has a parent")
+        .join("screenshots");
+    std::fs::create_dir_all(&dir).unwrap();
+    dir
+}
+
+/// chromedriver on a free loopback port.
+fn start_chromedriver(scratch: &Path) -> (KillOnDrop, String) {
+    let port = util::free_port();
+    let log = scratch.join("chromedriver.log");
+    let child = Command::new(CHROMEDRIVER)
+        .arg(format!("--port={port}"))
+        .arg(format!("--log-path={}", log.display()))
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap_or_else(|e| panic!("{CHROMEDRIVER} (Debian's chromium-driver): {e}"));
+    let driver = KillOnDrop(child);
+    let url = format!("http://127.0.0.1:{port}");
+    // Listening is enough: the session request that follows is the real test of it.
+    // (chromedriver keeps a connection open after `Connection: close`, so the tests'
+    // one-shot HTTP client cannot read its /status.)
+    util::wait_for(
+        "chromedriver to listen",
+        Duration::from_secs(30),
+        || std::net::TcpStream::connect(("127.0.0.1", port)).ok(),
+        || std::fs::read_to_string(&log).unwrap_or_default(),
+    );
+    (driver, url)
+}
+
+/// The demo on a free port, once every demo domain has been checked (the overview then
+/// says "not checked yet" of none).
+fn start_demo(scratch: &Path) -> (KillOnDrop, String) {
+    let listen = util::free_addr(1);
+    let log = scratch.join("demo.log");
+    let child = Command::new(env!("CARGO_BIN_EXE_mailauth-exporter"))
+        .args(["demo", "--web.listen-address", &listen.to_string()])
+        .stdout(Stdio::null())
+        .stderr(std::fs::File::create(&log).unwrap())
+        .spawn()
+        .unwrap();
+    let demo = KillOnDrop(child);
+    let base = format!("http://{listen}");
+    util::wait_for(
+        "every demo domain to be checked",
+        Duration::from_secs(60),
+        || {
+            let (status, page) = util::http::get_blocking(&format!("{base}/"));
+            (status == 200 && page.contains("weak.demo.test") && !page.contains("not checked yet"))
+                .then_some(())
+        },
+        || std::fs::read_to_string(&log).unwrap_or_default(),
+    );
+    (demo, base)
+}
+
+/// A headless Chromium session with a fresh profile. Without the networking flags Chromium
+/// reaches out to the internet on its own, and those connections are refused here.
+async fn browser(driver: &str, profile: &Path) -> Client {
+    let args = [
+        "--headless".to_string(),
+        "--no-sandbox".to_string(),
+        "--disable-gpu".to_string(),
+        "--disable-quic".to_string(),
+        "--no-first-run".to_string(),
+        "--disable-background-networking".to_string(),
+        "--disable-component-update".to_string(),
+        "--disable-sync".to_string(),
+        "--disable-dev-shm-usage".to_string(),
+        format!("--user-data-dir={}", profile.display()),
+    ];
+    let mut caps = serde_json::Map::new();
+    caps.insert(
+        "goog:chromeOptions".to_string(),
+        serde_json::json!({ "binary": CHROMIUM, "args": args }),
+    );
+    ClientBuilder::new(hyper_util::client::legacy::connect::HttpConnector::new())
+        .capabilities(caps)
+        .connect(driver)
+        .await
+        .expect("a WebDriver session with chromium")
+}
+
+async fn screenshot(client: &Client, name: &str) {
+    let png = client.screenshot().await.unwrap();
+    assert!(png.starts_with(b"\x89PNG"), "{name}: not a PNG");
+    std::fs::write(screenshot_dir().join(name), png).unwrap();
+}
+
+/// The texts of the elements `css` selects.
+async fn texts(client: &Client, css: &str) -> Vec<String> {
+    let mut out = Vec::new();
+    for e in client.find_all(Locator::Css(css)).await.unwrap() {
+        out.push(e.text().await.unwrap());
+    }
+    out
+}
+
+/// The page is no wider than the window: wide tables scroll inside their own box, so a
+/// phone shows the page at its width with readable text.
+async fn fits_the_window(client: &Client) -> bool {
+    let fits = client
+        .execute(
+            "return document.documentElement.scrollWidth <= window.innerWidth;",
+            vec![],
+        )
+        .await
+        .unwrap();
+    fits.as_bool().unwrap()
+}
+
+#[test]
+fn demo_pages_in_a_browser() {
+    let scratch = tempfile::tempdir().unwrap();
+    let (_driver, driver_url) = start_chromedriver(scratch.path());
+    let (_demo, base) = start_demo(scratch.path());
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    runtime.block_on(async {
+        let client = browser(&driver_url, &scratch.path().join("profile")).await;
+        let result = walk_the_demo(&client, &base).await;
+        client.close().await.unwrap();
+        result
+    });
+}
+
+async fn walk_the_demo(client: &Client, base: &str) {
+    client.set_window_size(1280, 900).await.unwrap();
+    client.goto(&format!("{base}/")).await.unwrap();
+
+    // The overview: a column per check of the one check table.
+    let headers = texts(client, "table.overview th").await;
+    for check in TABLE {
+        assert!(
+            headers.iter().any(|h| h == check.as_str()),
+            "no column for {}: {headers:?}",
+            check.as_str()
+        );
+    }
+    // The introduction names the newer checks and the probe mails.
+    let intro = client
+        .find(Locator::Css("p"))
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    for words in [
+        "MTA-STS",
+        "TLS-RPT",
+        "BIMI",
+        "DANE",
+        "DNS blocklists",
+        "probe mails",
+    ] {
+        assert!(intro.contains(words), "{intro}");
+    }
+    // weak.demo.test fails, and its failing cells say since when.
+    let weak_row = client
+        .find(Locator::XPath(
+            "//table[@class='overview']//tr[td/a[text()='weak.demo.test']]",
+        ))
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    assert!(weak_row.contains("FAIL"), "{weak_row}");
+    assert!(weak_row.contains("since"), "{weak_row}");
+    screenshot(client, "overview.png").await;
+
+    // Its link leads to its page, with findings and their fixes.
+    client
+        .find(Locator::LinkText("weak.demo.test"))
+        .await
+        .unwrap()
+        .click()
+        .await
+        .unwrap();
+    assert_eq!(
+        client.current_url().await.unwrap().as_str(),
+        format!("{base}/domain/weak.demo.test")
+    );
+    let heading = client
+        .find(Locator::Css("h1"))
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    assert_eq!(heading, "weak.demo.test");
+    let rows = client
+        .find_all(Locator::Css("table.findings tr"))
+        .await
+        .unwrap();
+    let mut fixes = 0;
+    for row in rows.iter().skip(1) {
+        let cells = row.find_all(Locator::Css("td")).await.unwrap();
+        let code = cells[1].text().await.unwrap();
+        let fix = cells[4].text().await.unwrap();
+        let known = Code::ALL
+            .iter()
+            .find(|c| c.as_str() == code)
+            .unwrap_or_else(|| panic!("{code} is not a finding code"));
+        assert_eq!(fix, known.fix().trim(), "the fix of {code}");
+        fixes += 1;
+    }
+    assert!(fixes > 0, "weak.demo.test shows no finding");
+    assert!(
+        !rows.is_empty()
+            && texts(client, "table.findings td")
+                .await
+                .iter()
+                .any(|t| t == "error"),
+        "weak.demo.test has an error-severity finding"
+    );
+    screenshot(client, "domain-weak.png").await;
+
+    // And back, to the overview.
+    client
+        .find(Locator::LinkText("← all domains"))
+        .await
+        .unwrap()
+        .click()
+        .await
+        .unwrap();
+    assert_eq!(
+        client.current_url().await.unwrap().as_str(),
+        format!("{base}/")
+    );
+    client.back().await.unwrap();
+    assert_eq!(
+        client.current_url().await.unwrap().as_str(),
+        format!("{base}/domain/weak.demo.test")
+    );
+    client.back().await.unwrap();
+    assert!(client.find(Locator::Css("table.overview")).await.is_ok());
+
+    // At a phone's width the page fits, and its tables scroll on their own.
+    client.set_window_size(390, 844).await.unwrap();
+    client.goto(&format!("{base}/")).await.unwrap();
+    assert!(
+        fits_the_window(client).await,
+        "the overview is wider than a phone"
+    );
+    screenshot(client, "overview-phone.png").await;
+    client
+        .goto(&format!("{base}/domain/weak.demo.test"))
+        .await
+        .unwrap();
+    assert!(
+        fits_the_window(client).await,
+        "the domain page is wider than a phone"
+    );
+    screenshot(client, "domain-weak-phone.png").await;
+}
