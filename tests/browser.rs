@@ -8,11 +8,16 @@ mod util;
 
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
+use std::sync::Arc;
 use std::time::Duration;
 
 use fantoccini::{Client, ClientBuilder, Locator};
 use mailauth_exporter::checks::TABLE;
+use mailauth_exporter::config::Config;
 use mailauth_exporter::findings::Code;
+use mailauth_exporter::service::app::App;
+use util::http::metrics_until;
+use util::mailstack::MailStack;
 
 const CHROMEDRIVER: &str = "/usr/bin/chromedriver";
 const CHROMIUM: &str = "/usr/bin/chromium";
@@ -289,4 +294,115 @@ async fn walk_the_demo(client: &Client, base: &str) {
         "the domain page is wider than a phone"
     );
     screenshot(client, "domain-weak-phone.png").await;
+}
+
+const PROBED_ZONE: &str = r#"
+@       IN TXT "v=spf1 ip4:127.0.0.1 -all"
+_dmarc  IN TXT "v=DMARC1; p=reject; rua=mailto:dmarc@example.test"
+"#;
+
+/// An exporter with a `[[probe]]` of both kinds through a real submission server and
+/// Dovecot (tests/util/mailstack.rs), served in this process.
+async fn serve_probed(stack: &MailStack, ns: std::net::SocketAddr) -> (String, Arc<App>) {
+    let text = format!(
+        "[exporter]\ndns_interval = \"1h\"\nprobe_interval = \"1h\"\n\n[dns]\nnameservers = [\"{ns}\"]\ntimeout = \"1s\"\n\n\
+         [[domain]]\nname = \"example.test\"\n\n[smtp.out]\n{}\n[mailbox.inbox]\n{}\n\
+         [[probe]]\ndomain = \"example.test\"\nfrom = \"probe@example.test\"\nsmtp = \"out\"\ntimeout = \"30s\"\n\
+         [[probe.target]]\nkind = \"mailbox\"\nto = \"probe@imap.test\"\nmailbox = \"inbox\"\n\
+         [[probe.target]]\nkind = \"verifier\"\nto = \"check-auth@verifier.test\"\nmailbox = \"inbox\"\n",
+        stack.smtp_toml(),
+        stack.mailbox_toml("tls"),
+    );
+    let config = Config::parse(&text, Path::new("probed.toml")).unwrap();
+    let app = App::start(config, None, false).unwrap();
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let base = format!("http://{}", listener.local_addr().unwrap());
+    tokio::spawn(mailauth_exporter::server::serve_on(app.clone(), listener));
+    (base, app)
+}
+
+/// A probed domain: the overview has a column per probe target with its latest round
+/// trip, and the domain page puts the receiver's, the verifier's and the exporter's own
+/// results side by side, marking where they disagree.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn probe_columns_and_sources_in_a_browser() {
+    mailauth_exporter::tls::install_crypto_provider();
+    // The receiver says DKIM passed; the message carries no signature, so the exporter's
+    // own check cannot agree.
+    let stack = MailStack::start_with(
+        "ok",
+        &["--authres", "mx.receiver.test; spf=pass smtp.mailfrom=MAILFROM; dkim=pass header.d=example.test; dmarc=pass header.from=example.test", "--verifier-results", "SPF=pass,DKIM=pass,DMARC=pass"],
+    );
+    let server = util::server().await;
+    server
+        .set_zone("example.test", &util::zone("example.test", 60, PROBED_ZONE))
+        .unwrap();
+    let (base, app) = serve_probed(&stack, server.addr()).await;
+    metrics_until(&base, "a round of both targets", |b| {
+        b.contains(r#"mailauth_probe_success{domain="example.test",target="mailbox"}"#)
+            && b.contains(r#"mailauth_probe_success{domain="example.test",target="verifier"}"#)
+    })
+    .await;
+    let scratch = tempfile::tempdir().unwrap();
+    let (_driver, driver_url) = tokio::task::block_in_place(|| start_chromedriver(scratch.path()));
+    let client = browser(&driver_url, &scratch.path().join("profile")).await;
+    walk_the_probed_domain(&client, &base).await;
+    client.close().await.unwrap();
+    app.stop();
+}
+
+async fn walk_the_probed_domain(client: &Client, base: &str) {
+    client.set_window_size(1280, 900).await.unwrap();
+    client.goto(&format!("{base}/")).await.unwrap();
+    let headers = texts(client, "table.overview th").await;
+    for target in ["probe mailbox", "probe verifier"] {
+        assert!(headers.iter().any(|h| h == target), "{headers:?}");
+    }
+    let row = client
+        .find(Locator::XPath(
+            "//table[@class='overview']//tr[td/a[text()='example.test']]",
+        ))
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    // The verifier's round passed; its cell says how long delivery took.
+    assert!(row.contains("delivered in"), "{row}");
+    assert!(row.contains("last success"), "{row}");
+    screenshot(client, "overview-probed.png").await;
+
+    client
+        .find(Locator::LinkText("example.test"))
+        .await
+        .unwrap()
+        .click()
+        .await
+        .unwrap();
+    assert_eq!(
+        client.current_url().await.unwrap().as_str(),
+        format!("{base}/domain/example.test")
+    );
+    let headings = texts(client, "table.methods th").await;
+    for source in ["receiver", "verifier", "own check", "spf", "dkim", "dmarc"] {
+        assert!(headings.iter().any(|h| h == source), "{headings:?}");
+    }
+    let spf = client
+        .find(Locator::XPath("//table[@class='methods']//tr[th='spf']"))
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    assert_eq!(spf, "spf pass pass pass yes");
+    let dkim = client
+        .find(Locator::XPath("//table[@class='methods']//tr[th='dkim']"))
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    assert!(dkim.starts_with("dkim pass pass "), "{dkim}");
+    assert!(dkim.ends_with("no: they disagree"), "{dkim}");
+    screenshot(client, "domain-probed.png").await;
 }

@@ -154,7 +154,11 @@ fn probe_cell(view: Option<&ProbeView>, now: f64) -> String {
     let mut cell = if v.success {
         "<td class=\"ok\">ok".to_string()
     } else {
-        let stage = v.failure.as_ref().map_or("methods", |(stage, _)| stage);
+        // A round that completed but where a method did not pass has no failed stage.
+        let stage = v
+            .failure
+            .as_ref()
+            .map_or("a method failed", |(stage, _)| stage);
         format!(
             "<td class=\"fail\">FAIL ({}){}",
             escape(stage),
