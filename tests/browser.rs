@@ -120,6 +120,18 @@ async fn browser(driver: &str, profile: &Path) -> Client {
         .expect("a WebDriver session with chromium")
 }
 
+/// A screenshot of the window scrolled to what `css` selects (a section below the fold).
+async fn screenshot_of(client: &Client, css: &str, name: &str) {
+    client
+        .execute(
+            "document.querySelector(arguments[0]).scrollIntoView();",
+            vec![serde_json::json!(css)],
+        )
+        .await
+        .unwrap();
+    screenshot(client, name).await;
+}
+
 async fn screenshot(client: &Client, name: &str) {
     let png = client.screenshot().await.unwrap();
     assert!(png.starts_with(b"\x89PNG"), "{name}: not a PNG");
@@ -256,6 +268,7 @@ async fn walk_the_demo(client: &Client, base: &str) {
         "weak.demo.test has an error-severity finding"
     );
     screenshot(client, "domain-weak.png").await;
+    screenshot_of(client, "table.findings", "domain-weak-findings.png").await;
 
     // And back, to the overview.
     client
@@ -405,4 +418,5 @@ async fn walk_the_probed_domain(client: &Client, base: &str) {
     assert!(dkim.starts_with("dkim pass pass "), "{dkim}");
     assert!(dkim.ends_with("no: they disagree"), "{dkim}");
     screenshot(client, "domain-probed.png").await;
+    screenshot_of(client, "table.probes", "domain-probed-sources.png").await;
 }

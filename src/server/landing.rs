@@ -38,6 +38,7 @@ th{background:#f4f4f4}.ok{background:#d4f7d4}.fail{background:#f7d4d4}\
 .unknown{background:#eee}.warning{background:#fff1c2}.error{background:#f7d4d4}\
 .info{background:#e3ecff}code{font-size:90%;overflow-wrap:anywhere}\
 .note{display:block;font-size:80%;color:#333;white-space:nowrap}\
+.findings code{overflow-wrap:normal;white-space:nowrap}\
 table.overview td:first-child{position:sticky;left:0;background:#fff}\
 @media (max-width:700px){body{margin:.5em}td,th{padding:3px 4px}h1{font-size:1.3em}}";
 
@@ -137,12 +138,18 @@ fn probe_targets(config: &crate::config::Config) -> Vec<TargetKind> {
         .collect()
 }
 
-/// Whether `domain` has a `[[probe]]` with a target of `kind`.
-fn probes_target(config: &crate::config::Config, domain: &str, kind: TargetKind) -> bool {
-    config.probes.iter().any(|p| {
-        crate::name::canonical(p.domain.get_ref()) == domain
-            && p.targets.iter().any(|t| t.kind == kind)
-    })
+/// (domain, target) of every `[[probe]]` target: looked up per overview row, a set.
+fn probed_targets(config: &crate::config::Config) -> HashSet<(String, &'static str)> {
+    config
+        .probes
+        .iter()
+        .flat_map(|p| {
+            let domain = crate::name::canonical(p.domain.get_ref());
+            p.targets
+                .iter()
+                .map(move |t| (domain.clone(), t.kind.as_str()))
+        })
+        .collect()
 }
 
 /// A probe target's latest round trip in one cell: the result (the failed stage, since
@@ -199,6 +206,7 @@ pub fn render_index(app: &App) -> String {
     let entries = app.metrics.domain_entries();
     let views = app.metrics.all_probe_views();
     let targets = probe_targets(&config);
+    let probed = probed_targets(&config);
     let now = now_unix();
     let mut body = String::new();
     let checks: Vec<&str> = COLUMNS.iter().map(|c| check_title(*c)).collect();
@@ -270,7 +278,8 @@ pub fn render_index(app: &App) -> String {
             }
         }
         for t in &targets {
-            if probes_target(&config, name, *t) {
+            let key = (name.clone(), t.as_str());
+            if probed.contains(&key) {
                 let key = (name.clone(), t.as_str().to_string());
                 body.push_str(&probe_cell(views.get(&key), now));
             } else {
