@@ -6,66 +6,21 @@
 
 mod util;
 
-use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
+use std::path::Path;
+use std::process::{Command, Stdio};
 use std::sync::Arc;
 use std::time::Duration;
 
-use fantoccini::{Client, ClientBuilder, Locator};
+use fantoccini::{Client, Locator};
 use mailauth_exporter::checks::TABLE;
 use mailauth_exporter::config::Config;
 use mailauth_exporter::findings::Code;
 use mailauth_exporter::service::app::App;
+use util::browser::{
+    browser, fits_the_window, screenshot, screenshot_of, start_chromedriver, texts, KillOnDrop,
+};
 use util::http::metrics_until;
 use util::mailstack::MailStack;
-
-const CHROMEDRIVER: &str = "/usr/bin/chromedriver";
-const CHROMIUM: &str = "/usr/bin/chromium";
-
-/// Kills a process this test started when the test ends, passing or not.
-struct KillOnDrop(Child);
-
-impl Drop for KillOnDrop {
-    fn drop(&mut self) {
-        let _ = self.0.kill();
-        let _ = self.0.wait();
-    }
-}
-
-/// Where screenshots go: `target/screenshots/`.
-fn screenshot_dir() -> PathBuf {
-    let dir = Path::new(env!("CARGO_TARGET_TMPDIR"))
-        .parent()
-        .expect("target/tmp has a parent")
-        .join("screenshots");
-    std::fs::create_dir_all(&dir).unwrap();
-    dir
-}
-
-/// chromedriver on a free loopback port.
-fn start_chromedriver(scratch: &Path) -> (KillOnDrop, String) {
-    let port = util::free_port();
-    let log = scratch.join("chromedriver.log");
-    let child = Command::new(CHROMEDRIVER)
-        .arg(format!("--port={port}"))
-        .arg(format!("--log-path={}", log.display()))
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .spawn()
-        .unwrap_or_else(|e| panic!("{CHROMEDRIVER} (Debian's chromium-driver): {e}"));
-    let driver = KillOnDrop(child);
-    let url = format!("http://127.0.0.1:{port}");
-    // Listening is enough: the session request that follows is the real test of it.
-    // (chromedriver keeps a connection open after `Connection: close`, so the tests'
-    // one-shot HTTP client cannot read its /status.)
-    util::wait_for(
-        "chromedriver to listen",
-        Duration::from_secs(30),
-        || std::net::TcpStream::connect(("127.0.0.1", port)).ok(),
-        || std::fs::read_to_string(&log).unwrap_or_default(),
-    );
-    (driver, url)
-}
 
 /// The demo on a free port, once every demo domain has been checked (the overview then
 /// says "not checked yet" of none).
@@ -91,73 +46,6 @@ fn start_demo(scratch: &Path) -> (KillOnDrop, String) {
         || std::fs::read_to_string(&log).unwrap_or_default(),
     );
     (demo, base)
-}
-
-/// A headless Chromium session with a fresh profile. Without the networking flags Chromium
-/// reaches out to the internet on its own, and those connections are refused here.
-async fn browser(driver: &str, profile: &Path) -> Client {
-    let args = [
-        "--headless".to_string(),
-        "--no-sandbox".to_string(),
-        "--disable-gpu".to_string(),
-        "--disable-quic".to_string(),
-        "--no-first-run".to_string(),
-        "--disable-background-networking".to_string(),
-        "--disable-component-update".to_string(),
-        "--disable-sync".to_string(),
-        "--disable-dev-shm-usage".to_string(),
-        format!("--user-data-dir={}", profile.display()),
-    ];
-    let mut caps = serde_json::Map::new();
-    caps.insert(
-        "goog:chromeOptions".to_string(),
-        serde_json::json!({ "binary": CHROMIUM, "args": args }),
-    );
-    ClientBuilder::new(hyper_util::client::legacy::connect::HttpConnector::new())
-        .capabilities(caps)
-        .connect(driver)
-        .await
-        .expect("a WebDriver session with chromium")
-}
-
-/// A screenshot of the window scrolled to what `css` selects (a section below the fold).
-async fn screenshot_of(client: &Client, css: &str, name: &str) {
-    client
-        .execute(
-            "document.querySelector(arguments[0]).scrollIntoView();",
-            vec![serde_json::json!(css)],
-        )
-        .await
-        .unwrap();
-    screenshot(client, name).await;
-}
-
-async fn screenshot(client: &Client, name: &str) {
-    let png = client.screenshot().await.unwrap();
-    assert!(png.starts_with(b"\x89PNG"), "{name}: not a PNG");
-    std::fs::write(screenshot_dir().join(name), png).unwrap();
-}
-
-/// The texts of the elements `css` selects.
-async fn texts(client: &Client, css: &str) -> Vec<String> {
-    let mut out = Vec::new();
-    for e in client.find_all(Locator::Css(css)).await.unwrap() {
-        out.push(e.text().await.unwrap());
-    }
-    out
-}
-
-/// The page is no wider than the window: wide tables scroll inside their own box, so a
-/// phone shows the page at its width with readable text.
-async fn fits_the_window(client: &Client) -> bool {
-    let fits = client
-        .execute(
-            "return document.documentElement.scrollWidth <= window.innerWidth;",
-            vec![],
-        )
-        .await
-        .unwrap();
-    fits.as_bool().unwrap()
 }
 
 #[test]
