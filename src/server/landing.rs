@@ -102,6 +102,16 @@ fn when(unix: f64, now: f64) -> String {
     }
 }
 
+/// A delivery time: tenths of a second, and a fast delivery as such rather than "0.0 s".
+fn delivery(took: std::time::Duration) -> String {
+    let seconds = took.as_secs_f64();
+    if seconds < 0.1 {
+        "under 0.1 s".to_string()
+    } else {
+        format!("{seconds:.1} s")
+    }
+}
+
 /// "since 15:03 UTC (12 min)", kept small under a cell's status.
 fn since_note(since: f64, now: f64) -> String {
     format!(
@@ -185,8 +195,8 @@ fn probe_cell(view: Option<&ProbeView>, now: f64) -> String {
     if let Some(d) = v.delivery {
         let _ = write!(
             cell,
-            "<span class=\"note\">delivered in {:.1} s</span>",
-            d.as_secs_f64()
+            "<span class=\"note\">delivered in {}</span>",
+            delivery(d)
         );
     }
     if let Some((folder, spam, _)) = &v.placement {
@@ -656,6 +666,11 @@ mod tests {
         assert_eq!(span(720.0), "12 min");
         assert_eq!(span(3.0 * 3_600.0), "3 h");
         assert_eq!(span(3.0 * 86_400.0), "3 d");
+        assert_eq!(
+            delivery(std::time::Duration::from_millis(40)),
+            "under 0.1 s"
+        );
+        assert_eq!(delivery(std::time::Duration::from_millis(1_260)), "1.3 s");
         // 2026-12-02T15:03:07Z
         let t = 1_796_223_787.0;
         assert_eq!(when(t, t + 60.0), "15:03 UTC");
