@@ -1,7 +1,7 @@
 //! The latest results as the landing page reads them, kept beside the series they also
 //! become: since when each check of a domain has had its status, and each probe target's
-//! latest round trip. In memory only: after a restart "since" starts at the first run
-//! (the page says "since at least"), which is what a person looking at the page needs;
+//! latest round trip. In memory only: after a restart "since" starts again at the first
+//! run, which is enough for a person looking at the page (README, "HTTP endpoints");
 //! Prometheus keeps the history.
 
 use std::time::Duration;

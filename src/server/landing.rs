@@ -1,5 +1,9 @@
-//! The landing page on `/`: every domain with the status of each check, and a page per
-//! domain with its findings, what they mean and how to fix them. Plain HTML, no scripts.
+//! The landing page on `/`: every domain with the status of each check and each probe
+//! target, failing cells with since when; and a page per domain with its records, findings
+//! (what they mean, how to fix them), its probes' latest round trips with the three
+//! sources side by side, and its report sources. Plain HTML, no scripts. It reads the
+//! latest results kept in memory (`metrics::DomainEntry`, `metrics::ProbeView`), never
+//! the metric text.
 
 use std::collections::{HashMap, HashSet};
 use std::fmt::Write as _;
