@@ -25,7 +25,7 @@ use util::mailstack::MailStack;
 /// The demo on a free port, once every demo domain has been checked (the overview then
 /// says "not checked yet" of none).
 fn start_demo(scratch: &Path) -> (KillOnDrop, String) {
-    let listen = util::free_addr(1);
+    let listen = util::free_addr(71);
     let log = scratch.join("demo.log");
     let child = Command::new(env!("CARGO_BIN_EXE_mailauth-exporter"))
         .args(["demo", "--web.listen-address", &listen.to_string()])
