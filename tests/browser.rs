@@ -17,7 +17,7 @@ use mailauth_exporter::config::Config;
 use mailauth_exporter::findings::Code;
 use mailauth_exporter::service::app::App;
 use util::browser::{
-    browser, fits_the_window, screenshot, screenshot_of, start_chromedriver, texts, KillOnDrop,
+    fits_the_window, screenshot, screenshot_of, start_chromedriver, texts, with_session, KillOnDrop,
 };
 use util::http::metrics_until;
 use util::mailstack::MailStack;
@@ -57,12 +57,10 @@ fn demo_pages_in_a_browser() {
         .enable_all()
         .build()
         .unwrap();
-    runtime.block_on(async {
-        let client = browser(&driver_url, &scratch.path().join("profile")).await;
-        let result = walk_the_demo(&client, &base).await;
-        client.close().await.unwrap();
-        result
-    });
+    let profile = scratch.path().join("profile");
+    runtime.block_on(with_session(&driver_url, &profile, |client| async move {
+        walk_the_demo(&client, &base).await
+    }));
 }
 
 async fn walk_the_demo(client: &Client, base: &str) {
@@ -246,9 +244,11 @@ async fn probe_columns_and_sources_in_a_browser() {
     .await;
     let scratch = tempfile::tempdir().unwrap();
     let (_driver, driver_url) = tokio::task::block_in_place(|| start_chromedriver(scratch.path()));
-    let client = browser(&driver_url, &scratch.path().join("profile")).await;
-    walk_the_probed_domain(&client, &base).await;
-    client.close().await.unwrap();
+    let profile = scratch.path().join("profile");
+    let walk = with_session(&driver_url, &profile, |client| async move {
+        walk_the_probed_domain(&client, &base).await
+    });
+    walk.await;
     app.stop();
 }
 

@@ -2185,7 +2185,7 @@ impl Bed {
 #[test]
 fn scenario_12_landing_pages_in_a_browser() {
     use fantoccini::Locator;
-    use util::browser::{browser, screenshot, screenshot_of, start_chromedriver, texts};
+    use util::browser::{screenshot, screenshot_of, start_chromedriver, texts, with_session};
     let (_g, _bed) = scenario();
     let t0 = now();
     for target in ["mailbox", "verifier"] {
@@ -2205,8 +2205,8 @@ fn scenario_12_landing_pages_in_a_browser() {
         .enable_all()
         .build()
         .unwrap();
-    runtime.block_on(async {
-        let client = browser(&driver_url, &scratch.path().join("profile")).await;
+    let profile = scratch.path().join("profile");
+    runtime.block_on(with_session(&driver_url, &profile, |client| async move {
         client.set_window_size(1280, 900).await.unwrap();
         client.goto(&format!("{base}/")).await.unwrap();
         let headers = texts(&client, "table.overview th").await;
@@ -2273,6 +2273,5 @@ fn scenario_12_landing_pages_in_a_browser() {
             client.current_url().await.unwrap().as_str(),
             format!("{base}/")
         );
-        client.close().await.unwrap();
-    });
+    }));
 }

@@ -121,3 +121,21 @@ pub async fn fits_the_window(client: &Client) -> bool {
         .unwrap();
     fits.as_bool().unwrap()
 }
+
+/// Runs `walk` in a fresh browser session and ends the session whatever happens: a failed
+/// assertion must not leave Chromium running (killing chromedriver does not stop it).
+pub async fn with_session<F, Fut>(driver: &str, profile: &Path, walk: F)
+where
+    F: FnOnce(Client) -> Fut,
+    Fut: std::future::Future<Output = ()>,
+{
+    use futures::FutureExt;
+    let client = browser(driver, profile).await;
+    let outcome = std::panic::AssertUnwindSafe(walk(client.clone()))
+        .catch_unwind()
+        .await;
+    let _ = client.close().await;
+    if let Err(panic) = outcome {
+        std::panic::resume_unwind(panic);
+    }
+}
