@@ -2183,3 +2183,102 @@ impl Bed {
         ExporterStopped(self)
     }
 }
+
+/// Scenario 12: the landing pages of the exporter under test in a real browser (Debian's
+/// Chromium through chromedriver, tests/util/browser.rs): the overview has a column per
+/// check and per probe target, the healthy domain's probe cells pass, and its page shows
+/// the receiver's, the verifier's and the exporter's own results agreeing per method.
+/// Screenshots go to `target/screenshots/e2e-*.png`.
+#[test]
+fn scenario_12_landing_pages_in_a_browser() {
+    use fantoccini::Locator;
+    use util::browser::{screenshot, screenshot_of, start_chromedriver, texts, with_session};
+    let (_g, _bed) = scenario();
+    let t0 = now();
+    for target in ["mailbox", "verifier"] {
+        wait_for(&format!("a passing {target} probe"), WAIT, || {
+            let ts = value(
+                &scrape(),
+                "mailauth_probe_last_success_timestamp_seconds",
+                &[("domain", DOMAIN), ("target", target)],
+            )?;
+            (ts > t0).then_some(())
+        });
+    }
+    let scratch = tempfile::tempdir().unwrap();
+    let (_driver, driver_url) = start_chromedriver(scratch.path());
+    let base = format!("http://{EXPORTER}");
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    let profile = scratch.path().join("profile");
+    runtime.block_on(with_session(&driver_url, &profile, |client| async move {
+        client.set_window_size(1280, 900).await.unwrap();
+        client.goto(&format!("{base}/")).await.unwrap();
+        let headers = texts(&client, "table.overview th").await;
+        let wanted = mailauth_exporter::checks::TABLE
+            .iter()
+            .map(|c| c.as_str())
+            .chain(["probe mailbox", "probe verifier"]);
+        for header in wanted {
+            assert!(headers.iter().any(|h| h == header), "{header}: {headers:?}");
+        }
+        let row = client
+            .find(Locator::XPath(&format!(
+                "//table[@class='overview']//tr[td/a[text()='{DOMAIN}']]"
+            )))
+            .await
+            .unwrap();
+        let probe_cells = row.find_all(Locator::Css("td.ok .note")).await.unwrap();
+        let mut notes = Vec::new();
+        for note in probe_cells {
+            notes.push(note.text().await.unwrap());
+        }
+        assert!(
+            notes
+                .iter()
+                .filter(|n| n.starts_with("last success"))
+                .count()
+                >= 2,
+            "both probe targets pass: {notes:?}"
+        );
+        screenshot(&client, "e2e-overview.png").await;
+
+        client
+            .find(Locator::LinkText(DOMAIN))
+            .await
+            .unwrap()
+            .click()
+            .await
+            .unwrap();
+        assert_eq!(
+            client.current_url().await.unwrap().as_str(),
+            format!("{base}/domain/{DOMAIN}")
+        );
+        for method in ["spf", "dkim", "dmarc"] {
+            let row = client
+                .find(Locator::XPath(&format!(
+                    "//table[@class='methods']//tr[th='{method}']"
+                )))
+                .await
+                .unwrap()
+                .text()
+                .await
+                .unwrap();
+            assert_eq!(row, format!("{method} pass pass pass yes"));
+        }
+        screenshot_of(&client, "table.probes", "e2e-domain.png").await;
+        client
+            .find(Locator::LinkText("← all domains"))
+            .await
+            .unwrap()
+            .click()
+            .await
+            .unwrap();
+        assert_eq!(
+            client.current_url().await.unwrap().as_str(),
+            format!("{base}/")
+        );
+    }));
+}

@@ -27,6 +27,10 @@ command -v lintian >/dev/null 2>&1 || need_apt+=(lintian)
 command -v systemd-analyze >/dev/null 2>&1 || need_apt+=(systemd)
 command -v man >/dev/null 2>&1 || need_apt+=(man-db)
 [ -x /bin/kill ] || need_apt+=(procps)   # the unit's ExecReload, verified in a scratch root
+# The landing pages in a real browser (tests/browser.rs): Chromium, headless, through
+# chromedriver.
+[ -x /usr/bin/chromium ] || need_apt+=(chromium)
+[ -x /usr/bin/chromedriver ] || need_apt+=(chromium-driver)
 if [ ${#need_apt[@]} -gt 0 ]; then
   if [ "$(id -u)" -ne 0 ]; then
     echo "tests/run.sh: need root to apt-get install ${need_apt[*]}" >&2

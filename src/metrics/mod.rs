@@ -8,10 +8,12 @@
 //! no line any more.
 
 mod exposition;
+mod latest;
 mod reports;
 
 pub use exposition::Exposition;
 use exposition::Fragments;
+pub use latest::{ProbeView, StatusSince};
 
 use std::collections::BTreeMap;
 use std::fmt::Write as _;
@@ -113,6 +115,8 @@ impl Lines {
 pub struct DomainEntry {
     pub report: Arc<ReportSummary>,
     pub changes: RecordChanges,
+    /// Since when each check has had its status (the landing page's "failing since").
+    pub since: StatusSince,
     fragments: Fragments,
 }
 
@@ -150,6 +154,8 @@ pub struct Metrics {
     probe_series: std::sync::Mutex<std::collections::HashMap<String, Vec<Vec<String>>>>,
     disagreement_series: std::sync::Mutex<std::collections::HashMap<String, Vec<String>>>,
     domains: RwLock<BTreeMap<String, DomainEntry>>,
+    /// The latest round trip per (domain, target), for the landing page.
+    probe_views: RwLock<BTreeMap<(String, String), ProbeView>>,
     dns_queries: IntCounterVec,
     query_counters: Arc<QueryCounters>,
     pub reload_success: IntGauge,
@@ -371,6 +377,7 @@ impl Metrics {
             probe_series: Default::default(),
             disagreement_series: Default::default(),
             domains: RwLock::new(BTreeMap::new()),
+            probe_views: RwLock::new(BTreeMap::new()),
             dns_queries,
             query_counters,
             reload_success,
@@ -408,21 +415,25 @@ impl Metrics {
         }
         let now = now_seconds();
         // Render outside the lock: a scrape never waits for it.
-        let mut changes = self
+        let (mut changes, mut since) = self
             .domains
             .read()
             .unwrap_or_else(std::sync::PoisonError::into_inner)
             .get(&report.domain)
-            .map(|e| e.changes.clone())
+            .map(|e| (e.changes.clone(), e.since.clone()))
             .unwrap_or_default();
         for (record, text) in report.record_texts() {
             changes.observe(&record, &text, now);
+        }
+        for outcome in &report.outcomes {
+            since.observe(outcome.check, outcome.status(&report.findings), now);
         }
         let fragments = Fragments::new(render_domain(&report, &changes));
         let domain = report.domain.clone();
         let entry = DomainEntry {
             report: Arc::new(ReportSummary::of(report)),
             changes,
+            since,
             fragments,
         };
         self.domains
@@ -470,6 +481,25 @@ impl Metrics {
             .values()
             .cloned()
             .collect()
+    }
+
+    /// The latest round trip of each probe target of `domain`, by target.
+    pub fn probe_views(&self, domain: &str) -> Vec<(String, ProbeView)> {
+        self.probe_views
+            .read()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .range((domain.to_string(), String::new())..)
+            .take_while(|((d, _), _)| d == domain)
+            .map(|((_, target), view)| (target.clone(), view.clone()))
+            .collect()
+    }
+
+    /// Every probe target's latest round trip, by (domain, target).
+    pub fn all_probe_views(&self) -> BTreeMap<(String, String), ProbeView> {
+        self.probe_views
+            .read()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .clone()
     }
 
     pub fn domain_entry(&self, domain: &str) -> Option<DomainEntry> {
@@ -537,8 +567,18 @@ impl Metrics {
     pub fn record_probe(&self, domain: &str, outcomes: &[crate::mail::probe::TargetOutcome]) {
         use crate::mail::results;
         let mut all_sources: Vec<&results::MethodResults> = Vec::new();
+        let now = now_seconds();
         for o in outcomes {
             let target = o.target.as_str();
+            {
+                let mut views = self
+                    .probe_views
+                    .write()
+                    .unwrap_or_else(std::sync::PoisonError::into_inner);
+                let key = (domain.to_string(), target.to_string());
+                let view = ProbeView::after(views.get(&key), o, now);
+                views.insert(key, view);
+            }
             if o.sent {
                 self.probe_sent.with_label_values(&[domain, target]).inc();
             }
