@@ -17,7 +17,8 @@ use mailauth_exporter::config::Config;
 use mailauth_exporter::findings::Code;
 use mailauth_exporter::service::app::App;
 use util::browser::{
-    fits_the_window, screenshot, screenshot_of, start_chromedriver, texts, with_session, KillOnDrop,
+    fits_the_window, follow, overview_row, screenshot, screenshot_of, start_chromedriver, texts,
+    with_session, KillOnDrop,
 };
 use util::http::metrics_until;
 use util::mailstack::MailStack;
@@ -95,31 +96,18 @@ async fn walk_the_demo(client: &Client, base: &str) {
         assert!(intro.contains(words), "{intro}");
     }
     // weak.demo.test fails, and its failing cells say since when.
-    let weak_row = client
-        .find(Locator::XPath(
-            "//table[@class='overview']//tr[td/a[text()='weak.demo.test']]",
-        ))
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap();
+    let weak_row = overview_row(client, "weak.demo.test").await;
     assert!(weak_row.contains("FAIL"), "{weak_row}");
     assert!(weak_row.contains("since"), "{weak_row}");
     screenshot(client, "overview.png").await;
 
     // Its link leads to its page, with findings and their fixes.
-    client
-        .find(Locator::LinkText("weak.demo.test"))
-        .await
-        .unwrap()
-        .click()
-        .await
-        .unwrap();
-    assert_eq!(
-        client.current_url().await.unwrap().as_str(),
-        format!("{base}/domain/weak.demo.test")
-    );
+    follow(
+        client,
+        "weak.demo.test",
+        &format!("{base}/domain/weak.demo.test"),
+    )
+    .await;
     let heading = client
         .find(Locator::Css("h1"))
         .await
@@ -157,17 +145,7 @@ async fn walk_the_demo(client: &Client, base: &str) {
     screenshot_of(client, "table.findings", "domain-weak-findings.png").await;
 
     // And back, to the overview.
-    client
-        .find(Locator::LinkText("← all domains"))
-        .await
-        .unwrap()
-        .click()
-        .await
-        .unwrap();
-    assert_eq!(
-        client.current_url().await.unwrap().as_str(),
-        format!("{base}/")
-    );
+    follow(client, "← all domains", &format!("{base}/")).await;
     client.back().await.unwrap();
     assert_eq!(
         client.current_url().await.unwrap().as_str(),
@@ -259,31 +237,18 @@ async fn walk_the_probed_domain(client: &Client, base: &str) {
     for target in ["probe mailbox", "probe verifier"] {
         assert!(headers.iter().any(|h| h == target), "{headers:?}");
     }
-    let row = client
-        .find(Locator::XPath(
-            "//table[@class='overview']//tr[td/a[text()='example.test']]",
-        ))
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap();
+    let row = overview_row(client, "example.test").await;
     // The verifier's round passed; its cell says how long delivery took.
     assert!(row.contains("delivered in"), "{row}");
     assert!(row.contains("last success"), "{row}");
     screenshot(client, "overview-probed.png").await;
 
-    client
-        .find(Locator::LinkText("example.test"))
-        .await
-        .unwrap()
-        .click()
-        .await
-        .unwrap();
-    assert_eq!(
-        client.current_url().await.unwrap().as_str(),
-        format!("{base}/domain/example.test")
-    );
+    follow(
+        client,
+        "example.test",
+        &format!("{base}/domain/example.test"),
+    )
+    .await;
     let headings = texts(client, "table.methods th").await;
     for source in ["receiver", "verifier", "own check", "spf", "dkim", "dmarc"] {
         assert!(headings.iter().any(|h| h == source), "{headings:?}");

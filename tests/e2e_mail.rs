@@ -2192,7 +2192,9 @@ impl Bed {
 #[test]
 fn scenario_12_landing_pages_in_a_browser() {
     use fantoccini::Locator;
-    use util::browser::{screenshot, screenshot_of, start_chromedriver, texts, with_session};
+    use util::browser::{
+        follow, screenshot, screenshot_of, start_chromedriver, texts, with_session,
+    };
     let (_g, _bed) = scenario();
     let t0 = now();
     for target in ["mailbox", "verifier"] {
@@ -2245,17 +2247,7 @@ fn scenario_12_landing_pages_in_a_browser() {
         );
         screenshot(&client, "e2e-overview.png").await;
 
-        client
-            .find(Locator::LinkText(DOMAIN))
-            .await
-            .unwrap()
-            .click()
-            .await
-            .unwrap();
-        assert_eq!(
-            client.current_url().await.unwrap().as_str(),
-            format!("{base}/domain/{DOMAIN}")
-        );
+        follow(&client, DOMAIN, &format!("{base}/domain/{DOMAIN}")).await;
         for method in ["spf", "dkim", "dmarc"] {
             let row = client
                 .find(Locator::XPath(&format!(
@@ -2269,16 +2261,6 @@ fn scenario_12_landing_pages_in_a_browser() {
             assert_eq!(row, format!("{method} pass pass pass yes"));
         }
         screenshot_of(&client, "table.probes", "e2e-domain.png").await;
-        client
-            .find(Locator::LinkText("← all domains"))
-            .await
-            .unwrap()
-            .click()
-            .await
-            .unwrap();
-        assert_eq!(
-            client.current_url().await.unwrap().as_str(),
-            format!("{base}/")
-        );
+        follow(&client, "← all domains", &format!("{base}/")).await;
     }));
 }

@@ -109,6 +109,31 @@ pub async fn texts(client: &Client, css: &str) -> Vec<String> {
     out
 }
 
+/// The text of `domain`'s row in the overview table.
+pub async fn overview_row(client: &Client, domain: &str) -> String {
+    client
+        .find(Locator::XPath(&format!(
+            "//table[@class='overview']//tr[td/a[text()='{domain}']]"
+        )))
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap()
+}
+
+/// Clicks the link that reads `text` and checks that the browser went to `url`.
+pub async fn follow(client: &Client, text: &str, url: &str) {
+    client
+        .find(Locator::LinkText(text))
+        .await
+        .unwrap()
+        .click()
+        .await
+        .unwrap();
+    assert_eq!(client.current_url().await.unwrap().as_str(), url);
+}
+
 /// The page is no wider than the window: wide tables scroll inside their own box, so a
 /// phone shows the page at its width with readable text.
 pub async fn fits_the_window(client: &Client) -> bool {
