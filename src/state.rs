@@ -90,6 +90,11 @@ pub const MIGRATIONS: &[&str] = &[
         token      TEXT NOT NULL,
         updated_at INTEGER NOT NULL
      ) WITHOUT ROWID;",
+    // 4: messages that passed DMARC (DKIM or SPF aligned, in the same record) per source
+    // row, for the landing page's pass rate: the two aligned counts of a row cannot give
+    // it. NULL in rows counted before this column existed (left out of the rate, not
+    // counted as failing).
+    "ALTER TABLE report_source ADD COLUMN dmarc_pass INTEGER;",
 ];
 
 /// The schema version this build writes.

@@ -207,6 +207,15 @@ async fn reports_are_counted_once_moved_after_commit_and_survive_a_restart() {
     let (status, page) = util::http::get(&format!("{}/domain/mydomain.org", e.base)).await;
     assert_eq!(status, 200);
     assert!(page.contains("Sources (last 7 days"), "{page}");
+    // The overview's pass rate over the same week: the fresh report's one message from
+    // the office failed DMARC.
+    let (status, overview) = util::http::get(&format!("{}/", e.base)).await;
+    assert_eq!(status, 200);
+    assert!(overview.contains(">DMARC pass (7 d)</th>"), "{overview}");
+    assert!(
+        overview.contains("<td>0.0 % <span class=\"note\">of 1 messages</span></td>"),
+        "{overview}"
+    );
     assert!(
         page.contains(
             "<td>office</td><td>1</td><td>0.0 %</td><td>0.0 %</td><td>0</td><td>1</td><td>0</td>"

@@ -172,6 +172,7 @@ fn aggregate(
                 day,
                 source: source.to_string(),
                 ip,
+                dmarc_pass: Some(0),
                 ..SourceRow::default()
             });
         let add = |field: &mut u64, yes: bool| {
@@ -184,6 +185,10 @@ fn aggregate(
         add(&mut row.spf_pass, spf);
         add(&mut row.quarantine, disposition == "quarantine");
         add(&mut row.reject, disposition == "reject");
+        if dkim || spf {
+            let passed = row.dmarc_pass.unwrap_or(0).saturating_add(record.count);
+            row.dmarc_pass = Some(passed);
+        }
     }
     let reporter = reporter_label(&report.org_name);
     let counts = messages
@@ -473,6 +478,16 @@ mod tests {
             ),
             (5, 2, 2, 3)
         );
+        // DMARC passes where DKIM or SPF is aligned and passing, in the same record: the
+        // two aligned counts (0 and 2 here, 15 and 0 for office) cannot say it.
+        assert_eq!(unknown.dmarc_pass, Some(2));
+        let office: u64 = c
+            .sources
+            .iter()
+            .filter(|r| r.source == "office")
+            .map(|r| r.dmarc_pass.unwrap())
+            .sum();
+        assert_eq!(office, 15);
         assert_eq!(unknown.day, 1_700_086_399 / 86_400);
     }
 

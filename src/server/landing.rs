@@ -16,6 +16,7 @@ use crate::metrics::{DomainEntry, ProbeView};
 use crate::reports::source_table::{self, SourceSummary};
 use crate::resolver::{RData, RecordType};
 use crate::service::app::App;
+use crate::state::reports::PassCount;
 
 pub fn escape(text: &str) -> String {
     let mut out = String::with_capacity(text.len());
@@ -215,7 +216,45 @@ fn probe_cell(view: Option<&ProbeView>, now: f64) -> String {
     cell
 }
 
-pub fn render_index(app: &App) -> String {
+/// Days the overview's DMARC pass rate covers.
+const PASS_RATE_DAYS: i64 = 7;
+
+/// Today as days since 1970-01-01 (UTC), the unit of the report tables.
+fn today() -> i64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_secs() as i64)
+        / 86_400
+}
+
+/// Per domain, the messages receivers reported over the last [`PASS_RATE_DAYS`] days and
+/// how many passed DMARC, when reports are read (`[[reports]]` and a state database).
+pub async fn pass_counts(app: &App) -> Option<HashMap<String, PassCount>> {
+    if app.config().reports.is_empty() {
+        return None;
+    }
+    let store = app.state_store()?;
+    let since = today() - (PASS_RATE_DAYS - 1);
+    tokio::task::spawn_blocking(move || store.dmarc_pass_counts(since))
+        .await
+        .ok()?
+        .ok()
+}
+
+/// The overview's pass-rate cell: the rate and how many messages it rests on.
+fn pass_cell(count: Option<&PassCount>) -> String {
+    match count {
+        Some(c) if c.messages > 0 => format!(
+            "<td>{} <span class=\"note\">of {} messages</span></td>",
+            source_table::percent(c.passed, c.messages),
+            c.messages
+        ),
+        _ => "<td>–</td>".to_string(),
+    }
+}
+
+/// The overview. `pass_counts` adds the DMARC pass-rate column (reports are read).
+pub fn render_index(app: &App, pass_counts: Option<&HashMap<String, PassCount>>) -> String {
     let config = app.config();
     let entries = app.metrics.domain_entries();
     let views = app.metrics.all_probe_views();
@@ -270,6 +309,14 @@ pub fn render_index(app: &App) -> String {
     for t in &targets {
         let _ = write!(body, "<th>probe {}</th>", t.as_str());
     }
+    if pass_counts.is_some() {
+        let _ = write!(
+            body,
+            "<th title=\"Share of the messages receivers reported in DMARC aggregate reports that \
+             passed DMARC (DKIM or SPF aligned), last {PASS_RATE_DAYS} days\">DMARC pass \
+             ({PASS_RATE_DAYS} d)</th>"
+        );
+    }
     body.push_str("<th>Errors</th><th>Warnings</th><th>Last check</th></tr>");
     for name in &names {
         let _ = write!(
@@ -299,6 +346,9 @@ pub fn render_index(app: &App) -> String {
             } else {
                 body.push_str("<td>–</td>");
             }
+        }
+        if let Some(counts) = pass_counts {
+            body.push_str(&pass_cell(counts.get(name)));
         }
         match by_name.get(name.as_str()) {
             None => body.push_str("<td></td><td></td><td></td></tr>"),
@@ -339,11 +389,7 @@ pub async fn sources(app: &App, name: &str) -> Option<Sources> {
     }
     let store = app.state_store()?;
     let domain = crate::name::canonical(name);
-    let today = std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map_or(0, |d| d.as_secs() as i64)
-        / 86_400;
-    let since = today - (source_table::DAYS - 1);
+    let since = today() - (source_table::DAYS - 1);
     let rows = tokio::task::spawn_blocking(move || store.report_sources(&domain, since))
         .await
         .ok()?

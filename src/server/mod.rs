@@ -85,7 +85,8 @@ async fn probe_domain(State(app): State<Arc<App>>, Query(params): Query<ProbePar
 }
 
 async fn landing_page(State(app): State<Arc<App>>) -> Html<String> {
-    Html(landing::render_index(&app))
+    let pass_counts = landing::pass_counts(&app).await;
+    Html(landing::render_index(&app, pass_counts.as_ref()))
 }
 
 async fn domain_page(State(app): State<Arc<App>>, Path(name): Path<String>) -> Response {

@@ -12,6 +12,7 @@
 //! reporters only have label values the config bounds (watched domains, `[[sender]]`
 //! names, fixed keywords, at most `max_reporters` reporters per domain).
 
+use std::collections::HashMap;
 use std::sync::atomic::Ordering;
 use std::time::SystemTime;
 
@@ -79,6 +80,16 @@ pub struct SourceRow {
     pub spf_pass: u64,
     pub quarantine: u64,
     pub reject: u64,
+    /// Messages with DKIM or SPF aligned and passing (DMARC pass, RFC 7489 §4.2); `None`
+    /// in rows from before the schema had it.
+    pub dmarc_pass: Option<u64>,
+}
+
+/// Messages and DMARC passes of a domain over some days.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct PassCount {
+    pub messages: u64,
+    pub passed: u64,
 }
 
 /// Everything one report adds, committed at once.
@@ -220,7 +231,8 @@ impl StateStore {
     ) -> Result<Vec<SourceRow>, StateError> {
         self.with_conn(|c| {
             let mut stmt = c.prepare_cached(
-                "SELECT domain, day, source, ip, messages, dkim_pass, spf_pass, quarantine, reject
+                "SELECT domain, day, source, ip, messages, dkim_pass, spf_pass, quarantine, reject,
+                        dmarc_pass
                  FROM report_source WHERE domain = ?1 AND day >= ?2
                  ORDER BY day, source, ip",
             )?;
@@ -235,7 +247,32 @@ impl StateStore {
                     spf_pass: from_sql(r.get(6)?),
                     quarantine: from_sql(r.get(7)?),
                     reject: from_sql(r.get(8)?),
+                    dmarc_pass: r.get::<_, Option<i64>>(9)?.map(from_sql),
                 })
+            })?;
+            rows.collect()
+        })
+    }
+
+    /// Per domain, from day `since_day` on: messages reported and how many passed DMARC,
+    /// over the rows that know (one grouped query for the whole overview).
+    pub fn dmarc_pass_counts(
+        &self,
+        since_day: i64,
+    ) -> Result<HashMap<String, PassCount>, StateError> {
+        self.with_conn(|c| {
+            let mut stmt = c.prepare_cached(
+                "SELECT domain, SUM(messages), SUM(dmarc_pass) FROM report_source
+                 WHERE day >= ?1 AND dmarc_pass IS NOT NULL GROUP BY domain",
+            )?;
+            let rows = stmt.query_map(params![since_day], |r| {
+                Ok((
+                    r.get::<_, String>(0)?,
+                    PassCount {
+                        messages: from_sql(r.get(1)?),
+                        passed: from_sql(r.get(2)?),
+                    },
+                ))
             })?;
             rows.collect()
         })
@@ -325,13 +362,18 @@ fn add_reporter(tx: &Transaction<'_>, add: &ReporterAdd, max: usize) -> rusqlite
 }
 
 fn add_source(tx: &Transaction<'_>, row: &SourceRow) -> rusqlite::Result<()> {
-    let counts = |ip: &str| -> rusqlite::Result<Option<[i64; 5]>> {
+    type Counts = ([i64; 5], Option<i64>);
+    let counts = |ip: &str| -> rusqlite::Result<Option<Counts>> {
         tx.prepare_cached(
-            "SELECT messages, dkim_pass, spf_pass, quarantine, reject FROM report_source
+            "SELECT messages, dkim_pass, spf_pass, quarantine, reject, dmarc_pass
+             FROM report_source
              WHERE domain = ?1 AND day = ?2 AND source = ?3 AND ip = ?4",
         )?
         .query_row(params![row.domain, row.day, row.source, ip], |r| {
-            Ok([r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?, r.get(4)?])
+            Ok((
+                [r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?, r.get(4)?],
+                r.get(5)?,
+            ))
         })
         .optional()
     };
@@ -351,7 +393,14 @@ fn add_source(tx: &Transaction<'_>, row: &SourceRow) -> rusqlite::Result<()> {
             }
         }
     };
-    let old = old.unwrap_or_default().map(from_sql);
+    // A row counted before the column existed stays unknown: its old messages have no
+    // DMARC count to add to.
+    let dmarc_pass = match (old, row.dmarc_pass) {
+        (None, new) => new,
+        (Some((_, Some(before))), Some(new)) => Some(from_sql(before).saturating_add(new)),
+        (Some((_, _)), _) => None,
+    };
+    let old = old.map(|(c, _)| c).unwrap_or_default().map(from_sql);
     let new = [
         row.messages,
         row.dkim_pass,
@@ -366,11 +415,20 @@ fn add_source(tx: &Transaction<'_>, row: &SourceRow) -> rusqlite::Result<()> {
         .collect();
     tx.prepare_cached(
         "INSERT OR REPLACE INTO report_source
-         (domain, day, source, ip, messages, dkim_pass, spf_pass, quarantine, reject)
-         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9)",
+         (domain, day, source, ip, messages, dkim_pass, spf_pass, quarantine, reject, dmarc_pass)
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10)",
     )?
     .execute(params![
-        row.domain, row.day, row.source, ip, sum[0], sum[1], sum[2], sum[3], sum[4]
+        row.domain,
+        row.day,
+        row.source,
+        ip,
+        sum[0],
+        sum[1],
+        sum[2],
+        sum[3],
+        sum[4],
+        dmarc_pass.map(to_sql)
     ])?;
     Ok(())
 }
@@ -462,6 +520,62 @@ mod tests {
         let sources = store.report_sources("example.test", 0).unwrap();
         assert_eq!(sources.len(), 1);
         assert_eq!((sources[0].messages, sources[0].dkim_pass), (12, 2));
+    }
+
+    #[test]
+    fn dmarc_passes_add_up_and_rows_from_before_the_column_stay_unknown() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = StateStore::open(dir.path()).unwrap();
+        let now = on_day(19_676);
+        let with_pass = |id: &str, ip: &str, messages: u64, passed: u64| {
+            let mut c = commit(id, "google.com", messages);
+            c.sources[0].ip = ip.into();
+            c.sources[0].dmarc_pass = Some(passed);
+            c
+        };
+        store
+            .commit_report(&with_pass("a", "192.0.2.1", 10, 9), 50, now)
+            .unwrap();
+        store
+            .commit_report(&with_pass("b", "192.0.2.1", 10, 5), 50, now)
+            .unwrap();
+        // A row written before migration 4 (its dmarc_pass NULL) and a report adding to it.
+        store
+            .with_conn(|c| {
+                c.execute(
+                    "INSERT INTO report_source
+                     (domain, day, source, ip, messages, dkim_pass, spf_pass, quarantine, reject)
+                     VALUES ('example.test', 19675, 'unknown', '192.0.2.2', 100, 0, 0, 0, 0)",
+                    [],
+                )
+            })
+            .unwrap();
+        store
+            .commit_report(&with_pass("c", "192.0.2.2", 10, 10), 50, now)
+            .unwrap();
+        let rows = store.report_sources("example.test", 0).unwrap();
+        let by_ip = |ip: &str| rows.iter().find(|r| r.ip == ip).unwrap();
+        assert_eq!(
+            (by_ip("192.0.2.1").messages, by_ip("192.0.2.1").dmarc_pass),
+            (20, Some(14))
+        );
+        assert_eq!(
+            (by_ip("192.0.2.2").messages, by_ip("192.0.2.2").dmarc_pass),
+            (110, None)
+        );
+        // The rate rests on the rows that know: 14 of 20, not 24 of 130.
+        let counts = store.dmarc_pass_counts(19_675).unwrap();
+        assert_eq!(
+            counts.get("example.test"),
+            Some(&PassCount {
+                messages: 20,
+                passed: 14
+            })
+        );
+        assert!(
+            store.dmarc_pass_counts(19_676).unwrap().is_empty(),
+            "older days left out"
+        );
     }
 
     #[test]
