@@ -132,7 +132,7 @@ pub fn read_private_key(
     }
 }
 
-/// A root store of the certificates in `path`.
+/// Adds the certificates of the PEM file at `path` to `roots`.
 pub fn read_roots(
     key: &'static str,
     path: &Path,

@@ -17,8 +17,8 @@ use mailauth_exporter::config::Config;
 use mailauth_exporter::findings::Code;
 use mailauth_exporter::service::app::App;
 use util::browser::{
-    fits_the_window, follow, overview_row, screenshot, screenshot_of, start_chromedriver, texts,
-    with_session, KillOnDrop,
+    browse, fits_the_window, follow, overview_row, screenshot, screenshot_of, start_chromedriver,
+    texts, with_session, KillOnDrop,
 };
 use util::http::metrics_until;
 use util::mailstack::MailStack;
@@ -52,16 +52,10 @@ fn start_demo(scratch: &Path) -> (KillOnDrop, String) {
 #[test]
 fn demo_pages_in_a_browser() {
     let scratch = tempfile::tempdir().unwrap();
-    let (_driver, driver_url) = start_chromedriver(scratch.path());
     let (_demo, base) = start_demo(scratch.path());
-    let runtime = tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()
-        .unwrap();
-    let profile = scratch.path().join("profile");
-    runtime.block_on(with_session(&driver_url, &profile, |client| async move {
+    browse(scratch.path(), |client| async move {
         walk_the_demo(&client, &base).await
-    }));
+    });
 }
 
 async fn walk_the_demo(client: &Client, base: &str) {

@@ -2192,9 +2192,7 @@ impl Bed {
 #[test]
 fn scenario_12_landing_pages_in_a_browser() {
     use fantoccini::Locator;
-    use util::browser::{
-        follow, screenshot, screenshot_of, start_chromedriver, texts, with_session,
-    };
+    use util::browser::{browse, follow, screenshot, screenshot_of, texts};
     let (_g, _bed) = scenario();
     let t0 = now();
     for target in ["mailbox", "verifier"] {
@@ -2208,14 +2206,8 @@ fn scenario_12_landing_pages_in_a_browser() {
         });
     }
     let scratch = tempfile::tempdir().unwrap();
-    let (_driver, driver_url) = start_chromedriver(scratch.path());
     let base = format!("http://{EXPORTER}");
-    let runtime = tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()
-        .unwrap();
-    let profile = scratch.path().join("profile");
-    runtime.block_on(with_session(&driver_url, &profile, |client| async move {
+    browse(scratch.path(), |client| async move {
         client.set_window_size(1280, 900).await.unwrap();
         client.goto(&format!("{base}/")).await.unwrap();
         let headers = texts(&client, "table.overview th").await;
@@ -2262,5 +2254,5 @@ fn scenario_12_landing_pages_in_a_browser() {
         }
         screenshot_of(&client, "table.probes", "e2e-domain.png").await;
         follow(&client, "← all domains", &format!("{base}/")).await;
-    }));
+    });
 }

@@ -147,6 +147,21 @@ pub async fn fits_the_window(client: &Client) -> bool {
     fits.as_bool().unwrap()
 }
 
+/// For tests without a runtime: starts chromedriver (its files and the Chromium profile
+/// under `scratch`) and runs `walk` in a session of its own on a runtime of its own.
+pub fn browse<F, Fut>(scratch: &Path, walk: F)
+where
+    F: FnOnce(Client) -> Fut,
+    Fut: std::future::Future<Output = ()>,
+{
+    let (_driver, driver_url) = start_chromedriver(scratch);
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    runtime.block_on(with_session(&driver_url, &scratch.join("profile"), walk));
+}
+
 /// Runs `walk` in a fresh browser session and ends the session whatever happens: a failed
 /// assertion must not leave Chromium running (killing chromedriver does not stop it).
 pub async fn with_session<F, Fut>(driver: &str, profile: &Path, walk: F)

@@ -18,19 +18,13 @@ pub struct References {
 }
 
 /// Words that are PromQL syntax, not metric names, when they stand alone (an aggregation
-/// may stand before its `by (...)`).
+/// may stand before its `by (...)`); the [`GROUPING`] words are syntax too.
 const KEYWORDS: &[&str] = &[
     "and",
     "or",
     "unless",
     "bool",
     "offset",
-    "by",
-    "without",
-    "on",
-    "ignoring",
-    "group_left",
-    "group_right",
     "inf",
     "nan",
     "atan2",
@@ -106,6 +100,7 @@ pub fn references(expr: &str) -> References {
                 i = end;
             } else if b.get(next) == Some(&b'(')
                 || KEYWORDS.contains(&word.to_ascii_lowercase().as_str())
+                || GROUPING.contains(&word)
             {
                 // A function or aggregation, or syntax.
             } else {
