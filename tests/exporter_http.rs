@@ -96,10 +96,16 @@ async fn metrics_show_every_domain_with_build_info_and_pass_promtool() {
 
 /// One raw request; the response's head (lower-cased) and its body bytes.
 async fn raw(base: &str, method: &str, path: &str) -> (String, Vec<u8>) {
+    raw_with(base, method, path, "").await
+}
+
+/// [`raw`] with `extra` header lines (each ending in CRLF).
+async fn raw_with(base: &str, method: &str, path: &str, extra: &str) -> (String, Vec<u8>) {
     use tokio::io::{AsyncReadExt, AsyncWriteExt};
     let host = base.strip_prefix("http://").unwrap();
     let mut stream = tokio::net::TcpStream::connect(host).await.unwrap();
-    let req = format!("{method} {path} HTTP/1.1\r\nHost: {host}\r\nConnection: close\r\n\r\n");
+    let req =
+        format!("{method} {path} HTTP/1.1\r\nHost: {host}\r\nConnection: close\r\n{extra}\r\n");
     stream.write_all(req.as_bytes()).await.unwrap();
     let mut buf = Vec::new();
     stream.read_to_end(&mut buf).await.unwrap();
@@ -136,6 +142,92 @@ async fn metrics_are_streamed_with_their_exact_length() {
     assert!(head.starts_with("http/1.1 200"), "{head}");
     assert!(body.is_empty());
     assert!(content_length(&head).is_some_and(|n| n > 1000), "{head}");
+}
+
+/// The body of a `Transfer-Encoding: chunked` response, de-chunked.
+fn dechunk(mut chunked: &[u8]) -> Vec<u8> {
+    let mut body = Vec::new();
+    loop {
+        let line_end = chunked.windows(2).position(|w| w == b"\r\n").unwrap();
+        let size_field = std::str::from_utf8(&chunked[..line_end]).unwrap();
+        let size = usize::from_str_radix(size_field.split(';').next().unwrap().trim(), 16).unwrap();
+        chunked = &chunked[line_end + 2..];
+        if size == 0 {
+            return body;
+        }
+        body.extend_from_slice(&chunked[..size]);
+        assert_eq!(&chunked[size..size + 2], b"\r\n");
+        chunked = &chunked[size + 2..];
+    }
+}
+
+/// A client that accepts gzip gets the same text compressed; one that refuses it (q=0) or
+/// does not ask gets it plain. Both are told the response varies with Accept-Encoding.
+/// (That Prometheus reads the compressed body is shown by the tests that scrape with a
+/// real Prometheus, which always asks for gzip: tests/sharding.rs, tests/e2e_mail.rs.)
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn metrics_are_gzipped_for_clients_that_accept_it() {
+    use std::io::Read;
+    let r = start(demo, false).await;
+    let body = metrics_until(&r.base, "all 7 domains", |b| {
+        b.matches("mailauth_dns_check_last_run_timestamp_seconds{domain=")
+            .count()
+            >= 7 * 3
+    })
+    .await;
+    // Stop the checks so that scrapes in a row see the same state; a run that was being
+    // polled as they stopped may still land, so wait until two plain scrapes agree.
+    r._app.stop();
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+    let mut last = raw_with(&r.base, "GET", "/metrics", "").await.1;
+    let (plain_head, plain) = loop {
+        let (head, now) = raw_with(&r.base, "GET", "/metrics", "").await;
+        if now == last {
+            break (head, now);
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the state never settled"
+        );
+        last = now;
+    };
+    assert!(plain_head.contains("vary: accept-encoding"), "{plain_head}");
+    assert!(!plain_head.contains("content-encoding"), "{plain_head}");
+    let (head, chunked) = raw_with(
+        &r.base,
+        "GET",
+        "/metrics",
+        "Accept-Encoding: deflate, GZip;q=0.8\r\n",
+    )
+    .await;
+    assert!(head.starts_with("http/1.1 200"), "{head}");
+    assert!(head.contains("content-encoding: gzip"), "{head}");
+    assert!(head.contains("vary: accept-encoding"), "{head}");
+    assert!(head.contains("transfer-encoding: chunked"), "{head}");
+    let compressed = dechunk(&chunked);
+    let mut text = Vec::new();
+    flate2::read::GzDecoder::new(&compressed[..])
+        .read_to_end(&mut text)
+        .unwrap();
+    assert_eq!(
+        String::from_utf8(text).unwrap(),
+        String::from_utf8(plain).unwrap()
+    );
+    assert!(
+        compressed.len() * 4 < body.len(),
+        "{} compressed of {}",
+        compressed.len(),
+        body.len()
+    );
+    let (head, refused) = raw_with(
+        &r.base,
+        "GET",
+        "/metrics",
+        "Accept-Encoding: gzip;q=0, identity\r\n",
+    )
+    .await;
+    assert!(!head.contains("content-encoding"), "{head}");
+    assert!(String::from_utf8(refused).unwrap().starts_with("# HELP"));
 }
 
 /// `promtool check metrics` (Debian package prometheus; tests/run.sh installs it).

@@ -8,6 +8,7 @@
 //! slot: bounded too.
 
 pub mod basic_auth;
+pub mod gzip;
 mod landing;
 pub mod security;
 pub mod tls;
@@ -37,16 +38,33 @@ pub fn router(app: Arc<App>) -> Router {
         .with_state(app)
 }
 
-async fn metrics(State(app): State<Arc<App>>) -> Response {
-    let body = axum::body::Body::new(app.metrics.exposition());
-    (
-        [(
-            header::CONTENT_TYPE,
-            "text/plain; version=0.0.4; charset=utf-8",
-        )],
-        body,
-    )
-        .into_response()
+/// The exposition, gzip-compressed when the request accepts it ([`gzip::accepts_gzip`]).
+/// Either way the response says that it varies with `Accept-Encoding`, so that a cache
+/// between never hands one client's encoding to another.
+async fn metrics(State(app): State<Arc<App>>, headers: header::HeaderMap) -> Response {
+    let accept = headers
+        .get_all(header::ACCEPT_ENCODING)
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .collect::<Vec<_>>()
+        .join(",");
+    let exposition = app.metrics.exposition();
+    let content_type = (
+        header::CONTENT_TYPE,
+        "text/plain; version=0.0.4; charset=utf-8",
+    );
+    let vary = (header::VARY, "Accept-Encoding");
+    if gzip::accepts_gzip(&accept) {
+        let body = axum::body::Body::new(gzip::GzipBody::new(exposition));
+        (
+            [content_type, vary, (header::CONTENT_ENCODING, "gzip")],
+            body,
+        )
+            .into_response()
+    } else {
+        let body = axum::body::Body::new(exposition);
+        ([content_type, vary], body).into_response()
+    }
 }
 
 #[derive(serde::Deserialize)]
