@@ -1,35 +1,39 @@
 //! Runs every domain's checks on its interval and hands the reports to the metrics module.
 //!
-//! Each domain has its own loop, so a slow or failing domain delays nobody else; a
-//! semaphore bounds how many run at once, and each loop's phase is jittered so that
-//! thousands of domains do not hit DNS at the same instant. A reload stops all loops and
-//! starts new ones from the new config; a changed domain list (domains file) only starts
-//! and stops the loops of the domains that changed. Old results stay until replaced.
+//! The domains wait as timed entries in one queue ([`DueQueue`]), driven by one task that
+//! starts at most `concurrency` runs at once and, as each ends, files the domain again for
+//! its next run. A sleeping domain is then one small entry, not a task of its own (with
+//! 10,000 domains, one task each cost several megabytes); a slow or failing domain still
+//! delays nobody else, as it holds one run slot only until its deadline. Each next run is
+//! jittered so that thousands of domains do not hit DNS at the same instant. A reload
+//! stops the whole queue and starts a new one from the new config; a changed domain list
+//! (domains file) only adds and removes the domains that changed. Old results stay until
+//! replaced.
 
-use std::collections::{HashMap, HashSet};
+use std::cmp::Reverse;
+use std::collections::{BinaryHeap, HashMap, HashSet};
 use std::sync::Arc;
 use std::time::Duration;
 
 use futures::FutureExt;
 use rand::Rng;
 use std::panic::AssertUnwindSafe;
-use tokio::sync::Semaphore;
-use tokio::task::{AbortHandle, JoinSet};
+use tokio::sync::mpsc;
+use tokio::task::{AbortHandle, JoinHandle, JoinSet};
+use tokio::time::Instant;
 
 use crate::checks::newer_records::Https;
 use crate::checks::{failed_run, run_domain, CheckErrorKind, DomainSpec};
 use crate::metrics::Metrics;
 use crate::resolver::Dns;
 
-/// The running DNS check loops of one configuration.
+/// The DNS checks of one configuration: the domains watched, and the task that runs them.
 pub struct Scheduler {
-    dns: Arc<dyn Dns>,
-    https: Https,
     metrics: Arc<Metrics>,
-    interval: Duration,
-    permits: Arc<Semaphore>,
-    loops: HashMap<String, (DomainSpec, AbortHandle)>,
-    tasks: JoinSet<()>,
+    watched: HashMap<String, Arc<DomainSpec>>,
+    /// Each [`Scheduler::sync`]'s domain list, to the queue's task.
+    changes: mpsc::UnboundedSender<Vec<Arc<DomainSpec>>>,
+    queue: JoinHandle<()>,
 }
 
 /// Limit on one domain's whole check run, so that a pathological domain cannot hold a
@@ -48,129 +52,244 @@ impl Scheduler {
         concurrency: usize,
     ) -> Self {
         metrics.dns_interval.set(interval.as_secs_f64());
-        let mut scheduler = Self {
+        let (changes, received) = mpsc::unbounded_channel();
+        let runner = Runner {
             dns,
             https,
-            metrics,
+            metrics: metrics.clone(),
             interval,
-            permits: Arc::new(Semaphore::new(concurrency.max(1))),
-            loops: HashMap::new(),
-            tasks: JoinSet::new(),
+            concurrency: concurrency.max(1),
+        };
+        let mut scheduler = Self {
+            metrics,
+            watched: HashMap::new(),
+            changes,
+            queue: tokio::spawn(drive(runner, received)),
         };
         scheduler.sync(domains);
         scheduler
     }
 
-    /// Makes the running loops match `domains`: new domains start, removed ones stop (and
-    /// their series vanish), changed ones restart; unchanged ones keep their rhythm.
+    /// Makes the watched domains match `domains`: new domains are checked at once,
+    /// removed ones stop (and their series vanish), changed ones start again; unchanged
+    /// ones keep their rhythm.
     pub fn sync(&mut self, domains: Vec<DomainSpec>) {
-        let wanted: HashMap<String, DomainSpec> =
-            domains.into_iter().map(|d| (d.name.clone(), d)).collect();
-        self.loops.retain(|name, (spec, handle)| {
-            let keep = wanted.get(name) == Some(spec);
-            if !keep {
-                handle.abort();
-            }
-            keep
-        });
-        let keep: HashSet<String> = wanted.keys().cloned().collect();
+        self.watched = domains
+            .into_iter()
+            .map(|d| (d.name.clone(), Arc::new(d)))
+            .collect();
+        let keep: HashSet<String> = self.watched.keys().cloned().collect();
         self.metrics.retain_domains(&keep);
-        self.metrics.domains_configured.set(wanted.len() as i64);
-        for (name, spec) in wanted {
-            if self.loops.contains_key(&name) {
-                continue;
-            }
-            let handle = self.spawn_loop(spec.clone());
-            self.loops.insert(name, (spec, handle));
-        }
-        // Reap finished (aborted) tasks so the set does not grow across syncs.
-        while self.tasks.try_join_next().is_some() {}
+        self.metrics
+            .domains_configured
+            .set(self.watched.len() as i64);
+        // The queue's task ends only when stopped, which consumes `self`.
+        let _ = self.changes.send(self.watched.values().cloned().collect());
     }
 
-    fn spawn_loop(&mut self, spec: DomainSpec) -> AbortHandle {
-        let https = self.https.clone();
-        let (dns, metrics, permits, interval) = (
-            self.dns.clone(),
-            self.metrics.clone(),
-            self.permits.clone(),
-            self.interval,
-        );
-        self.tasks
-            .spawn(domain_loop(dns, https, metrics, permits, interval, spec))
-    }
-
-    /// Whether a loop runs for `name` (ASCII, normalised).
+    /// Whether `name` (ASCII, normalised) is watched.
     pub fn watches(&self, name: &str) -> bool {
-        self.loops.contains_key(name)
+        self.watched.contains_key(name)
     }
 
     pub fn domain_count(&self) -> usize {
-        self.loops.len()
+        self.watched.len()
     }
 
-    /// Stops every loop (on reload or shutdown).
-    pub fn stop(mut self) {
-        self.tasks.abort_all();
+    /// Stops the queue and every run in progress (on reload or shutdown).
+    pub fn stop(self) {
+        self.queue.abort();
     }
 }
 
-/// One domain's loop: check, record, sleep, forever.
-///
-/// A run that left a check unanswered (DNS down, a check that panicked or timed out) is
-/// tried again soon rather than after a whole interval: an exporter started before its
-/// resolver (a normal boot order) would otherwise show `dns.error` for every domain for
-/// an interval. The wait doubles from [`RETRY_FIRST`] up to the interval.
-///
-/// The check's future is boxed and lives only while it runs: the state of all the checks of
-/// a domain run is some 26 KB, and kept inline it would be allocated for each of 10,000
-/// sleeping loops (260 MB) instead of for the `concurrency` checks actually running.
-async fn domain_loop(
+/// What a run needs, shared by every domain of one configuration.
+struct Runner {
     dns: Arc<dyn Dns>,
     https: Https,
     metrics: Arc<Metrics>,
-    permits: Arc<Semaphore>,
     interval: Duration,
-    spec: DomainSpec,
-) {
-    let mut retry = RetryBackoff::new(interval);
+    concurrency: usize,
+}
+
+/// One watched domain as the queue's task knows it. `generation` tells its entries in the
+/// queue from those of a removed or changed spec of the same name, which are skipped when
+/// they come due rather than searched for in the heap.
+struct Watched {
+    spec: Arc<DomainSpec>,
+    generation: u64,
+    retry: RetryBackoff,
+    /// The run in progress, aborted when the domain is removed or changed.
+    running: Option<AbortHandle>,
+}
+
+/// Domains by when they are next due, earliest first. An entry names a domain and the
+/// generation it was filed for; entries whose generation is no longer the domain's are
+/// stale and dropped when they reach the front.
+#[derive(Default)]
+struct DueQueue {
+    heap: BinaryHeap<Reverse<(Instant, u64, Arc<str>)>>,
+}
+
+impl DueQueue {
+    fn file(&mut self, due: Instant, generation: u64, domain: Arc<str>) {
+        self.heap.push(Reverse((due, generation, domain)));
+    }
+
+    /// When the earliest entry is due (stale ones included: waking for one costs a pop).
+    fn next_due(&self) -> Option<Instant> {
+        self.heap.peek().map(|Reverse((due, ..))| *due)
+    }
+
+    /// The earliest entry due at `now` that `current` says is still current.
+    fn pop_due(
+        &mut self,
+        now: Instant,
+        current: impl Fn(&str, u64) -> bool,
+    ) -> Option<(Arc<str>, u64)> {
+        while let Some(Reverse((due, ..))) = self.heap.peek() {
+            if *due > now {
+                return None;
+            }
+            let Reverse((_, generation, domain)) = self.heap.pop().expect("peeked");
+            if current(&domain, generation) {
+                return Some((domain, generation));
+            }
+        }
+        None
+    }
+
+    #[cfg(test)]
+    fn len(&self) -> usize {
+        self.heap.len()
+    }
+}
+
+/// The queue's task: applies domain lists from `changes`, starts due domains while a run
+/// slot is free, and files each domain again when its run ends. Ends when the
+/// [`Scheduler`] is dropped or stopped; dropping it aborts the runs in progress.
+async fn drive(runner: Runner, mut changes: mpsc::UnboundedReceiver<Vec<Arc<DomainSpec>>>) {
+    let runner = Arc::new(runner);
+    let mut domains: HashMap<Arc<str>, Watched> = HashMap::new();
+    let mut queue = DueQueue::default();
+    let mut runs: JoinSet<bool> = JoinSet::new();
+    let mut running: HashMap<tokio::task::Id, (Arc<str>, u64)> = HashMap::new();
+    let mut generations = 0u64;
     loop {
-        let answered = {
-            let Ok(_permit) = permits.acquire().await else {
-                return;
+        // Start every domain that is due, as far as slots allow.
+        let now = Instant::now();
+        while runs.len() < runner.concurrency {
+            let Some((name, generation)) = queue.pop_due(now, |d, g| {
+                domains.get(d).is_some_and(|w| w.generation == g)
+            }) else {
+                break;
             };
-            let deadline = run_deadline(interval);
-            // Each check's panics are caught where it runs; this catches the rest (the
-            // report's assembly, the metrics), so that nothing ends the loop.
-            let run = async {
-                let report = Box::pin(run_domain(dns.as_ref(), &spec, &https, deadline)).await;
-                let answered = report.fully_answered();
-                metrics.record_domain(report);
-                answered
-            };
-            match AssertUnwindSafe(run).catch_unwind().await {
-                Ok(answered) => answered,
-                Err(_) => {
-                    tracing::error!(domain = %spec.name, "a domain's run failed outside its checks; every check unknown this run");
-                    let failed = failed_run(
-                        &spec,
-                        CheckErrorKind::Panic,
-                        "the run failed inside the exporter",
-                    );
-                    let _ = std::panic::catch_unwind(AssertUnwindSafe(|| {
-                        metrics.record_domain(failed)
-                    }));
-                    false
+            let watched = domains.get_mut(&name).expect("current entries are watched");
+            let handle = runs.spawn(run_once(runner.clone(), watched.spec.clone()));
+            running.insert(handle.id(), (name, generation));
+            watched.running = Some(handle);
+        }
+        let wake = (runs.len() < runner.concurrency)
+            .then(|| queue.next_due())
+            .flatten();
+        tokio::select! {
+            list = changes.recv() => {
+                let Some(list) = list else { return };
+                let wanted: HashMap<&str, &Arc<DomainSpec>> =
+                    list.iter().map(|s| (s.name.as_str(), s)).collect();
+                domains.retain(|name, w| {
+                    let keep = wanted.get(&**name).is_some_and(|s| **s == w.spec);
+                    if !keep {
+                        if let Some(run) = w.running.take() {
+                            run.abort();
+                        }
+                    }
+                    keep
+                });
+                for spec in &list {
+                    if domains.contains_key(spec.name.as_str()) {
+                        continue;
+                    }
+                    generations += 1;
+                    let name: Arc<str> = Arc::from(spec.name.as_str());
+                    queue.file(Instant::now(), generations, name.clone());
+                    domains.insert(name, Watched {
+                        spec: spec.clone(),
+                        generation: generations,
+                        retry: RetryBackoff::new(runner.interval),
+                        running: None,
+                    });
                 }
             }
-        };
-        let wait = match retry.after(answered) {
-            Some(soon) => {
-                tracing::debug!(domain = %spec.name, retry_in_seconds = soon.as_secs_f64(), "a check was left unanswered; trying again soon");
-                soon
+            Some(ended) = runs.join_next_with_id(), if !runs.is_empty() => {
+                // A run that was aborted or panicked past its own guard counts as
+                // unanswered: the domain stays watched either way.
+                let (id, answered) = match ended {
+                    Ok((id, answered)) => (id, answered),
+                    Err(e) => (e.id(), false),
+                };
+                let Some((name, generation)) = running.remove(&id) else { continue };
+                let Some(watched) = domains.get_mut(&name).filter(|w| w.generation == generation) else {
+                    continue; // removed or changed while it ran
+                };
+                watched.running = None;
+                let wait = match watched.retry.after(answered) {
+                    Some(soon) => {
+                        tracing::debug!(domain = %name, retry_in_seconds = soon.as_secs_f64(), "a check was left unanswered; trying again soon");
+                        soon
+                    }
+                    None => jittered(runner.interval),
+                };
+                queue.file(Instant::now() + wait, generation, name);
             }
-            None => jittered(interval),
-        };
-        tokio::time::sleep(wait).await;
+            () = sleep_until(wake), if wake.is_some() => {}
+        }
+    }
+}
+
+async fn sleep_until(when: Option<Instant>) {
+    if let Some(when) = when {
+        tokio::time::sleep_until(when).await;
+    }
+}
+
+/// One run of one domain: check, record. Whether every check was answered.
+///
+/// A run that left a check unanswered (DNS down, a check that panicked or timed out) is
+/// tried again soon rather than after a whole interval ([`RetryBackoff`]): an exporter
+/// started before its resolver (a normal boot order) would otherwise show `dns.error` for
+/// every domain for an interval.
+///
+/// The check's state (some 26 KB for all the checks of a domain) lives only while it runs,
+/// that is for at most `concurrency` domains at a time.
+async fn run_once(runner: Arc<Runner>, spec: Arc<DomainSpec>) -> bool {
+    let deadline = run_deadline(runner.interval);
+    // Each check's panics are caught where it runs; this catches the rest (the report's
+    // assembly, the metrics), so that the domain stays watched.
+    let run = async {
+        let report = Box::pin(run_domain(
+            runner.dns.as_ref(),
+            &spec,
+            &runner.https,
+            deadline,
+        ))
+        .await;
+        let answered = report.fully_answered();
+        runner.metrics.record_domain(report);
+        answered
+    };
+    match AssertUnwindSafe(run).catch_unwind().await {
+        Ok(answered) => answered,
+        Err(_) => {
+            tracing::error!(domain = %spec.name, "a domain's run failed outside its checks; every check unknown this run");
+            let failed = failed_run(
+                &spec,
+                CheckErrorKind::Panic,
+                "the run failed inside the exporter",
+            );
+            let _ =
+                std::panic::catch_unwind(AssertUnwindSafe(|| runner.metrics.record_domain(failed)));
+            false
+        }
     }
 }
 
@@ -314,42 +433,182 @@ impl ProbeScheduler {
 mod tests {
     use super::*;
 
-    /// What a sleeping loop costs: 10,000 of them must not hold 10,000 check states.
+    /// What a waiting domain costs: its entry in the queue and its state beside it. The
+    /// check's own state (some 26 KB) exists only while it runs.
     #[test]
-    fn a_domain_loop_is_small_while_it_sleeps() {
-        let rt = tokio::runtime::Builder::new_current_thread()
-            .build()
-            .unwrap();
-        let _guard = rt.enter();
-        let settings = crate::resolver::ResolverSettings {
-            nameservers: vec!["127.0.0.1:9".parse().unwrap()],
-            ..Default::default()
-        };
-        let wire = crate::resolver::HickoryDns::new(&settings, Default::default()).unwrap();
-        let dns: Arc<dyn Dns> = Arc::new(crate::resolver::CachingDns::new(
-            wire,
-            Duration::from_secs(1),
-        ));
-        let counters = Arc::new(crate::resolver::QueryCounters::default());
-        let fut = domain_loop(
-            dns,
-            Https::system(),
-            Metrics::new(counters),
-            Arc::new(Semaphore::new(1)),
-            Duration::from_secs(60),
-            DomainSpec {
-                name: "example.com".into(),
-                ..Default::default()
-            },
+    fn a_waiting_domain_is_small() {
+        let entry = std::mem::size_of::<Reverse<(Instant, u64, Arc<str>)>>();
+        let state = std::mem::size_of::<(Arc<str>, Watched)>();
+        assert!(
+            entry + state < 256,
+            "a waiting domain takes {entry} + {state} bytes"
         );
-        let size = std::mem::size_of_val(&fut);
-        assert!(size < 2048, "a sleeping domain loop takes {size} bytes");
     }
 
-    /// A check that panics on every run does not end the domain's loop: the panic is
+    #[tokio::test(start_paused = true)]
+    async fn the_queue_hands_out_due_domains_earliest_first_and_skips_stale_ones() {
+        let t0 = Instant::now();
+        let s = Duration::from_secs;
+        let mut q = DueQueue::default();
+        q.file(t0 + s(3), 1, "a.test".into());
+        q.file(t0 + s(1), 2, "b.test".into());
+        q.file(t0 + s(2), 3, "c.test".into());
+        q.file(t0 + s(2), 4, "removed.test".into());
+        let current = |d: &str, _: u64| d != "removed.test";
+        assert_eq!(q.next_due(), Some(t0 + s(1)));
+        assert_eq!(q.pop_due(Instant::now(), current), None, "nothing due yet");
+        tokio::time::advance(s(2)).await;
+        let now = Instant::now();
+        assert_eq!(q.pop_due(now, current), Some(("b.test".into(), 2)));
+        assert_eq!(q.pop_due(now, current), Some(("c.test".into(), 3)));
+        assert_eq!(q.pop_due(now, current), None);
+        assert_eq!(q.len(), 1, "the stale entry went when it came due");
+        assert_eq!(q.next_due(), Some(t0 + s(3)));
+        tokio::time::advance(s(1)).await;
+        assert_eq!(
+            q.pop_due(Instant::now(), current),
+            Some(("a.test".into(), 1))
+        );
+        assert_eq!(q.next_due(), None);
+    }
+
+    /// Answers every name NXDOMAIN after a moment, and notes per domain how often its
+    /// DMARC record was asked for (once per run) and how many domains were in a run at
+    /// once at most.
+    #[derive(Default)]
+    struct Recording {
+        state: std::sync::Mutex<RecordingState>,
+    }
+
+    #[derive(Default)]
+    struct RecordingState {
+        runs: HashMap<String, usize>,
+        in_flight: HashMap<String, usize>,
+        most_at_once: usize,
+    }
+
+    impl Recording {
+        fn runs(&self, domain: &str) -> usize {
+            let state = self.state.lock().unwrap();
+            state.runs.get(domain).copied().unwrap_or(0)
+        }
+    }
+
+    impl Dns for Recording {
+        fn lookup<'a>(
+            &'a self,
+            name: &'a str,
+            rtype: crate::resolver::RecordType,
+        ) -> crate::resolver::LookupFuture<'a> {
+            Box::pin(async move {
+                let domain = name.trim_end_matches('.');
+                let domain = domain
+                    .rsplitn(3, '.')
+                    .take(2)
+                    .collect::<Vec<_>>()
+                    .into_iter()
+                    .rev()
+                    .collect::<Vec<_>>()
+                    .join(".");
+                {
+                    let mut state = self.state.lock().unwrap();
+                    if name.starts_with("_dmarc.") && rtype == crate::resolver::RecordType::Txt {
+                        *state
+                            .runs
+                            .entry(name["_dmarc.".len()..].to_string())
+                            .or_default() += 1;
+                    }
+                    *state.in_flight.entry(domain.clone()).or_default() += 1;
+                    state.most_at_once = state.most_at_once.max(state.in_flight.len());
+                }
+                tokio::time::sleep(Duration::from_millis(50)).await;
+                let mut state = self.state.lock().unwrap();
+                let n = state.in_flight.get_mut(&domain).expect("entered above");
+                *n -= 1;
+                if *n == 0 {
+                    state.in_flight.remove(&domain);
+                }
+                Ok(Arc::new(crate::resolver::Answer::NxDomain))
+            })
+        }
+    }
+
+    /// Waits (on the paused clock, which moves on whenever every task waits) until `done`.
+    async fn until(what: &str, done: impl Fn() -> bool) {
+        let deadline = Instant::now() + Duration::from_secs(3600);
+        while !done() {
+            assert!(Instant::now() < deadline, "never: {what}");
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+    }
+
+    /// Every domain runs once an interval (± jitter) with at most `concurrency` at a
+    /// time; a domain list without one stops it and drops its series, and starts a new
+    /// one at once, while the others keep their rhythm.
+    #[tokio::test(start_paused = true)]
+    async fn the_queue_runs_each_domain_per_interval_and_follows_the_domain_list() {
+        let dns = Arc::new(Recording::default());
+        let metrics = Metrics::new(Arc::new(crate::resolver::QueryCounters::default()));
+        let interval = Duration::from_secs(60);
+        let t0 = Instant::now();
+        let names = ["a.test", "b.test", "c.test", "d.test"];
+        let mut scheduler = Scheduler::start(
+            dns.clone(),
+            Https::system(),
+            metrics.clone(),
+            names[..3].iter().map(|n| DomainSpec::named(n)).collect(),
+            interval,
+            2,
+        );
+        until("each domain ran once", || {
+            names[..3].iter().all(|n| metrics.domain_entry(n).is_some())
+        })
+        .await;
+        let t1 = Instant::now();
+        assert!(t1 - t0 < interval, "the first runs came at once");
+        for n in &names[..3] {
+            assert_eq!(dns.runs(n), 1, "{n}");
+        }
+        assert_eq!(dns.state.lock().unwrap().most_at_once, 2);
+
+        scheduler.sync(
+            ["a.test", "c.test", "d.test"]
+                .iter()
+                .map(|n| DomainSpec::named(n))
+                .collect(),
+        );
+        assert!(!scheduler.watches("b.test") && scheduler.watches("d.test"));
+        assert!(
+            metrics.domain_entry("b.test").is_none(),
+            "b's series dropped"
+        );
+        until("the new domain ran", || {
+            metrics.domain_entry("d.test").is_some()
+        })
+        .await;
+        assert!(
+            Instant::now() - t1 < Duration::from_secs(1),
+            "d ran at once"
+        );
+        // Two intervals on: runs at about 0, 60 and 120 s (each ± 5 %) for a and c.
+        tokio::time::sleep(Duration::from_secs(130)).await;
+        assert_eq!(dns.runs("a.test"), 3);
+        assert_eq!(dns.runs("c.test"), 3);
+        assert_eq!(
+            dns.runs("b.test"),
+            1,
+            "a removed domain is not checked again"
+        );
+        assert_eq!(dns.runs("d.test"), 3);
+        assert!(metrics.domain_entry("b.test").is_none());
+        assert!(dns.state.lock().unwrap().most_at_once <= 2);
+        scheduler.stop();
+    }
+
+    /// A check that panics on every run does not end the domain's checks: the panic is
     /// counted, and the domain is checked again on the next run.
     #[tokio::test]
-    async fn a_domain_loop_goes_on_after_a_check_panics() {
+    async fn a_domain_goes_on_after_a_check_panics() {
         use crate::resolver::{Answer, LookupFuture, RecordType};
         struct PanicsOnDmarc;
         impl Dns for PanicsOnDmarc {
@@ -361,14 +620,14 @@ mod tests {
             }
         }
         let metrics = Metrics::new(Arc::new(crate::resolver::QueryCounters::default()));
-        let task = tokio::spawn(domain_loop(
+        let scheduler = Scheduler::start(
             Arc::new(PanicsOnDmarc),
             Https::system(),
             metrics.clone(),
-            Arc::new(Semaphore::new(1)),
+            vec![DomainSpec::named("example.test")],
             Duration::from_millis(20),
-            DomainSpec::named("example.test"),
-        ));
+            1,
+        );
         let panics = || {
             metrics
                 .check_errors
@@ -379,13 +638,13 @@ mod tests {
         while panics() < 3 {
             assert!(
                 tokio::time::Instant::now() < deadline,
-                "the loop stopped after {} runs",
+                "the domain stopped after {} runs",
                 panics()
             );
             tokio::time::sleep(Duration::from_millis(10)).await;
         }
-        assert!(!task.is_finished());
-        task.abort();
+        assert!(scheduler.watches("example.test"));
+        scheduler.stop();
         let text = metrics.render();
         assert!(
             text.contains(r#"mailauth_dns_check_success{domain="example.test",check="dmarc"} 0"#),
