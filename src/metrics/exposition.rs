@@ -59,6 +59,12 @@ impl Fragments {
     fn len(&self) -> usize {
         self.text.len()
     }
+
+    /// Whether both are the one text rendered once (not two renderings of it).
+    #[cfg(test)]
+    pub(super) fn same_rendering(&self, other: &Fragments) -> bool {
+        Arc::ptr_eq(&self.text, &other.text)
+    }
 }
 
 /// A scrape's body: the registry's text, then each per-domain family's `# HELP`/`# TYPE`

@@ -891,6 +891,37 @@ mod tests {
         );
     }
 
+    /// The render cache: a domain's block is rendered when its report arrives and then
+    /// only copied out by scrapes, until that domain's next report; another domain's
+    /// report leaves it alone.
+    #[test]
+    fn a_domains_rendered_block_is_kept_until_its_results_change() {
+        use crate::checks::{failed_run, CheckErrorKind, DomainSpec};
+        let metrics = Metrics::new(Arc::new(QueryCounters::default()));
+        let report =
+            |d: &str| failed_run(&DomainSpec::named(d), CheckErrorKind::Timeout, "too slow");
+        metrics.record_domain(report("a.test"));
+        metrics.record_domain(report("b.test"));
+        let block = |d: &str| metrics.domain_entry(d).unwrap().fragments;
+        let (a, b) = (block("a.test"), block("b.test"));
+        let first = metrics.render();
+        assert_eq!(
+            metrics.render(),
+            first,
+            "the same state scrapes the same bytes"
+        );
+        assert!(
+            block("a.test").same_rendering(&a),
+            "a scrape renders nothing"
+        );
+        metrics.record_domain(report("a.test"));
+        assert!(
+            !block("a.test").same_rendering(&a),
+            "a's new results, a's new block"
+        );
+        assert!(block("b.test").same_rendering(&b), "b's block untouched");
+    }
+
     #[test]
     fn label_values_are_escaped() {
         assert_eq!(esc("a\"b\\c\nd"), "a\\\"b\\\\c\\nd");
