@@ -756,56 +756,8 @@ fn render_domain(report: &DomainReport, changes: &RecordChanges) -> Vec<String> 
             );
         }
     }
-    if report.outcome(Check::Spf).is_some_and(|o| o.answered) {
-        let spf = &report.spf;
-        if spf.record.is_some() {
-            f.add(Family::SpfLookups, &[("domain", d)], spf.dns_lookups.into());
-            f.add(Family::SpfVoid, &[("domain", d)], spf.void_lookups.into());
-            let q = spf.all.unwrap_or("none");
-            f.add(Family::SpfAll, &[("domain", d), ("qualifier", q)], 1.0);
-        }
-        for r in &spf.ip_results {
-            let ip = r.ip.to_string();
-            let identity = match r.identity {
-                crate::checks::spf::Identity::MailFrom => "mailfrom",
-                crate::checks::spf::Identity::Helo => "helo",
-            };
-            let pass = f64::from(u8::from(r.result == crate::checks::spf::SpfResult::Pass));
-            f.add(
-                Family::SpfIp,
-                &[("domain", d), ("ip", &ip), ("identity", identity)],
-                pass,
-            );
-        }
-    }
-    for key in &report.dkim.keys {
-        if let (Some(bits), Some(kt)) = (key.key_bits, key.key_type.map(|k| k.as_str())) {
-            let labels = [
-                ("domain", d),
-                ("selector", key.selector.as_str()),
-                ("key_type", kt),
-            ];
-            f.add(Family::DkimBits, &labels, bits.into());
-        }
-        if key.key_type.is_some() {
-            let labels = [("domain", d), ("selector", key.selector.as_str())];
-            f.add(
-                Family::DkimTesting,
-                &labels,
-                f64::from(u8::from(key.testing)),
-            );
-        }
-    }
-    if let Some(policy) = report.dmarc.effective_policy {
-        f.add(
-            Family::DmarcPolicy,
-            &[("domain", d), ("policy", policy.as_str())],
-            1.0,
-        );
-    }
-    if report.dmarc.record.is_some() {
-        let pct = report.dmarc.pct.unwrap_or(100);
-        f.add(Family::DmarcPct, &[("domain", d)], pct.into());
+    for outcome in &report.outcomes {
+        check_series(&mut f, report, outcome.check, outcome.answered);
     }
     for (record, when) in changes.iter() {
         f.add(
@@ -814,51 +766,127 @@ fn render_domain(report: &DomainReport, changes: &RecordChanges) -> Vec<String> 
             when,
         );
     }
-    if let Some(p) = &report.newer.mta_sts_policy {
-        f.add(
-            Family::MtaStsMode,
-            &[("domain", d), ("mode", p.mode.as_str())],
-            1.0,
-        );
-        f.add(Family::MtaStsMaxAge, &[("domain", d)], p.max_age.into());
-    }
-    for h in &report.dane.hosts {
-        let labels = [("domain", d), ("mx", h.host.as_str())];
-        if let Some(m) = h.dane_match {
-            f.add(Family::DaneMatch, &labels, f64::from(u8::from(m)));
-        }
-        if let Some(v) = h.dnssec_validated {
-            f.add(Family::DaneDnssec, &labels, f64::from(u8::from(v)));
-        }
-        if let Some(t) = h.not_after {
-            f.add(
-                Family::MxCertExpiry,
-                &labels,
-                t as f64 - unix(report.checked_at),
-            );
-        }
-    }
-    for l in &report.dnsbl.results {
-        let ip = l.ip.to_string();
-        let labels = [
-            ("domain", d),
-            ("ip", ip.as_str()),
-            ("list", l.list.as_str()),
-        ];
-        f.add(
-            Family::Dnsbl,
-            &labels,
-            f64::from(u8::from(l.code.is_some())),
-        );
-    }
-    if report.outcome(Check::Mx).is_some_and(|o| o.answered) {
-        f.add(
-            Family::MxHosts,
-            &[("domain", d)],
-            report.mx.hosts.len() as f64,
-        );
-    }
     f.0
+}
+
+/// The series of one check beyond the three every check has (success, duration, last run).
+/// The match is exhaustive over [`Check`], so a check added to the table does not compile
+/// until it says which families it fills (or that it fills none).
+fn check_series(f: &mut Lines, report: &DomainReport, check: Check, answered: bool) {
+    let d = report.domain.as_str();
+    match check {
+        Check::Spf => {
+            if answered {
+                let spf = &report.spf;
+                if spf.record.is_some() {
+                    f.add(Family::SpfLookups, &[("domain", d)], spf.dns_lookups.into());
+                    f.add(Family::SpfVoid, &[("domain", d)], spf.void_lookups.into());
+                    let q = spf.all.unwrap_or("none");
+                    f.add(Family::SpfAll, &[("domain", d), ("qualifier", q)], 1.0);
+                }
+                for r in &spf.ip_results {
+                    let ip = r.ip.to_string();
+                    let identity = match r.identity {
+                        crate::checks::spf::Identity::MailFrom => "mailfrom",
+                        crate::checks::spf::Identity::Helo => "helo",
+                    };
+                    let pass = f64::from(u8::from(r.result == crate::checks::spf::SpfResult::Pass));
+                    f.add(
+                        Family::SpfIp,
+                        &[("domain", d), ("ip", &ip), ("identity", identity)],
+                        pass,
+                    );
+                }
+            }
+        }
+        Check::Dkim => {
+            for key in &report.dkim.keys {
+                if let (Some(bits), Some(kt)) = (key.key_bits, key.key_type.map(|k| k.as_str())) {
+                    let labels = [
+                        ("domain", d),
+                        ("selector", key.selector.as_str()),
+                        ("key_type", kt),
+                    ];
+                    f.add(Family::DkimBits, &labels, bits.into());
+                }
+                if key.key_type.is_some() {
+                    let labels = [("domain", d), ("selector", key.selector.as_str())];
+                    f.add(
+                        Family::DkimTesting,
+                        &labels,
+                        f64::from(u8::from(key.testing)),
+                    );
+                }
+            }
+        }
+        Check::Dmarc => {
+            if let Some(policy) = report.dmarc.effective_policy {
+                f.add(
+                    Family::DmarcPolicy,
+                    &[("domain", d), ("policy", policy.as_str())],
+                    1.0,
+                );
+            }
+            if report.dmarc.record.is_some() {
+                let pct = report.dmarc.pct.unwrap_or(100);
+                f.add(Family::DmarcPct, &[("domain", d)], pct.into());
+            }
+        }
+        Check::Mx => {
+            if answered {
+                f.add(
+                    Family::MxHosts,
+                    &[("domain", d)],
+                    report.mx.hosts.len() as f64,
+                );
+            }
+        }
+        Check::MtaSts => {
+            if let Some(p) = &report.newer.mta_sts_policy {
+                f.add(
+                    Family::MtaStsMode,
+                    &[("domain", d), ("mode", p.mode.as_str())],
+                    1.0,
+                );
+                f.add(Family::MtaStsMaxAge, &[("domain", d)], p.max_age.into());
+            }
+        }
+        Check::Dane => {
+            for h in &report.dane.hosts {
+                let labels = [("domain", d), ("mx", h.host.as_str())];
+                if let Some(m) = h.dane_match {
+                    f.add(Family::DaneMatch, &labels, f64::from(u8::from(m)));
+                }
+                if let Some(v) = h.dnssec_validated {
+                    f.add(Family::DaneDnssec, &labels, f64::from(u8::from(v)));
+                }
+                if let Some(t) = h.not_after {
+                    f.add(
+                        Family::MxCertExpiry,
+                        &labels,
+                        t as f64 - unix(report.checked_at),
+                    );
+                }
+            }
+        }
+        Check::Dnsbl => {
+            for l in &report.dnsbl.results {
+                let ip = l.ip.to_string();
+                let labels = [
+                    ("domain", d),
+                    ("ip", ip.as_str()),
+                    ("list", l.list.as_str()),
+                ];
+                f.add(
+                    Family::Dnsbl,
+                    &labels,
+                    f64::from(u8::from(l.code.is_some())),
+                );
+            }
+        }
+        // Their findings and success are all they report.
+        Check::Ptr | Check::Parked | Check::TlsRpt | Check::Bimi => {}
+    }
 }
 
 #[cfg(test)]
