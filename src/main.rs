@@ -178,6 +178,7 @@ async fn check(args: CheckArgs) -> ExitCode {
         nameservers: args.nameservers.clone(),
         timeout: args.timeout,
         attempts: 2,
+        ..ResolverSettings::default()
     };
     let wire = match HickoryDns::new(&settings, Arc::new(QueryCounters::default())) {
         Ok(w) => w,

@@ -236,6 +236,7 @@ async fn run_suite(file: &str) -> (usize, usize, Vec<String>) {
             nameservers: vec![server.addr()],
             timeout: Duration::from_millis(300),
             attempts: 1,
+            ..ResolverSettings::default()
         };
         let dns = CachingDns::new(
             HickoryDns::new(&settings, counters).unwrap(),

@@ -107,6 +107,7 @@ pub async fn run(args: &InspectArgs) -> ExitCode {
         nameservers: args.nameservers.clone(),
         timeout: Duration::from_secs(3),
         attempts: 1,
+        ..ResolverSettings::default()
     };
     let inspection = inspect(&raw, &args.trusted_authserv_ids, &settings).await;
     match args.format {

@@ -1,6 +1,7 @@
 //! DNS access for every check: one small interface ([`Dns`]) with typed answers that keep
 //! the distinctions the RFCs care about (NXDOMAIN vs NODATA vs a server failure), and its
-//! implementations: the exchange on the wire ([`wire`]), the stub resolver over it
+//! implementations: the exchange on the wire ([`wire`], with its round-trip estimate
+//! [`rtt`] and its sockets [`pool`]), the stub resolver over it
 //! ([`client`]), the shared cache in front ([`cache`]) and an in-memory one for tests
 //! ([`fake`]). The record checks that sit on top of it live in `crate::checks`.
 //!
@@ -10,6 +11,8 @@
 pub mod cache;
 pub mod client;
 pub mod fake;
+pub mod pool;
+pub mod rtt;
 pub mod wire;
 
 use std::fmt;

@@ -65,6 +65,7 @@ pub fn build_dns(config: &Config, counters: Arc<QueryCounters>) -> Result<Arc<Ca
         nameservers: config.dns.nameservers.clone(),
         timeout: config.dns.timeout,
         attempts: config.dns.attempts,
+        max_in_flight: config.dns.max_in_flight,
     };
     let wire = HickoryDns::new(&settings, counters)?;
     Ok(Arc::new(CachingDns::new(wire, config.dns.cache_max_ttl)))
@@ -192,6 +193,7 @@ impl App {
                 nameservers: config.dns.nameservers.clone(),
                 timeout: config.dns.timeout,
                 attempts: config.dns.attempts,
+                max_in_flight: config.dns.max_in_flight,
             };
             let resolver =
                 HickoryDns::new(&settings, Arc::new(QueryCounters::default()))?.resolver();

@@ -162,6 +162,7 @@ pub fn settings(server: &ZoneServer) -> ResolverSettings {
         nameservers: vec![server.addr()],
         timeout: Duration::from_millis(400),
         attempts: 1,
+        ..ResolverSettings::default()
     }
 }
 
