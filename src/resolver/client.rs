@@ -132,6 +132,17 @@ impl QueryCounters {
     }
 }
 
+/// Why no resolver could be built.
+#[derive(Debug, thiserror::Error)]
+pub enum ResolverError {
+    /// No servers were configured and resolv.conf could not be read.
+    #[error("cannot read the system resolver configuration: {0}")]
+    SystemConfigUnreadable(String),
+    /// hickory-resolver refused the configuration (for the DKIM verifier).
+    #[error("cannot build the DNS resolver: {0}")]
+    ResolverRefused(String),
+}
+
 /// hickory-resolver behind [`Dns`]. Returns each answer with its TTL through [`HickoryDns::query`].
 pub struct HickoryDns {
     resolver: TokioResolver,
@@ -148,10 +159,13 @@ pub struct TimedAnswer {
 }
 
 impl HickoryDns {
-    pub fn new(settings: &ResolverSettings, counters: Arc<QueryCounters>) -> Result<Self, String> {
+    pub fn new(
+        settings: &ResolverSettings,
+        counters: Arc<QueryCounters>,
+    ) -> Result<Self, ResolverError> {
         let (config, mut opts) = if settings.nameservers.is_empty() {
             hickory_resolver::system_conf::read_system_conf()
-                .map_err(|e| format!("cannot read the system resolver configuration: {e}"))?
+                .map_err(|e| ResolverError::SystemConfigUnreadable(e.to_string()))?
         } else {
             let servers = settings
                 .nameservers
@@ -192,7 +206,7 @@ impl HickoryDns {
         let resolver = Resolver::builder_with_config(config, TokioRuntimeProvider::default())
             .with_options(opts)
             .build()
-            .map_err(|e| format!("cannot build the DNS resolver: {e}"))?;
+            .map_err(|e| ResolverError::ResolverRefused(e.to_string()))?;
         let servers: Vec<Arc<Server>> = servers
             .into_iter()
             .map(|addr: SocketAddr| {

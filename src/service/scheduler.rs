@@ -325,11 +325,9 @@ mod tests {
             nameservers: vec!["127.0.0.1:9".parse().unwrap()],
             ..Default::default()
         };
-        let wire = crate::resolver::HickoryDns::new(&settings, Default::default()).unwrap();
-        let dns: Arc<dyn Dns> = Arc::new(crate::resolver::CachingDns::new(
-            wire,
-            Duration::from_secs(1),
-        ));
+        let dns: Arc<dyn Dns> =
+            crate::resolver::build_stack(&settings, Duration::from_secs(1), Default::default())
+                .unwrap();
         let counters = Arc::new(crate::resolver::QueryCounters::default());
         let fut = domain_loop(
             dns,
