@@ -13,7 +13,7 @@ use mailauth_exporter::cli::{CheckArgs, Cli, Command, ConfigCommand, Format, Log
 use mailauth_exporter::commands;
 use mailauth_exporter::commands::demo;
 use mailauth_exporter::config::Config;
-use mailauth_exporter::resolver::{CachingDns, HickoryDns, QueryCounters, ResolverSettings};
+use mailauth_exporter::resolver::{build_stack, QueryCounters, ResolverSettings};
 use mailauth_exporter::service::app::App;
 use mailauth_exporter::{output, server};
 
@@ -178,15 +178,16 @@ async fn check(args: CheckArgs) -> ExitCode {
         nameservers: args.nameservers.clone(),
         timeout: args.timeout,
         attempts: 2,
+        ..ResolverSettings::default()
     };
-    let wire = match HickoryDns::new(&settings, Arc::new(QueryCounters::default())) {
-        Ok(w) => w,
+    let counters = Arc::new(QueryCounters::default());
+    let dns = match build_stack(&settings, std::time::Duration::from_secs(300), counters) {
+        Ok(dns) => dns,
         Err(e) => {
             eprintln!("{e}");
             return ExitCode::from(2);
         }
     };
-    let dns = Arc::new(CachingDns::new(wire, std::time::Duration::from_secs(300)));
     let mut names = Vec::new();
     for raw in &args.domains {
         let Some(domain) = mailauth_exporter::name::to_ascii_name(raw)

@@ -260,6 +260,7 @@ async fn tlsa_validated_only_in_a_signed_zone_behind_a_validating_resolver() {
             nameservers: vec![unbound_addr],
             timeout: Duration::from_secs(2),
             attempts: 1,
+            ..ResolverSettings::default()
         },
         Arc::new(QueryCounters::default()),
     )

@@ -60,11 +60,20 @@ async fn zone_and_proxy() -> (ZoneServer, DnsProxy) {
 
 /// The wire client without a cache, so each lookup reaches the proxy.
 fn wire(proxy: &DnsProxy) -> (HickoryDns, Arc<QueryCounters>) {
+    wire_with(proxy, Duration::from_millis(500), 256)
+}
+
+fn wire_with(
+    proxy: &DnsProxy,
+    timeout: Duration,
+    max_in_flight: usize,
+) -> (HickoryDns, Arc<QueryCounters>) {
     let counters = Arc::new(QueryCounters::default());
     let settings = ResolverSettings {
         nameservers: vec![proxy.addr()],
-        timeout: Duration::from_millis(500),
+        timeout,
         attempts: 1,
+        max_in_flight,
     };
     (
         HickoryDns::new(&settings, counters.clone()).unwrap(),
@@ -136,6 +145,89 @@ async fn each_fault_is_an_error_of_its_own_class_and_heals() {
     );
     proxy.set(bad, Mode::Pass);
     assert_eq!(spf_of(&dns, bad).await, Ok(want));
+}
+
+/// A timeout far longer than any deadline of these tests: an answer within the deadline
+/// came from a retransmission, not from a second attempt after the timeout.
+const LONG_TIMEOUT: Duration = Duration::from_secs(30);
+const DEADLINE: Duration = Duration::from_secs(10);
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_lost_datagram_is_sent_again_after_an_rto_not_after_the_timeout() {
+    let (_server, proxy) = zone_and_proxy().await;
+    let (dns, counters) = wire_with(&proxy, LONG_TIMEOUT, 256);
+    let bad = "bad.faults.test";
+    proxy.set(bad, Mode::DropFirst(1));
+    let answer = tokio::time::timeout(DEADLINE, spf_of(&dns, bad))
+        .await
+        .expect("answered by a retransmission, well before the 30 s timeout");
+    assert_eq!(answer, Ok(vec!["v=spf1 ip4:192.0.2.2 -all".to_string()]));
+    assert_eq!(
+        proxy.seen(bad),
+        2,
+        "the dropped query and its retransmission"
+    );
+    let servers = counters.servers();
+    assert_eq!(servers.len(), 1);
+    assert_eq!(servers[0].server, proxy.addr());
+    assert_eq!(servers[0].retransmissions, 1);
+    assert!(
+        servers[0].rto < LONG_TIMEOUT && servers[0].rto > Duration::ZERO,
+        "{servers:?}"
+    );
+    assert_eq!(count(&counters, "ok"), 1);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn queries_in_flight_to_a_server_stay_within_the_bound() {
+    let (_server, proxy) = zone_and_proxy().await;
+    let (dns, _counters) = wire_with(&proxy, LONG_TIMEOUT, 4);
+    let dns = Arc::new(dns);
+    proxy.set("slow.faults.test", Mode::Slow(Duration::from_millis(150)));
+    let mut lookups = tokio::task::JoinSet::new();
+    for i in 0..16 {
+        let dns = dns.clone();
+        lookups.spawn(async move {
+            dns.lookup(&format!("n{i}.slow.faults.test"), RecordType::Txt)
+                .await
+        });
+    }
+    let all = async {
+        let mut answers = Vec::new();
+        while let Some(answer) = lookups.join_next().await {
+            answers.push(answer.unwrap());
+        }
+        answers
+    };
+    let answers = tokio::time::timeout(DEADLINE, all)
+        .await
+        .expect("all answered");
+    assert_eq!(answers.len(), 16);
+    for answer in answers {
+        assert_eq!(
+            answer.as_deref(),
+            Ok(&mailauth_exporter::resolver::Answer::NxDomain)
+        );
+    }
+    let most = proxy.most_held();
+    assert!(most <= 4, "{most} questions in flight at once, bound 4");
+    assert!(most >= 2, "the bound still lets queries overlap: {most}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_answer_from_another_address_is_not_taken_on_a_pooled_socket() {
+    let (_server, proxy) = zone_and_proxy().await;
+    let (dns, _counters) = wire(&proxy);
+    let bad = "bad.faults.test";
+    proxy.set(bad, Mode::ForgeFromOtherPort);
+    // Several lookups, so that pooled sockets are reused under the forger's fire.
+    for _ in 0..5 {
+        assert_eq!(
+            spf_of(&dns, bad).await,
+            Ok(vec!["v=spf1 ip4:192.0.2.2 -all".to_string()]),
+            "the forged copy (ip4:203.0.112) came from another port and was dropped"
+        );
+    }
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -227,6 +319,21 @@ async fn the_exporter_shows_each_fault_carries_on_and_recovers() {
     })
     .await;
     assert!(has(&body, BAD_SPF_OK), "{body}");
+    // The server's transport series, labelled with its configured address.
+    let server = proxy.addr();
+    let rto = find_value(
+        &body,
+        &format!(r#"mailauth_dns_rto_seconds{{server="{server}"}}"#),
+    );
+    assert!(rto.is_some_and(|r| r > 0.0 && r <= 0.5), "{body}");
+    assert!(
+        find_value(
+            &body,
+            &format!(r#"mailauth_dns_retransmissions_total{{server="{server}"}}"#)
+        )
+        .is_some(),
+        "{body}"
+    );
     // The gigantic TXT set arrived whole (over TCP): its one SPF record is found.
     assert!(
         has(

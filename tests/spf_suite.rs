@@ -13,7 +13,7 @@ use std::net::IpAddr;
 use std::time::Duration;
 
 use mailauth_exporter::checks::spf::check_host;
-use mailauth_exporter::resolver::{CachingDns, HickoryDns, QueryCounters, ResolverSettings};
+use mailauth_exporter::resolver::{build_stack, QueryCounters, ResolverSettings};
 use mailauth_exporter::zone_server::Fault;
 use serde_yaml::Value;
 
@@ -236,11 +236,9 @@ async fn run_suite(file: &str) -> (usize, usize, Vec<String>) {
             nameservers: vec![server.addr()],
             timeout: Duration::from_millis(300),
             attempts: 1,
+            ..ResolverSettings::default()
         };
-        let dns = CachingDns::new(
-            HickoryDns::new(&settings, counters).unwrap(),
-            Duration::from_secs(60),
-        );
+        let dns = build_stack(&settings, Duration::from_secs(60), counters).unwrap();
         let tests: BTreeMap<String, Value> =
             serde_yaml::from_value(scenario["tests"].clone()).unwrap();
         for (name, case) in tests {
@@ -258,7 +256,7 @@ async fn run_suite(file: &str) -> (usize, usize, Vec<String>) {
                     .rsplit_once('@')
                     .map_or(mailfrom.clone(), |(_, d)| d.to_string())
             };
-            let got = check_host(&dns, ip, &domain, &mailfrom, &helo).await;
+            let got = check_host(&*dns, ip, &domain, &mailfrom, &helo).await;
             let want = expected(&case);
             if want.iter().any(|w| w == got.as_str()) {
                 passed += 1;

@@ -16,7 +16,7 @@ use crate::mail::body::body_text;
 use crate::mail::dkim_verify::{self, DkimVerification};
 use crate::mail::received_spf::{self, ReceivedSpf};
 use crate::mail::verifier_report::{self, VerifierReport};
-use crate::resolver::{HickoryDns, QueryCounters, ResolverSettings};
+use crate::resolver::{build_stack, QueryCounters, ResolverSettings};
 
 /// Larger input is refused rather than read into memory.
 const MAX_INPUT_BYTES: u64 = 64 * 1024 * 1024;
@@ -52,9 +52,10 @@ pub async fn inspect(
     settings: &ResolverSettings,
 ) -> Inspection {
     let mut inspection = inspect_offline(raw, trusted_ids);
-    match HickoryDns::new(settings, Arc::new(QueryCounters::default())) {
+    let counters = Arc::new(QueryCounters::default());
+    match build_stack(settings, Duration::ZERO, counters) {
         Ok(dns) => {
-            inspection.dkim_verification = dkim_verify::verify(raw, dns.resolver())
+            inspection.dkim_verification = dkim_verify::verify(raw, dns.wire().resolver())
                 .await
                 .unwrap_or_default();
         }
@@ -107,6 +108,7 @@ pub async fn run(args: &InspectArgs) -> ExitCode {
         nameservers: args.nameservers.clone(),
         timeout: Duration::from_secs(3),
         attempts: 1,
+        ..ResolverSettings::default()
     };
     let inspection = inspect(&raw, &args.trusted_authserv_ids, &settings).await;
     match args.format {

@@ -209,6 +209,10 @@ pub struct DnsConfig {
     /// DNS blocklist zones in which every domain's sending IPs are looked up.
     #[serde(default)]
     pub blocklists: Vec<String>,
+    /// Queries sent to one server at once, at most; the others wait their turn within
+    /// their timeout (see [`crate::resolver::client::DEFAULT_MAX_IN_FLIGHT`] for the default).
+    #[serde(default = "default_max_in_flight")]
+    pub max_in_flight: usize,
 }
 
 impl Default for DnsConfig {
@@ -219,6 +223,7 @@ impl Default for DnsConfig {
             attempts: default_attempts(),
             cache_max_ttl: default_cache_max_ttl(),
             blocklists: Vec::new(),
+            max_in_flight: default_max_in_flight(),
         }
     }
 }
@@ -433,6 +438,9 @@ fn default_dns_timeout() -> Duration {
 }
 fn default_attempts() -> usize {
     2
+}
+fn default_max_in_flight() -> usize {
+    crate::resolver::client::DEFAULT_MAX_IN_FLIGHT
 }
 fn default_cache_max_ttl() -> Duration {
     Duration::from_secs(300)
@@ -720,6 +728,12 @@ impl Config {
                     &format!("[mailbox.{name}] junk_folders: {problem}"),
                 ));
             }
+        }
+        if self.dns.max_in_flight == 0 {
+            return Err(ConfigError::plain(
+                path,
+                "[dns] max_in_flight: at least 1 query must be allowed in flight",
+            ));
         }
         for list in &self.dns.blocklists {
             if !is_domain_name(list) {

@@ -28,6 +28,20 @@ fn defaults_apply_to_an_empty_file() {
     assert_eq!(config.exporter.listen_address, DEFAULT_LISTEN_ADDRESS);
     assert_eq!(config.dns.attempts, 2);
     assert!(config.dns.nameservers.is_empty());
+    assert_eq!(config.dns.max_in_flight, 256);
+}
+
+#[test]
+fn queries_in_flight_are_bounded_by_at_least_one() {
+    assert_eq!(
+        parse("[dns]\nmax_in_flight = 8\n")
+            .unwrap()
+            .dns
+            .max_in_flight,
+        8
+    );
+    let err = parse("[dns]\nmax_in_flight = 0\n").unwrap_err().to_string();
+    assert!(err.contains("[dns] max_in_flight"), "{err}");
 }
 
 #[test]

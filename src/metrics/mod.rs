@@ -157,6 +157,8 @@ pub struct Metrics {
     /// The latest round trip per (domain, target), for the landing page.
     probe_views: RwLock<BTreeMap<(String, String), ProbeView>>,
     dns_queries: IntCounterVec,
+    dns_retransmissions: IntCounterVec,
+    dns_rto: GaugeVec,
     query_counters: Arc<QueryCounters>,
     pub reload_success: IntGauge,
     pub reload_timestamp: Gauge,
@@ -235,6 +237,24 @@ impl Metrics {
             dns_queries.with_label_values(&[result]);
         }
         reg(Box::new(dns_queries.clone()));
+        let dns_retransmissions = IntCounterVec::new(
+            Opts::new(
+                "mailauth_dns_retransmissions_total",
+                "DNS queries sent again to a server after its retransmission timeout passed unanswered.",
+            ),
+            &["server"],
+        )
+        .expect("valid metric");
+        reg(Box::new(dns_retransmissions.clone()));
+        let dns_rto = GaugeVec::new(
+            Opts::new(
+                "mailauth_dns_rto_seconds",
+                "A server's current retransmission timeout (smoothed round trip + 4 x its variation, RFC 6298).",
+            ),
+            &["server"],
+        )
+        .expect("valid metric");
+        reg(Box::new(dns_rto.clone()));
         let gauge = |name: &str, help: &str| {
             let g = Gauge::new(name, help).expect("valid metric");
             reg(Box::new(g.clone()));
@@ -379,6 +399,8 @@ impl Metrics {
             domains: RwLock::new(BTreeMap::new()),
             probe_views: RwLock::new(BTreeMap::new()),
             dns_queries,
+            dns_retransmissions,
+            dns_rto,
             query_counters,
             reload_success,
             reload_timestamp,
@@ -510,6 +532,23 @@ impl Metrics {
             .cloned()
     }
 
+    /// The per-server transport series, for the servers configured now: a server left out
+    /// by a reload loses its RTO gauge (its counter stays, as counters do).
+    fn update_dns_servers(&self) {
+        self.dns_rto.reset();
+        for stats in self.query_counters.servers() {
+            let server = stats.server.to_string();
+            let counter = self.dns_retransmissions.with_label_values(&[&server]);
+            let seen = counter.get();
+            if stats.retransmissions > seen {
+                counter.inc_by(stats.retransmissions - seen);
+            }
+            self.dns_rto
+                .with_label_values(&[&server])
+                .set(stats.rto.as_secs_f64());
+        }
+    }
+
     /// The body of a scrape: the registry's families, then the per-domain ones, produced
     /// chunk by chunk while it is sent (see [`Exposition`]).
     pub fn exposition(&self) -> Exposition {
@@ -520,6 +559,7 @@ impl Metrics {
                 counter.inc_by(count - seen);
             }
         }
+        self.update_dns_servers();
         let mut head = Vec::with_capacity(16 * 1024);
         let encoder = prometheus::TextEncoder::new();
         if let Err(e) = encoder.encode(&self.registry.gather(), &mut head) {

@@ -1,6 +1,7 @@
 //! DNS access for every check: one small interface ([`Dns`]) with typed answers that keep
 //! the distinctions the RFCs care about (NXDOMAIN vs NODATA vs a server failure), and its
-//! implementations: the exchange on the wire ([`wire`]), the stub resolver over it
+//! implementations: the exchange on the wire ([`wire`], with its round-trip estimate
+//! [`rtt`] and its sockets [`pool`]), the stub resolver over it
 //! ([`client`]), the shared cache in front ([`cache`]) and an in-memory one for tests
 //! ([`fake`]). The record checks that sit on top of it live in `crate::checks`.
 //!
@@ -10,6 +11,8 @@
 pub mod cache;
 pub mod client;
 pub mod fake;
+pub mod pool;
+pub mod rtt;
 pub mod wire;
 
 use std::fmt;
@@ -23,7 +26,20 @@ use std::time::Duration;
 /// server/, service/scheduler.rs, config/mod.rs, mail/probe.rs: files being edited in
 /// issue 15's steps 2 and 3); new code imports [`crate::name`], where they live.
 pub use cache::CachingDns;
-pub use client::{HickoryDns, QueryCounters, ResolverSettings};
+pub use client::{HickoryDns, QueryCounters, ResolverError, ResolverSettings};
+
+/// The resolver stack every caller uses (the exporter, `check`, `inspect`, `report`, the
+/// tests): the wire client for `settings`, its queries counted in `counters`, behind the
+/// cache shared by all checks, which keeps answers for their TTL but at most
+/// `cache_max_ttl`. Built in one place so that a change to the stack reaches every caller.
+pub fn build_stack(
+    settings: &ResolverSettings,
+    cache_max_ttl: Duration,
+    counters: Arc<QueryCounters>,
+) -> Result<Arc<CachingDns>, ResolverError> {
+    let wire = HickoryDns::new(settings, counters)?;
+    Ok(Arc::new(CachingDns::new(wire, cache_max_ttl)))
+}
 
 /// The record types the checks ask for.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]

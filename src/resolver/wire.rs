@@ -15,18 +15,26 @@
 //! pointed at a local validating resolver (unbound, knot-resolver, systemd-resolved with
 //! DNSSEC=yes), the only kind whose AD bit can be trusted, since the path to it is loopback.
 //!
-//! Each query gets a fresh random id and a socket of its own with a port chosen by the
-//! kernel, and a response counts only when it comes from the server asked, carries the id
-//! and repeats the question: the defences against forged answers (RFC 5452 §9.1).
+//! Each query gets a fresh random id and a socket to itself, taken from a pool of
+//! sockets on random ports that are replaced after a bounded number of queries
+//! ([`super::pool`]), and a response counts only when it comes from the server asked,
+//! carries the id and repeats the question: the defences against forged answers (RFC 5452
+//! §9.1). A datagram unanswered for the server's retransmission timeout ([`super::rtt`])
+//! is sent again, so that a loss costs about one RTO, not the whole timeout.
 
 use std::net::SocketAddr;
-use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use hickory_resolver::proto::op::{Edns, Message, MessageType, Query, ResponseCode};
 use hickory_resolver::proto::rr::{Name, RData as HRData, RecordType as HRecordType};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::sync::Semaphore;
+use tokio::time::Instant;
 
+use super::pool::SocketPool;
+use super::rtt::{RttEstimator, INITIAL_RTO, MIN_RTO};
 use super::{Answer, Authenticated, DnsError, RData, RecordType};
 use crate::name::normalize_name;
 
@@ -177,10 +185,61 @@ fn same_name(a: &str, b: &str) -> bool {
 /// Where queries go: the servers, asked in turn, each attempt going through the list.
 #[derive(Clone, Debug)]
 pub struct Upstream {
-    pub servers: Vec<SocketAddr>,
-    /// For one exchange with one server.
+    pub servers: Vec<Arc<Server>>,
+    /// For one exchange with one server (UDP with its retransmissions; the TCP retry
+    /// after a truncated answer has a timeout of its own).
     pub timeout: Duration,
     pub attempts: usize,
+}
+
+/// One server and what the exchange keeps about it: its round-trip estimate (when to
+/// send again), the bound on queries in flight to it, its sockets, its retransmissions.
+#[derive(Debug)]
+pub struct Server {
+    pub addr: SocketAddr,
+    rtt: Mutex<RttEstimator>,
+    in_flight: Semaphore,
+    sockets: SocketPool,
+    /// Shared with the [`super::QueryCounters`] of the resolver, which keep it across a
+    /// reload that builds the servers again (a counter must not go back).
+    retransmissions: Arc<AtomicU64>,
+}
+
+impl Server {
+    /// `timeout` caps the RTO; at most `max_in_flight` queries (at least one) are sent to
+    /// the server at once, the others wait their turn within their timeout; each
+    /// retransmission is counted in `retransmissions`.
+    pub fn new(
+        addr: SocketAddr,
+        timeout: Duration,
+        max_in_flight: usize,
+        retransmissions: Arc<AtomicU64>,
+    ) -> Self {
+        let max_in_flight = max_in_flight.clamp(1, Semaphore::MAX_PERMITS);
+        Self {
+            addr,
+            rtt: Mutex::new(RttEstimator::new(INITIAL_RTO, MIN_RTO, timeout)),
+            in_flight: Semaphore::new(max_in_flight),
+            sockets: SocketPool::new(addr, max_in_flight),
+            retransmissions,
+        }
+    }
+
+    /// The current retransmission timeout.
+    pub fn rto(&self) -> Duration {
+        self.estimator().rto()
+    }
+
+    /// Datagrams sent again because the one before went unanswered for an RTO.
+    pub fn retransmissions(&self) -> u64 {
+        self.retransmissions.load(Ordering::Relaxed)
+    }
+
+    fn estimator(&self) -> std::sync::MutexGuard<'_, RttEstimator> {
+        self.rtt
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+    }
 }
 
 /// Looks up `name`, following aliases the server left dangling, with loops reported as
@@ -273,7 +332,7 @@ async fn ask_once(
     let mut last = DnsError::Timeout;
     for _ in 0..upstream.attempts.max(1) {
         for server in &upstream.servers {
-            match exchange(*server, upstream.timeout, name, rtype, dnssec).await {
+            match exchange(server, upstream.timeout, name, rtype, dnssec).await {
                 Ok(Reading::Answer(response)) => return Ok(response),
                 Ok(Reading::Failed(e)) | Err(e) => last = e,
                 Ok(Reading::FormatError) => last = DnsError::FormErr,
@@ -284,24 +343,28 @@ async fn ask_once(
     Err(last)
 }
 
+/// One question to one server: over UDP (again without EDNS after FORMERR), over TCP
+/// when the answer was truncated. The wait for a turn among the server's queries in flight
+/// counts against the first UDP exchange's timeout.
 async fn exchange(
-    server: SocketAddr,
+    server: &Server,
     timeout: Duration,
     name: &str,
     rtype: RecordType,
     dnssec: bool,
 ) -> Result<Reading, DnsError> {
-    let udp_attempt = |with_edns| async move {
-        let (id, query) = build(name, rtype, dnssec, with_edns)?;
-        tokio::time::timeout(timeout, udp_exchange(server, id, &query, name, rtype))
-            .await
-            .map_err(|_| DnsError::Timeout)?
+    let deadline = Instant::now() + timeout;
+    let _turn = match tokio::time::timeout_at(deadline, server.in_flight.acquire()).await {
+        Ok(Ok(permit)) => permit,
+        // The semaphore is never closed; an elapsed wait is the query's timeout.
+        Ok(Err(_)) | Err(_) => return Err(DnsError::Timeout),
     };
     let mut with_edns = true;
-    let mut udp = udp_attempt(true).await?;
+    let mut udp = udp_exchange(server, deadline, name, rtype, dnssec, true).await?;
     if udp == Reading::FormatError {
         with_edns = false;
-        udp = udp_attempt(false).await?;
+        let deadline = Instant::now() + timeout;
+        udp = udp_exchange(server, deadline, name, rtype, dnssec, false).await?;
     }
     match udp {
         Reading::Truncated => {}
@@ -309,7 +372,8 @@ async fn exchange(
         reading => return Ok(reading),
     }
     let (id, query) = build(name, rtype, dnssec, with_edns)?;
-    match tokio::time::timeout(timeout, tcp_exchange(server, id, &query, name, rtype)).await {
+    let tcp = tcp_exchange(server.addr, id, &query, name, rtype);
+    match tokio::time::timeout(timeout, tcp).await {
         Ok(Err(
             e @ (DnsError::Network(_)
             | DnsError::TcpAnswerMismatch(_)
@@ -329,35 +393,94 @@ fn io_error(e: std::io::Error) -> DnsError {
     }
 }
 
+/// Transmissions of one UDP exchange at most. With the RTO doubling from its 50 ms floor,
+/// eight of them span 12.75 s; the deadline ends the exchange in any case.
+const MAX_TRANSMISSIONS: usize = 8;
+
+/// The query over UDP until `deadline`, sent again each time an RTO passes unanswered
+/// (the RTO doubling each time, RFC 6298 §5.5). Each transmission has its own random id:
+/// an answer to any of them is accepted (all ask the same question of the same server),
+/// and tells which transmission it answers, so its round trip is a valid sample (Karn).
 async fn udp_exchange(
-    server: SocketAddr,
-    id: u16,
-    query: &[u8],
+    server: &Server,
+    deadline: Instant,
     name: &str,
     rtype: RecordType,
+    dnssec: bool,
+    with_edns: bool,
 ) -> Result<Reading, DnsError> {
-    let local: SocketAddr = if server.is_ipv4() {
-        (std::net::Ipv4Addr::UNSPECIFIED, 0).into()
-    } else {
-        (std::net::Ipv6Addr::UNSPECIFIED, 0).into()
-    };
-    let socket = tokio::net::UdpSocket::bind(local).await.map_err(io_error)?;
-    socket.connect(server).await.map_err(io_error)?;
-    socket.send(query).await.map_err(io_error)?;
+    let mut socket = server.sockets.take().await.map_err(io_error)?;
+    let mut sent: Vec<(u16, Instant)> = Vec::with_capacity(2);
+    let mut rto = server.rto();
     // Larger than the advertised payload, for servers that ignore it; not zeroed.
     let mut buf = Vec::with_capacity(4096);
+    let reading = loop {
+        let (id, query) = build(name, rtype, dnssec, with_edns)?;
+        if let Err(e) = socket.socket.send(&query).await {
+            // A pooled socket can outlive the runtime it was registered with: a new one.
+            if !socket.reused || !sent.is_empty() {
+                return Err(io_error(e));
+            }
+            socket = server.sockets.open().await.map_err(io_error)?;
+            socket.socket.send(&query).await.map_err(io_error)?;
+        }
+        let sent_at = Instant::now();
+        sent.push((id, sent_at));
+        let resend_at = if sent.len() < MAX_TRANSMISSIONS {
+            (sent_at + rto).min(deadline)
+        } else {
+            deadline
+        };
+        if let Some((reading, asked_at)) =
+            receive(&socket.socket, &mut buf, &sent, resend_at, name, rtype).await?
+        {
+            server.estimator().sample(asked_at.elapsed());
+            break Ok(reading);
+        }
+        server.estimator().backoff(rto);
+        if resend_at >= deadline {
+            break Err(DnsError::Timeout);
+        }
+        server.retransmissions.fetch_add(1, Ordering::Relaxed);
+        rto = rto.saturating_mul(2);
+    };
+    // Given back after an answer or a timeout; a socket that failed is dropped above.
+    server.sockets.give_back(socket);
+    reading
+}
+
+/// Reads datagrams until one answers a transmission in `sent` (the reading, and when
+/// that transmission was sent), or `None` at `until`. Datagrams that answer something
+/// else (or are garbage under another id) are skipped, not trusted; the socket is
+/// connected, so only the server's datagrams arrive at all.
+async fn receive(
+    socket: &tokio::net::UdpSocket,
+    buf: &mut Vec<u8>,
+    sent: &[(u16, Instant)],
+    until: Instant,
+    name: &str,
+    rtype: RecordType,
+) -> Result<Option<(Reading, Instant)>, DnsError> {
     loop {
         buf.clear();
-        let n = socket.recv_buf(&mut buf).await.map_err(io_error)?;
+        let n = match tokio::time::timeout_at(until, socket.recv_buf(buf)).await {
+            Err(_) => return Ok(None),
+            Ok(received) => received.map_err(io_error)?,
+        };
+        let Some(&(id, asked_at)) = buf
+            .get(..2)
+            .and_then(|b| sent.iter().find(|(id, _)| id.to_be_bytes() == b))
+        else {
+            continue;
+        };
         if n == buf.capacity() {
             // Cut off by the buffer: a server that ignored the advertised size. TCP has
             // room for the whole answer.
-            return Ok(Reading::Truncated);
+            return Ok(Some((Reading::Truncated, asked_at)));
         }
-        // Datagrams that answer something else (or are garbage) are skipped, not trusted.
-        match read_response(&buf, id, name, rtype) {
+        match read_response(buf, id, name, rtype) {
             Reading::Foreign => continue,
-            reading => return Ok(reading),
+            reading => return Ok(Some((reading, asked_at))),
         }
     }
 }

@@ -10,7 +10,7 @@ use crate::checks::DomainSpec;
 use crate::config::Config;
 use crate::mail::ledger::TokenLedger;
 use crate::metrics::Metrics;
-use crate::resolver::{CachingDns, Dns, HickoryDns, QueryCounters, ResolverSettings};
+use crate::resolver::{CachingDns, Dns, QueryCounters, ResolverSettings};
 use crate::service::scheduler::Scheduler;
 use crate::state::{StateError, StateStore};
 
@@ -65,9 +65,10 @@ pub fn build_dns(config: &Config, counters: Arc<QueryCounters>) -> Result<Arc<Ca
         nameservers: config.dns.nameservers.clone(),
         timeout: config.dns.timeout,
         attempts: config.dns.attempts,
+        max_in_flight: config.dns.max_in_flight,
     };
-    let wire = HickoryDns::new(&settings, counters)?;
-    Ok(Arc::new(CachingDns::new(wire, config.dns.cache_max_ttl)))
+    crate::resolver::build_stack(&settings, config.dns.cache_max_ttl, counters)
+        .map_err(|e| e.to_string())
 }
 
 impl App {
@@ -103,7 +104,8 @@ impl App {
     }
 
     fn apply(&self, config: Config) -> Result<(), String> {
-        let dns: Arc<dyn Dns> = build_dns(&config, self.counters.clone())?;
+        let stack = build_dns(&config, self.counters.clone())?;
+        let dns: Arc<dyn Dns> = stack.clone();
         // Before anything is stopped: a state_dir that cannot be opened keeps the old
         // configuration running, as any other bad config does.
         let state_dir = config.exporter.state_dir.clone();
@@ -188,13 +190,8 @@ impl App {
             ));
         }
         if !config.probes.is_empty() {
-            let settings = ResolverSettings {
-                nameservers: config.dns.nameservers.clone(),
-                timeout: config.dns.timeout,
-                attempts: config.dns.attempts,
-            };
-            let resolver =
-                HickoryDns::new(&settings, Arc::new(QueryCounters::default()))?.resolver();
+            // The stack's own hickory resolver, for the DKIM verifier of the probes.
+            let resolver = stack.wire().resolver();
             running.probes = Some(crate::service::scheduler::ProbeScheduler::start(
                 config.clone(),
                 dns.clone(),

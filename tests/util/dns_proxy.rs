@@ -4,6 +4,10 @@
 //! the wrong id or with garbage. Names outside the suffix always pass through untouched,
 //! so the other domains of a test keep a working server.
 //!
+//! It also counts the UDP queries it receives per name, and can drop datagrams (a server
+//! whose receive queue overflowed), answer slowly while counting the questions it holds at
+//! once, or send a forged answer from another port ahead of the real one.
+//!
 //! It works on raw wire bytes (header fields at fixed offsets, RFC 1035 §4.1.1): the
 //! faults are about bytes no well-formed message builder would write.
 
@@ -30,11 +34,32 @@ pub enum Mode {
     /// FORMERR for every query that carries EDNS (an old server or a middlebox that
     /// rejects it); queries without EDNS are answered.
     FormErrOnEdns,
+    /// The first N UDP queries for the names are dropped (a server whose receive queue
+    /// overflowed), the later ones answered.
+    DropFirst(u32),
+    /// Every UDP answer held for the given time (a slow server); the distinct questions
+    /// held at once are counted ([`DnsProxy::most_held`]).
+    Slow(Duration),
+    /// Each UDP answer is preceded by a forged copy sent from another port of the proxy's
+    /// address, with `192.0.2.` in its records changed to `203.0.11` (see [`forged`]).
+    ForgeFromOtherPort,
+}
+
+#[derive(Default)]
+struct State {
+    suffix: String,
+    mode: Option<Mode>,
+    dropped: u32,
+    /// UDP queries received, by name.
+    seen: std::collections::HashMap<String, usize>,
+    /// Questions held by `Mode::Slow` now (by name, with their count), and the most at once.
+    held: std::collections::HashMap<String, usize>,
+    most_held: usize,
 }
 
 pub struct DnsProxy {
     addr: SocketAddr,
-    state: Arc<Mutex<(String, Mode)>>,
+    state: Arc<Mutex<State>>,
     tasks: Vec<tokio::task::JoinHandle<()>>,
 }
 
@@ -56,7 +81,7 @@ impl DnsProxy {
             }
         };
         let addr = udp.local_addr().unwrap();
-        let state = Arc::new(Mutex::new((String::new(), Mode::Pass)));
+        let state = Arc::new(Mutex::new(State::default()));
         let udp = Arc::new(udp);
         let s = state.clone();
         let udp_task = tokio::spawn(async move {
@@ -68,10 +93,33 @@ impl DnsProxy {
                 let query = buf[..n].to_vec();
                 let (udp, s) = (udp.clone(), s.clone());
                 tokio::spawn(async move {
+                    let name = qname(&query).unwrap_or_default();
+                    *s.lock().unwrap().seen.entry(name.clone()).or_default() += 1;
                     let mode = mode_for(&s, &query);
-                    if let Some(reply) = udp_reply(upstream, &query, mode).await {
-                        let _ = udp.send_to(&reply, from).await;
+                    match mode {
+                        Mode::DropFirst(n) => {
+                            let mut state = s.lock().unwrap();
+                            if state.dropped < n {
+                                state.dropped += 1;
+                                return;
+                            }
+                        }
+                        Mode::Slow(delay) => {
+                            hold(&s, &name, 1);
+                            // The fault itself (a slow server), not a synchronisation.
+                            tokio::time::sleep(delay).await;
+                            hold(&s, &name, -1);
+                        }
+                        _ => {}
                     }
+                    let Some(reply) = udp_reply(upstream, &query, mode).await else {
+                        return;
+                    };
+                    if mode == Mode::ForgeFromOtherPort {
+                        let forger = UdpSocket::bind((addr.ip(), 0)).await.unwrap();
+                        let _ = forger.send_to(&forged(&reply), from).await;
+                    }
+                    let _ = udp.send_to(&reply, from).await;
                 });
             }
         });
@@ -97,17 +145,47 @@ impl DnsProxy {
 
     /// Makes the names equal to or under `suffix` misbehave as `mode` (`Mode::Pass` heals).
     pub fn set(&self, suffix: &str, mode: Mode) {
-        *self.state.lock().unwrap() = (suffix.trim_end_matches('.').to_ascii_lowercase(), mode);
+        let mut state = self.state.lock().unwrap();
+        state.suffix = suffix.trim_end_matches('.').to_ascii_lowercase();
+        state.mode = Some(mode);
+        state.dropped = 0;
+    }
+
+    /// UDP queries received for `name` (lower-case, without the trailing dot).
+    pub fn seen(&self, name: &str) -> usize {
+        self.state
+            .lock()
+            .unwrap()
+            .seen
+            .get(name)
+            .copied()
+            .unwrap_or(0)
+    }
+
+    /// The most distinct questions `Mode::Slow` held at once.
+    pub fn most_held(&self) -> usize {
+        self.state.lock().unwrap().most_held
     }
 }
 
-fn mode_for(state: &Mutex<(String, Mode)>, query: &[u8]) -> Mode {
-    let (suffix, mode) = state.lock().unwrap().clone();
+fn hold(state: &Mutex<State>, name: &str, delta: isize) {
+    let mut state = state.lock().unwrap();
+    let count = state.held.entry(name.to_string()).or_default();
+    *count = count.checked_add_signed(delta).unwrap();
+    if *count == 0 {
+        state.held.remove(name);
+    }
+    state.most_held = state.most_held.max(state.held.len());
+}
+
+fn mode_for(state: &Mutex<State>, query: &[u8]) -> Mode {
+    let state = state.lock().unwrap();
+    let suffix = &state.suffix;
     match qname(query) {
         Some(name)
-            if !suffix.is_empty() && (name == suffix || name.ends_with(&format!(".{suffix}"))) =>
+            if !suffix.is_empty() && (name == *suffix || name.ends_with(&format!(".{suffix}"))) =>
         {
-            mode
+            state.mode.unwrap_or(Mode::Pass)
         }
         _ => Mode::Pass,
     }
@@ -177,6 +255,23 @@ fn formerr(query: &[u8]) -> Vec<u8> {
     out
 }
 
+/// The reply with every `192.0.2.` in its bytes changed to `203.0.11` (the same length, so
+/// the message stays well-formed): an answer no zone of the tests holds.
+fn forged(reply: &[u8]) -> Vec<u8> {
+    let mut out = reply.to_vec();
+    let (from, to) = (b"192.0.2.", b"203.0.11");
+    let mut i = 0;
+    while i + from.len() <= out.len() {
+        if &out[i..i + from.len()] == from {
+            out[i..i + from.len()].copy_from_slice(to);
+            i += from.len();
+        } else {
+            i += 1;
+        }
+    }
+    out
+}
+
 fn wrong_id(mut reply: Vec<u8>) -> Vec<u8> {
     if reply.len() >= 2 {
         reply[0] ^= 0x5a;
@@ -232,8 +327,12 @@ async fn udp_reply(upstream: SocketAddr, query: &[u8], mode: Mode) -> Option<Vec
     let reply = ask(upstream, query).await?;
     Some(match mode {
         // An answer too large for the client's UDP payload is truncated, as by a real server.
-        Mode::Pass if reply.len() > udp_limit(query) => truncated(&reply),
-        Mode::Pass => reply,
+        Mode::Pass | Mode::DropFirst(_) | Mode::Slow(_) | Mode::ForgeFromOtherPort
+            if reply.len() > udp_limit(query) =>
+        {
+            truncated(&reply)
+        }
+        Mode::Pass | Mode::DropFirst(_) | Mode::Slow(_) | Mode::ForgeFromOtherPort => reply,
         Mode::Truncate | Mode::TruncateThenClose => truncated(&reply),
         Mode::WrongId => wrong_id(reply),
         Mode::FormErrOnEdns if reply.len() > udp_limit(query) => truncated(&reply),
@@ -242,7 +341,7 @@ async fn udp_reply(upstream: SocketAddr, query: &[u8], mode: Mode) -> Option<Vec
     })
 }
 
-async fn serve_tcp(mut conn: TcpStream, upstream: SocketAddr, state: Arc<Mutex<(String, Mode)>>) {
+async fn serve_tcp(mut conn: TcpStream, upstream: SocketAddr, state: Arc<Mutex<State>>) {
     while let Some(query) = read_framed(&mut conn).await {
         let reply = match mode_for(&state, &query) {
             Mode::TruncateThenClose => return,
@@ -252,12 +351,15 @@ async fn serve_tcp(mut conn: TcpStream, upstream: SocketAddr, state: Arc<Mutex<(
                 Some(r) => wrong_id(r),
                 None => return,
             },
-            Mode::Pass | Mode::Truncate | Mode::FormErrOnEdns => {
-                match ask(upstream, &query).await {
-                    Some(r) => r,
-                    None => return,
-                }
-            }
+            Mode::Pass
+            | Mode::Truncate
+            | Mode::FormErrOnEdns
+            | Mode::DropFirst(_)
+            | Mode::Slow(_)
+            | Mode::ForgeFromOtherPort => match ask(upstream, &query).await {
+                Some(r) => r,
+                None => return,
+            },
         };
         if conn
             .write_all(&(reply.len() as u16).to_be_bytes())

@@ -14,7 +14,7 @@ pub mod smtp_fault;
 use std::sync::Arc;
 use std::time::Duration;
 
-use mailauth_exporter::resolver::{CachingDns, HickoryDns, QueryCounters, ResolverSettings};
+use mailauth_exporter::resolver::{build_stack, CachingDns, QueryCounters, ResolverSettings};
 use mailauth_exporter::zone_server::ZoneServer;
 
 /// A zone file with SOA and NS, `$TTL` as given, followed by `body`.
@@ -162,15 +162,18 @@ pub fn settings(server: &ZoneServer) -> ResolverSettings {
         nameservers: vec![server.addr()],
         timeout: Duration::from_millis(400),
         attempts: 1,
+        ..ResolverSettings::default()
     }
 }
 
 /// A caching client of `server` and the counters of what reached the wire.
 pub fn client(server: &ZoneServer) -> (Arc<CachingDns>, Arc<QueryCounters>) {
     let counters = Arc::new(QueryCounters::default());
-    let wire = HickoryDns::new(&settings(server), counters.clone()).expect("resolver");
-    (
-        Arc::new(CachingDns::new(wire, Duration::from_secs(300))),
-        counters,
+    let dns = build_stack(
+        &settings(server),
+        Duration::from_secs(300),
+        counters.clone(),
     )
+    .expect("resolver");
+    (dns, counters)
 }
