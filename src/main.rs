@@ -65,9 +65,15 @@ fn init_logging(log: &LogArgs) {
         .try_init();
 }
 
-fn parse_listen(text: &str) -> Result<SocketAddr, String> {
+/// A `--web.listen-address` or `listen_address` that is not `IP:PORT` (a host name is
+/// refused: the exporter binds exactly what it is told, never what a lookup returns).
+#[derive(Debug, thiserror::Error)]
+#[error("invalid listen address {0:?}: expected IP:PORT")]
+struct InvalidListenAddress(String);
+
+fn parse_listen(text: &str) -> Result<SocketAddr, InvalidListenAddress> {
     text.parse()
-        .map_err(|_| format!("invalid listen address {text:?}: expected IP:PORT"))
+        .map_err(|_| InvalidListenAddress(text.to_string()))
 }
 
 async fn serve(args: ServeArgs) -> ExitCode {

@@ -13,7 +13,7 @@ use std::process::ExitCode;
 use std::sync::Arc;
 
 use crate::cli::{Format, ReportArgs};
-use crate::config::Config;
+use crate::config::{Config, ConfigError};
 use crate::reports::aggregate::AggregateReport;
 use crate::reports::failure::FailureReport;
 use crate::reports::sender::SenderTable;
@@ -31,9 +31,20 @@ struct Classifier {
     dns: Arc<dyn Dns>,
 }
 
-fn classifier(path: &Path) -> Result<Classifier, String> {
-    let config = Config::load(path).map_err(|e| e.to_string())?;
-    let dns: Arc<dyn Dns> = build_dns(&config, Arc::new(QueryCounters::default()))?;
+/// Why `--config` gave no classifier (the command then exits 2 before reading a report).
+#[derive(Debug, thiserror::Error)]
+enum ClassifierError {
+    #[error(transparent)]
+    Config(#[from] ConfigError),
+    /// The resolver for the SPF terms could not be built (its message as it gives it).
+    #[error("{0}")]
+    Resolver(String),
+}
+
+fn classifier(path: &Path) -> Result<Classifier, ClassifierError> {
+    let config = Config::load(path)?;
+    let dns: Arc<dyn Dns> = build_dns(&config, Arc::new(QueryCounters::default()))
+        .map_err(ClassifierError::Resolver)?;
     Ok(Classifier {
         senders: SenderTable::new(crate::reports::sender::from_config(&config)),
         dns,

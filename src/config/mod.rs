@@ -519,14 +519,20 @@ fn nameservers<'de, D: Deserializer<'de>>(d: D) -> Result<Vec<SocketAddr>, D::Er
         .collect()
 }
 
+/// A nameserver (in `[dns] nameservers` or `--nameserver`) that is not an address: names
+/// are refused, since resolving the resolver would need a resolver.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("invalid nameserver {0:?}: expected IP or IP:PORT")]
+pub struct InvalidNameserver(pub String);
+
 /// `IP`, `IP:PORT` or `[IPv6]:PORT`.
-pub fn parse_nameserver(text: &str) -> Result<SocketAddr, String> {
+pub fn parse_nameserver(text: &str) -> Result<SocketAddr, InvalidNameserver> {
     if let Ok(addr) = text.parse::<SocketAddr>() {
         return Ok(addr);
     }
     text.parse::<IpAddr>()
         .map(|ip| SocketAddr::new(ip, 53))
-        .map_err(|_| format!("invalid nameserver {text:?}: expected IP or IP:PORT"))
+        .map_err(|_| InvalidNameserver(text.to_string()))
 }
 
 /// A config name that is also a label value (`[[reports]]`, `[[sender]]`): short, and of
@@ -548,25 +554,44 @@ pub struct SenderParts {
     pub domains: Vec<String>,
 }
 
+/// Why a `[[sender]]` entry's values are not usable (shown after `[[sender]] "name": `).
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum SenderError {
+    #[error(transparent)]
+    IpRange(#[from] crate::ip_range::IpRangeError),
+    /// An entry of `dkim_domains` or `domains` (`key`) that is not a host name.
+    #[error("{key}: {name:?} is not a domain name")]
+    NotADomainName { key: &'static str, name: String },
+    /// `spf` is empty or starts with `v=spf1`: it takes the terms of a record, not a record.
+    #[error("spf: give the terms without v=spf1 (\"include:_spf.example.net\")")]
+    SpfNotTerms,
+    /// `spf` does not parse as the body of an SPF record.
+    #[error("spf {terms:?}: {syntax}")]
+    SpfSyntax {
+        terms: String,
+        syntax: crate::checks::spf::parse::SyntaxError,
+    },
+}
+
 impl SenderConfig {
     /// The entry's values, checked (see [`SenderParts`]); the reason when one is not usable.
-    pub fn parts(&self) -> Result<SenderParts, String> {
+    pub fn parts(&self) -> Result<SenderParts, SenderError> {
         let ip_ranges = self
             .ip_ranges
             .iter()
-            .map(|r| {
-                r.parse::<crate::ip_range::IpRange>()
-                    .map_err(|e| e.to_string())
-            })
+            .map(|r| r.parse::<crate::ip_range::IpRange>())
             .collect::<Result<Vec<_>, _>>()?;
-        let names = |list: &[String], key: &str| -> Result<Vec<String>, String> {
+        let names = |list: &[String], key: &'static str| -> Result<Vec<String>, SenderError> {
             list.iter()
                 .map(|d| {
                     let c = crate::name::canonical(d);
                     if is_domain_name(&c) {
                         Ok(c)
                     } else {
-                        Err(format!("{key}: {d:?} is not a domain name"))
+                        Err(SenderError::NotADomainName {
+                            key,
+                            name: d.clone(),
+                        })
                     }
                 })
                 .collect()
@@ -576,12 +601,14 @@ impl SenderConfig {
             Some(terms) => {
                 let record = format!("v=spf1 {terms}");
                 if terms.is_empty() || terms.to_ascii_lowercase().starts_with("v=spf1") {
-                    return Err(
-                        "spf: give the terms without v=spf1 (\"include:_spf.example.net\")".into(),
-                    );
+                    return Err(SenderError::SpfNotTerms);
                 }
-                crate::checks::spf::parse::parse(&record)
-                    .map_err(|e| format!("spf {terms:?}: {e}"))?;
+                crate::checks::spf::parse::parse(&record).map_err(|syntax| {
+                    SenderError::SpfSyntax {
+                        terms: terms.to_string(),
+                        syntax,
+                    }
+                })?;
                 Some(terms.to_string())
             }
         };

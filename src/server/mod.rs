@@ -23,7 +23,7 @@ use axum::routing::{get, post};
 use axum::Router;
 
 use crate::service::app::App;
-pub use security::{Security, WebSecurity};
+pub use security::{Security, WebSecurity, WebSecurityError};
 
 pub fn router(app: Arc<App>) -> Router {
     Router::new()

@@ -59,6 +59,28 @@ pub struct App {
     probe_any_domain_flag: std::sync::atomic::AtomicBool,
 }
 
+/// Why a configuration could not be put into effect (at start the exporter exits; on a
+/// reload the running configuration stays). The text is what the log, `POST /-/reload`
+/// and the start-up error show.
+#[derive(Debug, thiserror::Error)]
+pub enum ApplyError {
+    /// The file does not load or validate.
+    #[error(transparent)]
+    Config(#[from] crate::config::ConfigError),
+    /// A reload was asked of an exporter started without a config file (`demo`).
+    #[error("this exporter was not started from a config file")]
+    NoConfigFile,
+    /// The resolver stack could not be built (its message as the resolver gives it).
+    #[error("{0}")]
+    Resolver(String),
+    /// `[exporter] state_dir` cannot be opened.
+    #[error(transparent)]
+    State(#[from] StateError),
+    /// `[mta_sts] ca_file` cannot be read.
+    #[error(transparent)]
+    CaFile(#[from] crate::tls::PemFileError),
+}
+
 /// Builds the resolver stack a configuration asks for.
 pub fn build_dns(config: &Config, counters: Arc<QueryCounters>) -> Result<Arc<CachingDns>, String> {
     let settings = ResolverSettings {
@@ -76,7 +98,7 @@ impl App {
         config: Config,
         config_path: Option<PathBuf>,
         lifecycle: bool,
-    ) -> Result<Arc<App>, String> {
+    ) -> Result<Arc<App>, ApplyError> {
         let counters = Arc::new(QueryCounters::default());
         let metrics = Metrics::new(counters.clone());
         let app = Arc::new_cyclic(|me| App {
@@ -102,8 +124,9 @@ impl App {
         Ok(app)
     }
 
-    fn apply(&self, config: Config) -> Result<(), String> {
-        let dns: Arc<dyn Dns> = build_dns(&config, self.counters.clone())?;
+    fn apply(&self, config: Config) -> Result<(), ApplyError> {
+        let dns: Arc<dyn Dns> =
+            build_dns(&config, self.counters.clone()).map_err(ApplyError::Resolver)?;
         // Before anything is stopped: a state_dir that cannot be opened keeps the old
         // configuration running, as any other bad config does.
         let state_dir = config.exporter.state_dir.clone();
@@ -114,8 +137,7 @@ impl App {
         let ledger = match kept {
             Some(l) => l,
             None => Arc::new(
-                open_ledger(state_dir.as_deref())
-                    .map_err(|e| e.to_string())?
+                open_ledger(state_dir.as_deref())?
                     .with_error_counter(self.metrics.state_errors.clone()),
             ),
         };
@@ -141,8 +163,7 @@ impl App {
         };
         let domains = merge_domains(&config, &file_domains);
         let https = crate::checks::newer_records::Https {
-            tls: crate::tls::client_config(config.mta_sts.ca_file.as_deref(), false)
-                .map_err(|e| e.to_string())?,
+            tls: crate::tls::client_config(config.mta_sts.ca_file.as_deref(), false)?,
             timeout: config.mta_sts.timeout,
             destinations: crate::checks::destination::Destinations::Any,
         };
@@ -193,8 +214,9 @@ impl App {
                 timeout: config.dns.timeout,
                 attempts: config.dns.attempts,
             };
-            let resolver =
-                HickoryDns::new(&settings, Arc::new(QueryCounters::default()))?.resolver();
+            let resolver = HickoryDns::new(&settings, Arc::new(QueryCounters::default()))
+                .map_err(ApplyError::Resolver)?
+                .resolver();
             running.probes = Some(crate::service::scheduler::ProbeScheduler::start(
                 config.clone(),
                 dns.clone(),
@@ -280,11 +302,11 @@ impl App {
     }
 
     /// Re-reads the config file; on any error the running config stays.
-    pub fn reload(&self) -> Result<(), String> {
+    pub fn reload(&self) -> Result<(), ApplyError> {
         let result = match &self.config_path {
-            None => Err("this exporter was not started from a config file".to_string()),
+            None => Err(ApplyError::NoConfigFile),
             Some(path) => Config::load(path)
-                .map_err(|e| e.to_string())
+                .map_err(ApplyError::from)
                 .and_then(|c| self.apply(c)),
         };
         match &result {
