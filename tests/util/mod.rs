@@ -1,6 +1,7 @@
 //! Helpers shared by the integration tests: a real DNS server on loopback and clients of it.
 #![allow(dead_code)]
 
+pub mod attachments;
 pub mod browser;
 pub mod dns_proxy;
 pub mod exposition;
