@@ -4,9 +4,7 @@
 
 mod util;
 
-use std::io::Write;
 use std::path::PathBuf;
-use std::process::{Command, Stdio};
 
 use serde_json::Value;
 use util::attachments::{base64_lines, gzip, zip};
@@ -21,21 +19,10 @@ fn corpus(rel: &str) -> String {
 
 /// (exit status, stdout, stderr) of `mailauth-exporter report ARGS` given `stdin`.
 fn run_report(args: &[&str], stdin: &[u8]) -> (i32, String, String) {
-    let mut child = Command::new(env!("CARGO_BIN_EXE_mailauth-exporter"))
-        .arg("report")
-        .args(args)
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
-    child.stdin.take().unwrap().write_all(stdin).unwrap();
-    let out = child.wait_with_output().unwrap();
-    (
-        out.status.code().unwrap_or(-1),
-        String::from_utf8(out.stdout).unwrap(),
-        String::from_utf8(out.stderr).unwrap(),
-    )
+    let args: Vec<&str> = std::iter::once("report")
+        .chain(args.iter().copied())
+        .collect();
+    util::run_binary(&args, stdin)
 }
 
 fn json_lines(stdout: &str) -> Vec<Value> {
