@@ -101,8 +101,8 @@ pub struct CheckArgs {
     #[arg(long)]
     pub stats: bool,
     /// DKIM selector to check (repeatable).
-    #[arg(long = "dkim-selector")]
-    pub dkim_selectors: Vec<String>,
+    #[arg(long = "dkim-selector", value_parser = crate::name::Selector::new)]
+    pub dkim_selectors: Vec<crate::name::Selector>,
     /// Sending IP that SPF must authorise and that needs PTR/FCrDNS (repeatable).
     #[arg(long = "sending-ip")]
     pub sending_ips: Vec<IpAddr>,

@@ -195,9 +195,7 @@ async fn check(args: CheckArgs) -> ExitCode {
     let dns = Arc::new(CachingDns::new(wire, std::time::Duration::from_secs(300)));
     let mut names = Vec::new();
     for raw in &args.domains {
-        let Some(domain) = mailauth_exporter::name::to_ascii_name(raw)
-            .filter(|d| mailauth_exporter::name::is_domain_name(d))
-        else {
+        let Ok(domain) = mailauth_exporter::name::DomainName::from_unicode(raw) else {
             eprintln!("invalid domain name {raw:?}");
             return ExitCode::from(2);
         };
@@ -226,7 +224,7 @@ async fn check(args: CheckArgs) -> ExitCode {
             expect_dmarc_policy: args.expect_dmarc_policy,
             parked: args.parked,
             blocklists: args.blocklists.clone(),
-            ..DomainSpec::named(&name)
+            ..DomainSpec::named(name)
         })
         .collect();
     let count = specs.len();

@@ -8,10 +8,12 @@ use std::path::{Path, PathBuf};
 
 use serde::Deserialize;
 
+use crate::name::DomainName;
+
 /// The domains of a file and the lines that were skipped (`line: reason`).
 #[derive(Debug, Default, PartialEq, Eq)]
 pub struct DomainList {
-    pub domains: Vec<String>,
+    pub domains: Vec<DomainName>,
     pub skipped: Vec<String>,
 }
 
@@ -57,15 +59,17 @@ pub fn read(path: &Path) -> Result<DomainList, DomainsFileError> {
 pub fn parse(text: &str) -> Result<DomainList, InvalidFileSd> {
     let mut list = DomainList::default();
     let mut seen = HashSet::new();
-    let mut add = |list: &mut DomainList, raw: &str, where_: String| {
-        let name = crate::name::normalize_name(raw.trim());
-        if !crate::name::is_domain_name(&name) {
-            list.skipped
-                .push(format!("{where_}: invalid domain name {raw:?}"));
-        } else if seen.insert(name.clone()) {
-            list.domains.push(name);
-        }
-    };
+    let mut add =
+        |list: &mut DomainList, raw: &str, where_: String| match DomainName::new(raw.trim()) {
+            Err(_) => list
+                .skipped
+                .push(format!("{where_}: invalid domain name {raw:?}")),
+            Ok(name) => {
+                if seen.insert(name.clone()) {
+                    list.domains.push(name);
+                }
+            }
+        };
     if text.trim_start().starts_with('[') {
         let groups: Vec<FileSdGroup> =
             serde_json::from_str(text).map_err(|source| InvalidFileSd { source })?;

@@ -918,22 +918,32 @@ impl Config {
 
     /// What to check for a `[[domain]]` entry: its own keys and the `[dns] blocklists`.
     /// The one place a configured domain becomes a spec (the scheduler and `/probe` both
-    /// use it, so that they check the same things).
-    pub fn domain_spec(&self, d: &DomainConfig) -> crate::checks::DomainSpec {
-        crate::checks::DomainSpec {
-            dkim_selectors: d.dkim_selectors.clone(),
+    /// use it, so that they check the same things). `None` for an entry whose name or a
+    /// selector is invalid, which validation has already refused.
+    pub fn domain_spec(&self, d: &DomainConfig) -> Option<crate::checks::DomainSpec> {
+        let name = crate::name::DomainName::from_unicode(d.name()).ok()?;
+        let dkim_selectors = d
+            .dkim_selectors
+            .iter()
+            .map(|s| crate::name::Selector::new(s).ok())
+            .collect::<Option<Vec<_>>>()?;
+        Some(crate::checks::DomainSpec {
+            dkim_selectors,
             sending_ips: d.sending_ips.clone(),
             helo: d.helo.clone(),
             expect_dmarc_policy: d.expect_dmarc_policy,
             parked: d.parked,
             blocklists: self.dns.blocklists.clone(),
-            ..crate::checks::DomainSpec::named(d.name())
-        }
+            ..crate::checks::DomainSpec::named(name)
+        })
     }
 
     /// The specs of every configured domain, in config order.
     pub fn domain_specs(&self) -> Vec<crate::checks::DomainSpec> {
-        self.domains.iter().map(|d| self.domain_spec(d)).collect()
+        self.domains
+            .iter()
+            .filter_map(|d| self.domain_spec(d))
+            .collect()
     }
 }
 

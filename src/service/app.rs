@@ -10,6 +10,7 @@ use crate::checks::DomainSpec;
 use crate::config::Config;
 use crate::mail::ledger::TokenLedger;
 use crate::metrics::Metrics;
+use crate::name::DomainName;
 use crate::resolver::{CachingDns, Dns, HickoryDns, QueryCounters, ResolverSettings};
 use crate::service::scheduler::Scheduler;
 use crate::state::{StateError, StateStore};
@@ -320,7 +321,7 @@ impl App {
     }
 
     /// Reads the domains file; problems are logged and reported, never fatal.
-    fn read_domains_file(&self, path: &std::path::Path) -> Option<Vec<String>> {
+    fn read_domains_file(&self, path: &std::path::Path) -> Option<Vec<DomainName>> {
         match crate::config::domains_file::read(path) {
             Ok(list) => {
                 for skipped in &list.skipped {
@@ -355,12 +356,13 @@ impl App {
 }
 
 /// The config's `[[domain]]` entries plus the file's domains with default checks.
-fn merge_domains(config: &Config, file_domains: &[String]) -> Vec<DomainSpec> {
+fn merge_domains(config: &Config, file_domains: &[DomainName]) -> Vec<DomainSpec> {
     let mut specs = config.domain_specs();
-    let known: std::collections::HashSet<String> = specs.iter().map(|s| s.name.clone()).collect();
+    let known: std::collections::HashSet<DomainName> =
+        specs.iter().map(|s| s.name.clone()).collect();
     for name in file_domains {
         if !known.contains(name) {
-            specs.push(DomainSpec::named(name));
+            specs.push(DomainSpec::named(name.clone()));
         }
     }
     specs

@@ -64,8 +64,10 @@ impl Scheduler {
     /// Makes the running loops match `domains`: new domains start, removed ones stop (and
     /// their series vanish), changed ones restart; unchanged ones keep their rhythm.
     pub fn sync(&mut self, domains: Vec<DomainSpec>) {
-        let wanted: HashMap<String, DomainSpec> =
-            domains.into_iter().map(|d| (d.name.clone(), d)).collect();
+        let wanted: HashMap<String, DomainSpec> = domains
+            .into_iter()
+            .map(|d| (d.name.to_string(), d))
+            .collect();
         self.loops.retain(|name, (spec, handle)| {
             let keep = wanted.get(name) == Some(spec);
             if !keep {
@@ -338,7 +340,7 @@ mod tests {
             Arc::new(Semaphore::new(1)),
             Duration::from_secs(60),
             DomainSpec {
-                name: "example.com".into(),
+                name: crate::name::DomainName::new("example.com").unwrap(),
                 ..Default::default()
             },
         );
@@ -367,7 +369,7 @@ mod tests {
             metrics.clone(),
             Arc::new(Semaphore::new(1)),
             Duration::from_millis(20),
-            DomainSpec::named("example.test"),
+            DomainSpec::named(crate::name::DomainName::new("example.test").unwrap()),
         ));
         let panics = || {
             metrics
