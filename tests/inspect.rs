@@ -195,9 +195,13 @@ async fn inspect_reports_every_source_and_verifies_dkim() {
 fn unreadable_input_exits_2() {
     let (code, _, err) = run_inspect(&["/nonexistent/message.eml"], None);
     assert_eq!(code, 2);
-    assert!(err.contains("/nonexistent/message.eml"), "{err}");
+    assert!(
+        err.starts_with("cannot read the message: /nonexistent/message.eml: "),
+        "{err}"
+    );
     let (code, _, err) = run_inspect(&["-"], Some(b""));
     assert_eq!(code, 2, "{err}");
+    assert_eq!(err, "the input is empty\n");
 }
 
 /// Each corpus header, inspected as a one-field message with its authserv-id trusted,

@@ -261,6 +261,12 @@ fn an_unreadable_input_is_named_and_the_others_still_print() {
 fn no_file_is_a_usage_error() {
     let (code, _, stderr) = run_report(&[], b"");
     assert_eq!(code, 2, "{stderr}");
+    let (code, _, stderr) = run_report(&["/nonexistent/report.xml"], b"");
+    assert_eq!(code, 2, "{stderr}");
+    assert!(
+        stderr.starts_with("/nonexistent/report.xml: cannot read: "),
+        "{stderr}"
+    );
 }
 
 #[test]
