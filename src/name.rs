@@ -95,7 +95,7 @@ pub struct InvalidSelector(pub String);
 /// [`DomainName::from_unicode`], so a check never meets an unchecked or differently
 /// spelled name (two spellings would be two metric series). Shown, serialised and
 /// compared as that text.
-#[derive(Debug, Clone, Default, PartialEq, Eq, PartialOrd, Ord, Hash, serde::Serialize)]
+#[derive(Clone, Default, PartialEq, Eq, PartialOrd, Ord, Hash, serde::Serialize)]
 #[serde(transparent)]
 pub struct DomainName(String);
 
@@ -126,7 +126,7 @@ impl DomainName {
 
 /// A DKIM selector: one or more DNS labels, no trailing dot. Its case is kept as written
 /// (DNS compares names without case, and the selector label shows what was configured).
-#[derive(Debug, Clone, Default, PartialEq, Eq, PartialOrd, Ord, Hash, serde::Serialize)]
+#[derive(Clone, Default, PartialEq, Eq, PartialOrd, Ord, Hash, serde::Serialize)]
 #[serde(transparent)]
 pub struct Selector(String);
 
@@ -145,8 +145,15 @@ impl Selector {
     }
 }
 
+/// Both show as their text: `{:?}` quotes it as it quotes a `String`, so a message that
+/// formats a name with `{name:?}` reads the same whichever it holds.
 macro_rules! text_newtype {
     ($t:ty) => {
+        impl std::fmt::Debug for $t {
+            fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+                std::fmt::Debug::fmt(&self.0, f)
+            }
+        }
         impl std::fmt::Display for $t {
             fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
                 f.write_str(&self.0)
@@ -256,6 +263,8 @@ mod tests {
             "invalid domain name \"a..b\""
         );
         assert!(DomainName::new("bücher.example").is_err());
+        let name = DomainName::new("example.com").unwrap();
+        assert_eq!(format!("{name:?} {name}"), "\"example.com\" example.com");
         assert_eq!(
             DomainName::from_unicode("Bücher.Example.").unwrap(),
             "xn--bcher-kva.example"

@@ -673,18 +673,19 @@ impl Config {
         }
         let mut seen = HashSet::new();
         for domain in &self.domains {
-            let name = crate::name::to_ascii_name(domain.name()).unwrap_or_default();
-            if !is_domain_name(&name) {
+            // The same constructors as `domain_spec`, so a valid config's every entry
+            // becomes a spec.
+            let Ok(name) = crate::name::DomainName::from_unicode(domain.name()) else {
                 return Err(at(
                     domain.name.span(),
                     format!("invalid domain name {:?}", domain.name()),
                 ));
-            }
+            };
             if !seen.insert(name.clone()) {
                 return Err(at(domain.name.span(), format!("duplicate domain {name:?}")));
             }
             for selector in &domain.dkim_selectors {
-                if selector.is_empty() || !is_domain_name(selector) {
+                if crate::name::Selector::new(selector).is_err() {
                     return Err(at(
                         domain.name.span(),
                         format!("domain {name:?}: invalid DKIM selector {selector:?}"),
@@ -764,7 +765,7 @@ impl Config {
                 ));
             }
             let domain = crate::name::to_ascii_name(probe.domain.get_ref()).unwrap_or_default();
-            if !seen.contains(&domain) {
+            if !seen.contains(domain.as_str()) {
                 return Err(at(
                     probe.domain.span(),
                     format!("probe domain {domain:?} has no [[domain]] entry"),
