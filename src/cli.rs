@@ -101,8 +101,8 @@ pub struct CheckArgs {
     #[arg(long)]
     pub stats: bool,
     /// DKIM selector to check (repeatable).
-    #[arg(long = "dkim-selector")]
-    pub dkim_selectors: Vec<String>,
+    #[arg(long = "dkim-selector", value_parser = crate::name::Selector::new)]
+    pub dkim_selectors: Vec<crate::name::Selector>,
     /// Sending IP that SPF must authorise and that needs PTR/FCrDNS (repeatable).
     #[arg(long = "sending-ip")]
     pub sending_ips: Vec<IpAddr>,
@@ -128,9 +128,13 @@ pub struct CheckArgs {
     pub format: Format,
 }
 
-fn parse_policy(s: &str) -> Result<Policy, String> {
-    Policy::parse(s)
-        .ok_or_else(|| format!("{s:?} is not a DMARC policy (none, quarantine, reject)"))
+/// `--expect-dmarc-policy` given a word that is not one of DMARC's `p=` values.
+#[derive(Debug, thiserror::Error)]
+#[error("{0:?} is not a DMARC policy (none, quarantine, reject)")]
+pub struct NotAPolicy(String);
+
+fn parse_policy(s: &str) -> Result<Policy, NotAPolicy> {
+    Policy::parse(s).ok_or_else(|| NotAPolicy(s.to_string()))
 }
 
 #[derive(Args, Debug)]
@@ -170,4 +174,18 @@ pub struct DemoArgs {
     pub web_config_file: Option<PathBuf>,
     #[command(flatten)]
     pub log: LogArgs,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_dmarc_policy_word_or_the_reason() {
+        assert_eq!(parse_policy("reject").ok(), Some(Policy::Reject));
+        assert_eq!(
+            parse_policy("block").unwrap_err().to_string(),
+            "\"block\" is not a DMARC policy (none, quarantine, reject)"
+        );
+    }
 }

@@ -65,9 +65,15 @@ fn init_logging(log: &LogArgs) {
         .try_init();
 }
 
-fn parse_listen(text: &str) -> Result<SocketAddr, String> {
+/// A `--web.listen-address` or `listen_address` that is not `IP:PORT` (a host name is
+/// refused: the exporter binds exactly what it is told, never what a lookup returns).
+#[derive(Debug, thiserror::Error)]
+#[error("invalid listen address {0:?}: expected IP:PORT")]
+struct InvalidListenAddress(String);
+
+fn parse_listen(text: &str) -> Result<SocketAddr, InvalidListenAddress> {
     text.parse()
-        .map_err(|_| format!("invalid listen address {text:?}: expected IP:PORT"))
+        .map_err(|_| InvalidListenAddress(text.to_string()))
 }
 
 async fn serve(args: ServeArgs) -> ExitCode {
@@ -190,9 +196,7 @@ async fn check(args: CheckArgs) -> ExitCode {
     };
     let mut names = Vec::new();
     for raw in &args.domains {
-        let Some(domain) = mailauth_exporter::name::to_ascii_name(raw)
-            .filter(|d| mailauth_exporter::name::is_domain_name(d))
-        else {
+        let Ok(domain) = mailauth_exporter::name::DomainName::from_unicode(raw) else {
             eprintln!("invalid domain name {raw:?}");
             return ExitCode::from(2);
         };
@@ -221,7 +225,7 @@ async fn check(args: CheckArgs) -> ExitCode {
             expect_dmarc_policy: args.expect_dmarc_policy,
             parked: args.parked,
             blocklists: args.blocklists.clone(),
-            ..DomainSpec::named(&name)
+            ..DomainSpec::named(name)
         })
         .collect();
     let count = specs.len();

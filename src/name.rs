@@ -78,6 +78,123 @@ pub fn is_domain_name(name: &str) -> bool {
             .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_' || b == b'.')
 }
 
+/// A name that is not a domain name: empty, a label too long, a character outside
+/// letters, digits, `-` and `_`, or (given in Unicode) one IDNA refuses.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("invalid domain name {0:?}")]
+pub struct InvalidDomainName(pub String);
+
+/// A DKIM selector that is not a sequence of DNS labels (RFC 6376 §3.1: `selector =
+/// sub-domain *( "." sub-domain )`).
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("invalid DKIM selector {0:?}")]
+pub struct InvalidSelector(pub String);
+
+/// A domain as the checks take it: lower-case ASCII, no trailing dot, of valid shape
+/// ([`is_domain_name`]). Built only through [`DomainName::new`] or
+/// [`DomainName::from_unicode`], so a check never meets an unchecked or differently
+/// spelled name (two spellings would be two metric series). Shown, serialised and
+/// compared as that text.
+#[derive(Clone, Default, PartialEq, Eq, PartialOrd, Ord, Hash, serde::Serialize)]
+#[serde(transparent)]
+pub struct DomainName(String);
+
+impl DomainName {
+    /// An ASCII name, normalised ([`normalize_name`]) then checked. A non-ASCII name is
+    /// refused here; see [`DomainName::from_unicode`] for callers that accept IDNs.
+    pub fn new(name: &str) -> Result<DomainName, InvalidDomainName> {
+        let normal = normalize_name(name);
+        if is_domain_name(&normal) {
+            Ok(DomainName(normal))
+        } else {
+            Err(InvalidDomainName(name.to_string()))
+        }
+    }
+
+    /// A name that may be internationalised: converted to its ASCII (punycode) form
+    /// ([`to_ascii_name`]) first, then as [`DomainName::new`].
+    pub fn from_unicode(name: &str) -> Result<DomainName, InvalidDomainName> {
+        to_ascii_name(name)
+            .and_then(|ascii| DomainName::new(&ascii).ok())
+            .ok_or_else(|| InvalidDomainName(name.to_string()))
+    }
+
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+}
+
+/// A DKIM selector: one or more DNS labels, no trailing dot. Its case is kept as written
+/// (DNS compares names without case, and the selector label shows what was configured).
+#[derive(Clone, Default, PartialEq, Eq, PartialOrd, Ord, Hash, serde::Serialize)]
+#[serde(transparent)]
+pub struct Selector(String);
+
+impl Selector {
+    pub fn new(selector: &str) -> Result<Selector, InvalidSelector> {
+        let bare = selector.strip_suffix('.').unwrap_or(selector);
+        if is_domain_name(bare) {
+            Ok(Selector(bare.to_string()))
+        } else {
+            Err(InvalidSelector(selector.to_string()))
+        }
+    }
+
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+}
+
+/// Both show as their text: `{:?}` quotes it as it quotes a `String`, so a message that
+/// formats a name with `{name:?}` reads the same whichever it holds.
+macro_rules! text_newtype {
+    ($t:ty) => {
+        impl std::fmt::Debug for $t {
+            fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+                std::fmt::Debug::fmt(&self.0, f)
+            }
+        }
+        impl std::fmt::Display for $t {
+            fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+                f.write_str(&self.0)
+            }
+        }
+        impl AsRef<str> for $t {
+            fn as_ref(&self) -> &str {
+                &self.0
+            }
+        }
+        impl std::ops::Deref for $t {
+            type Target = str;
+            fn deref(&self) -> &str {
+                &self.0
+            }
+        }
+        impl std::borrow::Borrow<str> for $t {
+            fn borrow(&self) -> &str {
+                &self.0
+            }
+        }
+        impl PartialEq<str> for $t {
+            fn eq(&self, other: &str) -> bool {
+                self.0 == other
+            }
+        }
+        impl PartialEq<&str> for $t {
+            fn eq(&self, other: &&str) -> bool {
+                self.0 == *other
+            }
+        }
+        impl From<$t> for String {
+            fn from(name: $t) -> String {
+                name.0
+            }
+        }
+    };
+}
+text_newtype!(DomainName);
+text_newtype!(Selector);
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -132,6 +249,42 @@ mod tests {
             (&long[..254], false),
         ] {
             assert_eq!(is_domain_name(name), valid, "{name:?}");
+        }
+    }
+
+    #[test]
+    fn domain_name_values_are_normalised_and_checked() {
+        assert_eq!(
+            DomainName::new("MX1.Example.NET.").unwrap(),
+            "mx1.example.net"
+        );
+        assert_eq!(
+            DomainName::new("a..b").unwrap_err().to_string(),
+            "invalid domain name \"a..b\""
+        );
+        assert!(DomainName::new("bücher.example").is_err());
+        let name = DomainName::new("example.com").unwrap();
+        assert_eq!(format!("{name:?} {name}"), "\"example.com\" example.com");
+        assert_eq!(
+            DomainName::from_unicode("Bücher.Example.").unwrap(),
+            "xn--bcher-kva.example"
+        );
+        assert!(DomainName::from_unicode("exa mple.com").is_err());
+        assert_eq!(
+            serde_json::to_string(&DomainName::new("example.com").unwrap()).unwrap(),
+            "\"example.com\""
+        );
+    }
+
+    #[test]
+    fn selectors_keep_their_case_and_lose_a_trailing_dot() {
+        assert_eq!(Selector::new("Google.").unwrap().to_string(), "Google");
+        assert_eq!(Selector::new("s1.eu").unwrap(), "s1.eu");
+        for bad in ["", ".", "s 1", "a..b"] {
+            assert_eq!(
+                Selector::new(bad).unwrap_err(),
+                InvalidSelector(bad.to_string())
+            );
         }
     }
 

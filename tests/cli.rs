@@ -147,6 +147,14 @@ async fn check_exit_codes_and_text_output() {
     assert_eq!(code, 2, "{err}");
     let (code, _, err) = check(vec!["bad domain".into()]).await;
     assert_eq!(code, 2, "{err}");
+    assert!(err.contains("invalid domain name \"bad domain\""), "{err}");
+    // A selector is checked before any query: no lookup of "bad sel._domainkey...".
+    let (code, _, err) = check(args(&ns, &["x.test", "--dkim-selector", "bad sel"])).await;
+    assert_eq!(code, 2, "{err}");
+    assert!(err.contains("invalid DKIM selector \"bad sel\""), "{err}");
+    let (code, _, err) = check(args(&ns, &["x.test", "--expect-dmarc-policy", "block"])).await;
+    assert_eq!(code, 2, "{err}");
+    assert!(err.contains("\"block\" is not a DMARC policy"), "{err}");
 }
 
 #[test]

@@ -4,6 +4,7 @@
 
 mod util;
 
+use mailauth_exporter::name::DomainName;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -151,7 +152,7 @@ async fn tlsa_records_against_the_presented_certificate() {
     };
     let check = |name: &str| {
         let spec = DomainSpec {
-            name: format!("{name}.example.test"),
+            name: DomainName::new(&format!("{name}.example.test")).unwrap(),
             ..Default::default()
         };
         let (dns, https) = (dns.clone(), https.clone());

@@ -4,7 +4,12 @@ mod util;
 
 use mailauth_exporter::checks::dkim;
 use mailauth_exporter::findings::Code;
+use mailauth_exporter::name::Selector;
 use mailauth_exporter::zone_server::Fault;
+
+fn sel(selector: &str) -> Selector {
+    Selector::new(selector).unwrap()
+}
 
 const ZONE: &str = r#"
 short._domainkey   IN TXT "v=DKIM1; k=rsa; t=y; p=MIGfMA0GCSqGSIb3DQEBAQUAA4GNADCBiQKBgQDoK35svDpaaUUzrBLCwLJY+XalAUBg0Mpv4sMXeSJ14a21J5l1eSYriza37eZKG/2bHEki5zSLxNo5lZEP2EJi65nUx8R9yvPFMYYKOEjwvakcUSC64H76dE5AhsOvcPoSGx4AAwQJ7ZjHjoCkiiud2mgLJwshqsItKT8/c2jPlQIDAQAB"
@@ -33,7 +38,7 @@ async fn selectors_and_their_findings() {
     let (dns, _) = util::client(&server);
     let check = |sel: &str| {
         let dns = dns.clone();
-        let sel = sel.to_string();
+        let sel = Selector::new(sel).unwrap();
         async move { dkim::check(dns.as_ref(), "example.test", &[sel]).await }
     };
 
@@ -77,7 +82,7 @@ async fn selectors_and_their_findings() {
     assert!(r.answered);
 
     // Several selectors in one check.
-    let r = dkim::check(dns.as_ref(), "example.test", &["ed".into(), "weak".into()]).await;
+    let r = dkim::check(dns.as_ref(), "example.test", &[sel("ed"), sel("weak")]).await;
     assert_eq!(r.keys.len(), 2);
     assert_eq!(codes(&r), [Code::DkimWeakKey]);
 }
@@ -92,7 +97,7 @@ async fn dns_failure_is_dns_error_not_missing() {
         .set_fault("ed._domainkey.example.test", Some(Fault::ServFail))
         .unwrap();
     let (dns, _) = util::client(&server);
-    let r = dkim::check(dns.as_ref(), "example.test", &["ed".into()]).await;
+    let r = dkim::check(dns.as_ref(), "example.test", &[sel("ed")]).await;
     assert!(!r.answered);
     assert_eq!(codes(&r), [Code::DnsError]);
 }
@@ -114,7 +119,7 @@ async fn deprecated_records_in_a_real_zone() {
         .set_zone("example.test", &util::zone("example.test", 60, ZONE))
         .unwrap();
     let (dns, _) = util::client(&server);
-    let r = dkim::check(dns.as_ref(), "old.test", &["ed".into()]).await;
+    let r = dkim::check(dns.as_ref(), "old.test", &[sel("ed")]).await;
     assert!(r.answered);
     assert_eq!(
         codes(&r),
@@ -132,7 +137,7 @@ async fn deprecated_records_in_a_real_zone() {
     );
     // example.test has selectors under _domainkey but no record at it (an empty
     // non-terminal) and no _adsp name (NXDOMAIN): the normal case, no finding.
-    let r = dkim::check(dns.as_ref(), "example.test", &["ed".into()]).await;
+    let r = dkim::check(dns.as_ref(), "example.test", &[sel("ed")]).await;
     assert_eq!(codes(&r), []);
 }
 
@@ -149,7 +154,7 @@ async fn dns_failure_at_deprecated_names_is_not_a_dkim_failure() {
         .set_fault("_adsp._domainkey.old.test", Some(Fault::ServFail))
         .unwrap();
     let (dns, _) = util::client(&server);
-    let r = dkim::check(dns.as_ref(), "old.test", &["ed".into()]).await;
+    let r = dkim::check(dns.as_ref(), "old.test", &[sel("ed")]).await;
     assert!(r.answered);
     assert_eq!(codes(&r), []);
     assert_eq!(r.keys[0].key_bits, Some(256));

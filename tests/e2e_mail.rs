@@ -24,6 +24,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Mutex, MutexGuard, OnceLock};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
+use util::attachments::{base64_lines, gzip, zip};
 use util::exposition::{parse_metrics, series, value, Sample};
 use util::http::get_blocking;
 use util::prometheus::{repo_file, urlencode, with_short_for};
@@ -1079,30 +1080,9 @@ fn rewrite(text: &str, from: &str, to: &str) -> String {
     text.replace(from, to)
 }
 
-fn gzip(data: &[u8]) -> Vec<u8> {
-    let mut enc = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::default());
-    enc.write_all(data).unwrap();
-    enc.finish().unwrap()
-}
-
-fn zip_one(name: &str, data: &[u8]) -> Vec<u8> {
-    let mut w = zip::ZipWriter::new(std::io::Cursor::new(Vec::new()));
-    w.start_file(name, zip::write::SimpleFileOptions::default())
-        .unwrap();
-    w.write_all(data).unwrap();
-    w.finish().unwrap().into_inner()
-}
-
 /// A report mail as the big reporters send one: a short text part and the report as a
 /// base64 attachment of type `mime` named `name`.
 fn report_mail(from: &str, subject: &str, id: &str, mime: &str, name: &str, data: &[u8]) -> String {
-    use base64::Engine;
-    let b64 = base64::engine::general_purpose::STANDARD.encode(data);
-    let body: Vec<&str> = b64
-        .as_bytes()
-        .chunks(76)
-        .map(|c| std::str::from_utf8(c).unwrap())
-        .collect();
     format!(
         "From: {from}\r\nTo: {RUA}\r\nSubject: {subject}\r\nMessage-ID: <{id}>\r\n\
          MIME-Version: 1.0\r\nContent-Type: multipart/mixed; boundary=\"=_rpt\"\r\n\r\n\
@@ -1111,7 +1091,7 @@ fn report_mail(from: &str, subject: &str, id: &str, mime: &str, name: &str, data
          --=_rpt\r\nContent-Type: {mime}; name=\"{name}\"\r\n\
          Content-Disposition: attachment; filename=\"{name}\"\r\n\
          Content-Transfer-Encoding: base64\r\n\r\n{}\r\n--=_rpt--\r\n",
-        body.join("\r\n")
+        base64_lines(data)
     )
 }
 
@@ -1327,7 +1307,7 @@ fn scenario_10_reports_mailed_to_the_rua_mailbox() {
         "3166094538684628578@google.com",
         "application/zip",
         &format!("{google_name}.zip"),
-        &zip_one(&format!("{google_name}.xml"), google.as_bytes()),
+        &zip(&[(&format!("{google_name}.xml"), google.as_bytes())]),
     );
     // One record from a stranger's IP, failing DKIM and SPF alignment (quarantined).
     let mimecast = rewrite(

@@ -4,9 +4,6 @@
 
 mod util;
 
-use std::io::Write;
-use std::process::{Command, Stdio};
-
 use mail_auth::common::crypto::{RsaKey, Sha256};
 use mail_auth::common::headers::HeaderWriter;
 use mail_auth::dkim::DkimSigner;
@@ -70,25 +67,10 @@ fn base64_encode(bytes: &[u8]) -> String {
 }
 
 fn run_inspect(args: &[&str], stdin: Option<&[u8]>) -> (i32, String, String) {
-    let mut child = Command::new(env!("CARGO_BIN_EXE_mailauth-exporter"))
-        .arg("inspect")
-        .args(args)
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
-    let mut input = child.stdin.take().unwrap();
-    if let Some(data) = stdin {
-        input.write_all(data).unwrap();
-    }
-    drop(input);
-    let out = child.wait_with_output().unwrap();
-    (
-        out.status.code().unwrap_or(-1),
-        String::from_utf8_lossy(&out.stdout).into(),
-        String::from_utf8_lossy(&out.stderr).into(),
-    )
+    let args: Vec<&str> = std::iter::once("inspect")
+        .chain(args.iter().copied())
+        .collect();
+    util::run_binary(&args, stdin.unwrap_or_default())
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -213,9 +195,13 @@ async fn inspect_reports_every_source_and_verifies_dkim() {
 fn unreadable_input_exits_2() {
     let (code, _, err) = run_inspect(&["/nonexistent/message.eml"], None);
     assert_eq!(code, 2);
-    assert!(err.contains("/nonexistent/message.eml"), "{err}");
+    assert!(
+        err.starts_with("cannot read the message: /nonexistent/message.eml: "),
+        "{err}"
+    );
     let (code, _, err) = run_inspect(&["-"], Some(b""));
     assert_eq!(code, 2, "{err}");
+    assert_eq!(err, "the input is empty\n");
 }
 
 /// Each corpus header, inspected as a one-field message with its authserv-id trusted,

@@ -5,6 +5,7 @@
 
 mod util;
 
+use mailauth_exporter::name::DomainName;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -168,7 +169,7 @@ async fn policies_fetched_over_https() {
     };
     let check = |d: &str| {
         let spec = DomainSpec {
-            name: format!("{d}.example.test"),
+            name: DomainName::new(&format!("{d}.example.test")).unwrap(),
             ..Default::default()
         };
         let (dns, https) = (dns.clone(), https.clone());

@@ -40,7 +40,7 @@ fn codes(findings: &[mailauth_exporter::findings::Finding]) -> Vec<Code> {
 
 fn spec(name: &str) -> DomainSpec {
     DomainSpec {
-        name: name.into(),
+        name: mailauth_exporter::name::DomainName::new(name).unwrap(),
         ..Default::default()
     }
 }

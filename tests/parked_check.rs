@@ -5,6 +5,7 @@
 
 use mailauth_exporter::checks::{check_domain, DomainReport, DomainSpec};
 use mailauth_exporter::findings::{Check, Code};
+use mailauth_exporter::name::DomainName;
 use mailauth_exporter::resolver::fake::{FakeDns, Fault};
 use mailauth_exporter::resolver::RecordType;
 
@@ -12,7 +13,7 @@ const DOMAIN: &str = "parked.example";
 
 fn spec(parked: bool) -> DomainSpec {
     DomainSpec {
-        name: DOMAIN.to_string(),
+        name: DomainName::new(DOMAIN).unwrap(),
         parked,
         ..Default::default()
     }

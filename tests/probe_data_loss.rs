@@ -21,6 +21,7 @@ use mailauth_exporter::mail::mailbox::Mailbox;
 use mailauth_exporter::mail::probe::cleanup;
 use mailauth_exporter::service::app::App;
 use mailauth_exporter::state::StateStore;
+use util::attachments::base64_lines;
 use util::http::{at_least, has, metrics_until, value};
 use util::mailstack::{MailStack, PASSWORD};
 
@@ -177,17 +178,6 @@ fn verifier_reply(token: &str, marker: &str) -> String {
     )
 }
 
-/// Wraps at 76 columns, as MIME requires.
-fn base64_lines(text: &str) -> String {
-    use base64::Engine;
-    let b = base64::engine::general_purpose::STANDARD.encode(text);
-    b.as_bytes()
-        .chunks(76)
-        .map(|c| String::from_utf8_lossy(c).into_owned())
-        .collect::<Vec<_>>()
-        .join("\r\n")
-}
-
 /// Task: forwarded/quoted verifier reports are never expunged; base64 reports are; a
 /// truncated one stays. The ledger is read from the state_dir by a *new* ledger, as after
 /// a restart.
@@ -222,7 +212,7 @@ fn cleanup_deletes_our_reports_and_nothing_that_only_looks_like_one() {
         format!(
             "From: auth-results@verifier.test\r\nTo: probe@example.test\r\nSubject: Authentication Report\r\n\
              X-Test: MARK-base64\r\nMIME-Version: 1.0\r\nContent-Type: text/plain; charset=utf-8\r\nContent-Transfer-Encoding: base64\r\n\r\n{}\r\n",
-            base64_lines(&report_body(t, "MARK-base64"))
+            base64_lines(report_body(t, "MARK-base64").as_bytes())
         )
         .as_bytes(),
     );

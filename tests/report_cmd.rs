@@ -2,11 +2,12 @@
 //! built here that carries a gzip and a zip attachment, as Google and Microsoft send them;
 //! exit status 2 (the unreadable input named on stderr) while the readable ones print.
 
-use std::io::{Cursor, Write};
+mod util;
+
 use std::path::PathBuf;
-use std::process::{Command, Stdio};
 
 use serde_json::Value;
+use util::attachments::{base64_lines, gzip, zip};
 
 fn corpus(rel: &str) -> String {
     PathBuf::from(env!("CARGO_MANIFEST_DIR"))
@@ -18,21 +19,10 @@ fn corpus(rel: &str) -> String {
 
 /// (exit status, stdout, stderr) of `mailauth-exporter report ARGS` given `stdin`.
 fn run_report(args: &[&str], stdin: &[u8]) -> (i32, String, String) {
-    let mut child = Command::new(env!("CARGO_BIN_EXE_mailauth-exporter"))
-        .arg("report")
-        .args(args)
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
-    child.stdin.take().unwrap().write_all(stdin).unwrap();
-    let out = child.wait_with_output().unwrap();
-    (
-        out.status.code().unwrap_or(-1),
-        String::from_utf8(out.stdout).unwrap(),
-        String::from_utf8(out.stderr).unwrap(),
-    )
+    let args: Vec<&str> = std::iter::once("report")
+        .chain(args.iter().copied())
+        .collect();
+    util::run_binary(&args, stdin)
 }
 
 fn json_lines(stdout: &str) -> Vec<Value> {
@@ -40,30 +30,6 @@ fn json_lines(stdout: &str) -> Vec<Value> {
         .lines()
         .map(|l| serde_json::from_str(l).unwrap_or_else(|e| panic!("{e}: {l}")))
         .collect()
-}
-
-fn gzip(data: &[u8]) -> Vec<u8> {
-    let mut enc = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::default());
-    enc.write_all(data).unwrap();
-    enc.finish().unwrap()
-}
-
-fn zip_of(name: &str, data: &[u8]) -> Vec<u8> {
-    let mut w = zip::ZipWriter::new(Cursor::new(Vec::new()));
-    w.start_file(name, zip::write::SimpleFileOptions::default())
-        .unwrap();
-    w.write_all(data).unwrap();
-    w.finish().unwrap().into_inner()
-}
-
-fn base64_lines(data: &[u8]) -> String {
-    use base64::Engine;
-    let text = base64::engine::general_purpose::STANDARD.encode(data);
-    text.as_bytes()
-        .chunks(76)
-        .map(|c| std::str::from_utf8(c).unwrap())
-        .collect::<Vec<_>>()
-        .join("\r\n")
 }
 
 #[test]
@@ -223,7 +189,7 @@ Content-Transfer-Encoding: base64\r\n\
 {}\r\n\
 --=_b--\r\n",
         base64_lines(&gzip(&google)),
-        base64_lines(&zip_of("outlook.xml", &outlook)),
+        base64_lines(&zip(&[("outlook.xml", &outlook)])),
         base64_lines(&gzip(&tls)),
     );
     let (code, stdout, stderr) = run_report(&["--format", "json", "-"], message.as_bytes());
@@ -263,7 +229,7 @@ Content-Transfer-Encoding: base64\r\n\
 fn an_unreadable_input_is_named_and_the_others_still_print() {
     let dir = tempfile::tempdir().unwrap();
     let bomb = dir.path().join("bomb.zip");
-    std::fs::write(&bomb, zip_of("report.xml", &vec![b' '; 80 * 1024 * 1024])).unwrap();
+    std::fs::write(&bomb, zip(&[("report.xml", &vec![b' '; 80 * 1024 * 1024])])).unwrap();
     let not_a_report = dir.path().join("notes.txt");
     std::fs::write(&not_a_report, "nothing to see here\n").unwrap();
     let empty = dir.path().join("empty.xml");
@@ -295,6 +261,12 @@ fn an_unreadable_input_is_named_and_the_others_still_print() {
 fn no_file_is_a_usage_error() {
     let (code, _, stderr) = run_report(&[], b"");
     assert_eq!(code, 2, "{stderr}");
+    let (code, _, stderr) = run_report(&["/nonexistent/report.xml"], b"");
+    assert_eq!(code, 2, "{stderr}");
+    assert!(
+        stderr.starts_with("/nonexistent/report.xml: cannot read: "),
+        "{stderr}"
+    );
 }
 
 #[test]

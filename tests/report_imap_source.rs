@@ -14,10 +14,10 @@ use std::net::TcpStream;
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
-use base64::Engine;
 use mailauth_exporter::config::{Config, MailboxConfig};
 use mailauth_exporter::reports::source::imap::{ImapFolder, MovePlan};
 use mailauth_exporter::reports::source::{ItemKey, ReportSource, SourceError};
+use util::attachments::base64_lines;
 use util::imap_fault::{ImapFault, Mode};
 use util::mailstack::{MailStack, PASSWORD, USER};
 
@@ -35,12 +35,6 @@ fn corpus(rel: &str) -> Vec<u8> {
 
 /// A report mail as reporters send it: the XML as a base64 attachment.
 fn report_mail(subject: &str, attachment: &[u8], name: &str, mime: &str) -> Vec<u8> {
-    let b64 = base64::engine::general_purpose::STANDARD.encode(attachment);
-    let lines: Vec<&str> = b64
-        .as_bytes()
-        .chunks(76)
-        .map(|c| std::str::from_utf8(c).unwrap())
-        .collect();
     format!(
         "From: noreply-dmarc-support@google.com\r\nTo: rua@imap.test\r\nSubject: {subject}\r\n\
          Message-ID: <{subject}@google.com>\r\nMIME-Version: 1.0\r\n\
@@ -48,7 +42,7 @@ fn report_mail(subject: &str, attachment: &[u8], name: &str, mime: &str) -> Vec<
          Content-Type: text/plain\r\n\r\nThis is an aggregate report.\r\n--b1\r\n\
          Content-Type: {mime}; name=\"{name}\"\r\nContent-Disposition: attachment; filename=\"{name}\"\r\n\
          Content-Transfer-Encoding: base64\r\n\r\n{}\r\n--b1--\r\n",
-        lines.join("\r\n")
+        base64_lines(attachment)
     )
     .into_bytes()
 }

@@ -12,6 +12,7 @@ use std::sync::Arc;
 
 use mailauth_exporter::config::Config;
 use mailauth_exporter::service::app::App;
+use util::attachments::gzip;
 use util::http::{at_least, has, metrics_until, value};
 
 fn corpus(rel: &str) -> Vec<u8> {
@@ -19,12 +20,6 @@ fn corpus(rel: &str) -> Vec<u8> {
         .join("../shared/corpus/reports")
         .join(rel);
     std::fs::read(&path).unwrap_or_else(|e| panic!("{}: {e}", path.display()))
-}
-
-fn gzip(bytes: &[u8]) -> Vec<u8> {
-    let mut enc = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::default());
-    enc.write_all(bytes).unwrap();
-    enc.finish().unwrap()
 }
 
 /// Writes `bytes` as `name` the way a delivery agent should: under a temporary name, then

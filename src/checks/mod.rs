@@ -42,7 +42,6 @@ use self::parked::ParkedReport;
 use self::ptr::PtrReport;
 use self::spf::SpfReport;
 use crate::findings::{Check, Finding};
-use crate::name::normalize_name;
 use crate::resolver::Dns;
 
 pub use self::parked::parked_findings;
@@ -308,7 +307,7 @@ pub async fn run_domain(
     deadline: Duration,
 ) -> DomainReport {
     let started = Instant::now();
-    let domain = normalize_name(&spec.name);
+    let domain = spec.name.to_string();
     let cx = Context {
         dns,
         spec,
@@ -365,7 +364,7 @@ pub fn failed_run(spec: &DomainSpec, kind: CheckErrorKind, message: &str) -> Dom
         .filter(|&c| applies(c, spec) != Applies::Never)
         .map(|c| (c, Ran::Failed(kind, message.to_string()), Duration::ZERO))
         .collect();
-    assemble(normalize_name(&spec.name), ran)
+    assemble(spec.name.to_string(), ran)
 }
 
 /// Puts the checks' parts together in table order.
@@ -457,12 +456,12 @@ mod tests {
 
     fn full_spec() -> DomainSpec {
         DomainSpec {
-            dkim_selectors: vec!["s1".into()],
+            dkim_selectors: vec![crate::name::Selector::new("s1").unwrap()],
             sending_ips: vec!["192.0.2.10".parse().unwrap()],
             helo: Some("mail.example.test".into()),
             parked: true,
             blocklists: vec!["bl.example.test".into()],
-            ..DomainSpec::named("example.test")
+            ..DomainSpec::named(crate::name::DomainName::new("example.test").unwrap())
         }
     }
 

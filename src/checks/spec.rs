@@ -1,4 +1,5 @@
-//! What to check for one domain. Built in one place per source: [`DomainSpec::named`] for a
+//! What to check for one domain, its name and selectors already checked
+//! ([`DomainName`], [`Selector`]). Built in one place per source: [`DomainSpec::named`] for a
 //! bare name (the domains file, `/probe` with `probe_any_domain`), the config's
 //! `Config::domain_spec` for a `[[domain]]` entry (which adds `[dns] blocklists`), and the
 //! `check` command's own flags through [`DomainSpec::named`] and field updates.
@@ -6,13 +7,13 @@
 use std::net::IpAddr;
 
 use super::dmarc::Policy;
+use crate::name::{DomainName, Selector};
 
 /// What to check for one domain (from the config or the `check` command line).
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
 pub struct DomainSpec {
-    /// Lower-case ASCII (punycode), no trailing dot.
-    pub name: String,
-    pub dkim_selectors: Vec<String>,
+    pub name: DomainName,
+    pub dkim_selectors: Vec<Selector>,
     pub sending_ips: Vec<IpAddr>,
     pub helo: Option<String>,
     pub expect_dmarc_policy: Option<Policy>,
@@ -23,10 +24,9 @@ pub struct DomainSpec {
 
 impl DomainSpec {
     /// A domain with nothing but its name: SPF, DMARC, MX and the optional records.
-    /// The name is normalised (lower case, punycode, no trailing dot).
-    pub fn named(name: &str) -> DomainSpec {
+    pub fn named(name: DomainName) -> DomainSpec {
         DomainSpec {
-            name: crate::name::canonical(name),
+            name,
             ..Default::default()
         }
     }
@@ -37,12 +37,9 @@ mod tests {
     use super::*;
 
     #[test]
-    fn names_are_normalised() {
-        assert_eq!(DomainSpec::named("Example.COM.").name, "example.com");
-        assert_eq!(
-            DomainSpec::named("Bücher.example").name,
-            "xn--bcher-kva.example"
-        );
-        assert!(DomainSpec::named("example.com").blocklists.is_empty());
+    fn a_named_spec_checks_only_the_name() {
+        let spec = DomainSpec::named(DomainName::new("Example.COM.").unwrap());
+        assert_eq!(spec.name, "example.com");
+        assert!(spec.blocklists.is_empty() && spec.dkim_selectors.is_empty());
     }
 }

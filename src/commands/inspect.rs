@@ -3,13 +3,13 @@
 //! received mail and see why it failed.
 
 use std::fmt::Write as _;
-use std::io::Read;
 use std::process::ExitCode;
 use std::sync::Arc;
 use std::time::Duration;
 
 use serde::Serialize;
 
+use super::{read_input, InputError, MAX_INPUT_BYTES};
 use crate::cli::{Format, InspectArgs};
 use crate::mail::auth_results::{self, AuthResultsField};
 use crate::mail::body::body_text;
@@ -17,9 +17,6 @@ use crate::mail::dkim_verify::{self, DkimVerification};
 use crate::mail::received_spf::{self, ReceivedSpf};
 use crate::mail::verifier_report::{self, VerifierReport};
 use crate::resolver::{build_stack, QueryCounters, ResolverSettings};
-
-/// Larger input is refused rather than read into memory.
-const MAX_INPUT_BYTES: u64 = 64 * 1024 * 1024;
 
 #[derive(Debug, Serialize)]
 pub struct Inspection {
@@ -72,32 +69,35 @@ pub async fn inspect(
     inspection
 }
 
-fn read_input(args: &InspectArgs) -> Result<Vec<u8>, String> {
-    let mut raw = Vec::new();
-    let result = if args.file.as_os_str() == "-" {
-        std::io::stdin()
-            .take(MAX_INPUT_BYTES + 1)
-            .read_to_end(&mut raw)
-    } else {
-        std::fs::File::open(&args.file)
-            .and_then(|f| f.take(MAX_INPUT_BYTES + 1).read_to_end(&mut raw))
-            .map_err(|e| std::io::Error::new(e.kind(), format!("{}: {e}", args.file.display())))
-    };
-    result.map_err(|e| format!("cannot read the message: {e}"))?;
-    if raw.len() as u64 > MAX_INPUT_BYTES {
-        return Err(format!(
-            "the message is larger than {MAX_INPUT_BYTES} bytes"
-        ));
-    }
+/// Why `inspect` has no message to read (exit 2).
+#[derive(Debug, thiserror::Error)]
+enum MessageInputError {
+    #[error("cannot read the message: {0}")]
+    Unreadable(std::io::Error),
+    #[error("the message is larger than {MAX_INPUT_BYTES} bytes")]
+    TooLarge,
+    #[error("the input is empty")]
+    Empty,
+}
+
+fn read_message(args: &InspectArgs) -> Result<Vec<u8>, MessageInputError> {
+    let raw = read_input(&args.file).map_err(|e| match e {
+        // A file's error names the file; standard input's needs no name.
+        InputError::Unreadable(e) if args.file.as_os_str() != "-" => MessageInputError::Unreadable(
+            std::io::Error::new(e.kind(), format!("{}: {e}", args.file.display())),
+        ),
+        InputError::Unreadable(e) => MessageInputError::Unreadable(e),
+        InputError::TooLarge => MessageInputError::TooLarge,
+    })?;
     if raw.is_empty() {
-        return Err("the input is empty".into());
+        return Err(MessageInputError::Empty);
     }
     Ok(raw)
 }
 
 /// Runs on the command line's runtime (main builds one for every command).
 pub async fn run(args: &InspectArgs) -> ExitCode {
-    let raw = match read_input(args) {
+    let raw = match read_message(args) {
         Ok(r) => r,
         Err(e) => {
             eprintln!("{e}");

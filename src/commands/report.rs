@@ -7,13 +7,14 @@
 //! `[[sender]]` table, exactly as the reports reader does (`reports::sender`).
 
 use std::fmt::Write as _;
-use std::io::{Read, Write};
+use std::io::Write;
 use std::path::Path;
 use std::process::ExitCode;
 use std::sync::Arc;
 
+use super::{read_input, InputError};
 use crate::cli::{Format, ReportArgs};
-use crate::config::Config;
+use crate::config::{Config, ConfigError};
 use crate::reports::aggregate::AggregateReport;
 use crate::reports::failure::FailureReport;
 use crate::reports::sender::SenderTable;
@@ -22,8 +23,14 @@ use crate::reports::{format_epoch, read, Limits, Report};
 use crate::resolver::{Dns, QueryCounters};
 use crate::service::app::build_dns;
 
-/// Larger input is refused rather than read into memory.
-const MAX_INPUT_BYTES: u64 = 64 * 1024 * 1024;
+/// Why one input of `report` printed nothing (named on stderr after its label).
+#[derive(Debug, thiserror::Error)]
+enum ReportInputError {
+    #[error(transparent)]
+    Input(#[from] InputError),
+    #[error(transparent)]
+    Report(#[from] crate::reports::ReadError),
+}
 
 /// The `[[sender]]` table of `--config` and the resolver its SPF terms are asked through.
 struct Classifier {
@@ -31,8 +38,18 @@ struct Classifier {
     dns: Arc<dyn Dns>,
 }
 
-fn classifier(path: &Path) -> Result<Classifier, String> {
-    let config = Config::load(path).map_err(|e| e.to_string())?;
+/// Why `--config` gave no classifier (the command then exits 2 before reading a report).
+#[derive(Debug, thiserror::Error)]
+enum ClassifierError {
+    #[error(transparent)]
+    Config(#[from] ConfigError),
+    /// The resolver for the SPF terms could not be built.
+    #[error(transparent)]
+    Resolver(#[from] crate::resolver::ResolverError),
+}
+
+fn classifier(path: &Path) -> Result<Classifier, ClassifierError> {
+    let config = Config::load(path)?;
     let dns: Arc<dyn Dns> = build_dns(&config, Arc::new(QueryCounters::default()))?;
     Ok(Classifier {
         senders: SenderTable::new(crate::reports::sender::from_config(&config)),
@@ -71,8 +88,9 @@ pub async fn run(args: &ReportArgs) -> ExitCode {
         } else {
             file.display().to_string()
         };
-        let unpacked =
-            read_input(file).and_then(|bytes| read(&bytes, &limits).map_err(|e| e.to_string()));
+        let unpacked = read_input(file)
+            .map_err(ReportInputError::from)
+            .and_then(|bytes| Ok(read(&bytes, &limits)?));
         let mut unpacked = match unpacked {
             Ok(u) => u,
             Err(e) => {
@@ -117,22 +135,6 @@ pub async fn run(args: &ReportArgs) -> ExitCode {
         return ExitCode::from(2);
     }
     ExitCode::SUCCESS
-}
-
-fn read_input(file: &Path) -> Result<Vec<u8>, String> {
-    let mut raw = Vec::new();
-    let result = if file.as_os_str() == "-" {
-        std::io::stdin()
-            .take(MAX_INPUT_BYTES + 1)
-            .read_to_end(&mut raw)
-    } else {
-        std::fs::File::open(file).and_then(|f| f.take(MAX_INPUT_BYTES + 1).read_to_end(&mut raw))
-    };
-    result.map_err(|e| format!("cannot read: {e}"))?;
-    if raw.len() as u64 > MAX_INPUT_BYTES {
-        return Err(format!("larger than {MAX_INPUT_BYTES} bytes"));
-    }
-    Ok(raw)
 }
 
 /// A report as text: a header line, then one aligned row per record (or policy).

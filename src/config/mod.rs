@@ -527,14 +527,20 @@ fn nameservers<'de, D: Deserializer<'de>>(d: D) -> Result<Vec<SocketAddr>, D::Er
         .collect()
 }
 
+/// A nameserver (in `[dns] nameservers` or `--nameserver`) that is not an address: names
+/// are refused, since resolving the resolver would need a resolver.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("invalid nameserver {0:?}: expected IP or IP:PORT")]
+pub struct InvalidNameserver(pub String);
+
 /// `IP`, `IP:PORT` or `[IPv6]:PORT`.
-pub fn parse_nameserver(text: &str) -> Result<SocketAddr, String> {
+pub fn parse_nameserver(text: &str) -> Result<SocketAddr, InvalidNameserver> {
     if let Ok(addr) = text.parse::<SocketAddr>() {
         return Ok(addr);
     }
     text.parse::<IpAddr>()
         .map(|ip| SocketAddr::new(ip, 53))
-        .map_err(|_| format!("invalid nameserver {text:?}: expected IP or IP:PORT"))
+        .map_err(|_| InvalidNameserver(text.to_string()))
 }
 
 /// A config name that is also a label value (`[[reports]]`, `[[sender]]`): short, and of
@@ -556,25 +562,44 @@ pub struct SenderParts {
     pub domains: Vec<String>,
 }
 
+/// Why a `[[sender]]` entry's values are not usable (shown after `[[sender]] "name": `).
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum SenderError {
+    #[error(transparent)]
+    IpRange(#[from] crate::ip_range::IpRangeError),
+    /// An entry of `dkim_domains` or `domains` (`key`) that is not a host name.
+    #[error("{key}: {name:?} is not a domain name")]
+    NotADomainName { key: &'static str, name: String },
+    /// `spf` is empty or starts with `v=spf1`: it takes the terms of a record, not a record.
+    #[error("spf: give the terms without v=spf1 (\"include:_spf.example.net\")")]
+    SpfNotTerms,
+    /// `spf` does not parse as the body of an SPF record.
+    #[error("spf {terms:?}: {syntax}")]
+    SpfSyntax {
+        terms: String,
+        syntax: crate::checks::spf::parse::SyntaxError,
+    },
+}
+
 impl SenderConfig {
     /// The entry's values, checked (see [`SenderParts`]); the reason when one is not usable.
-    pub fn parts(&self) -> Result<SenderParts, String> {
+    pub fn parts(&self) -> Result<SenderParts, SenderError> {
         let ip_ranges = self
             .ip_ranges
             .iter()
-            .map(|r| {
-                r.parse::<crate::ip_range::IpRange>()
-                    .map_err(|e| e.to_string())
-            })
+            .map(|r| r.parse::<crate::ip_range::IpRange>())
             .collect::<Result<Vec<_>, _>>()?;
-        let names = |list: &[String], key: &str| -> Result<Vec<String>, String> {
+        let names = |list: &[String], key: &'static str| -> Result<Vec<String>, SenderError> {
             list.iter()
                 .map(|d| {
                     let c = crate::name::canonical(d);
                     if is_domain_name(&c) {
                         Ok(c)
                     } else {
-                        Err(format!("{key}: {d:?} is not a domain name"))
+                        Err(SenderError::NotADomainName {
+                            key,
+                            name: d.clone(),
+                        })
                     }
                 })
                 .collect()
@@ -584,12 +609,14 @@ impl SenderConfig {
             Some(terms) => {
                 let record = format!("v=spf1 {terms}");
                 if terms.is_empty() || terms.to_ascii_lowercase().starts_with("v=spf1") {
-                    return Err(
-                        "spf: give the terms without v=spf1 (\"include:_spf.example.net\")".into(),
-                    );
+                    return Err(SenderError::SpfNotTerms);
                 }
-                crate::checks::spf::parse::parse(&record)
-                    .map_err(|e| format!("spf {terms:?}: {e}"))?;
+                crate::checks::spf::parse::parse(&record).map_err(|syntax| {
+                    SenderError::SpfSyntax {
+                        terms: terms.to_string(),
+                        syntax,
+                    }
+                })?;
                 Some(terms.to_string())
             }
         };
@@ -654,18 +681,19 @@ impl Config {
         }
         let mut seen = HashSet::new();
         for domain in &self.domains {
-            let name = crate::name::to_ascii_name(domain.name()).unwrap_or_default();
-            if !is_domain_name(&name) {
+            // The same constructors as `domain_spec`, so a valid config's every entry
+            // becomes a spec.
+            let Ok(name) = crate::name::DomainName::from_unicode(domain.name()) else {
                 return Err(at(
                     domain.name.span(),
                     format!("invalid domain name {:?}", domain.name()),
                 ));
-            }
+            };
             if !seen.insert(name.clone()) {
                 return Err(at(domain.name.span(), format!("duplicate domain {name:?}")));
             }
             for selector in &domain.dkim_selectors {
-                if selector.is_empty() || !is_domain_name(selector) {
+                if crate::name::Selector::new(selector).is_err() {
                     return Err(at(
                         domain.name.span(),
                         format!("domain {name:?}: invalid DKIM selector {selector:?}"),
@@ -751,7 +779,7 @@ impl Config {
                 ));
             }
             let domain = crate::name::to_ascii_name(probe.domain.get_ref()).unwrap_or_default();
-            if !seen.contains(&domain) {
+            if !seen.contains(domain.as_str()) {
                 return Err(at(
                     probe.domain.span(),
                     format!("probe domain {domain:?} has no [[domain]] entry"),
@@ -905,22 +933,32 @@ impl Config {
 
     /// What to check for a `[[domain]]` entry: its own keys and the `[dns] blocklists`.
     /// The one place a configured domain becomes a spec (the scheduler and `/probe` both
-    /// use it, so that they check the same things).
-    pub fn domain_spec(&self, d: &DomainConfig) -> crate::checks::DomainSpec {
-        crate::checks::DomainSpec {
-            dkim_selectors: d.dkim_selectors.clone(),
+    /// use it, so that they check the same things). `None` for an entry whose name or a
+    /// selector is invalid, which validation has already refused.
+    pub fn domain_spec(&self, d: &DomainConfig) -> Option<crate::checks::DomainSpec> {
+        let name = crate::name::DomainName::from_unicode(d.name()).ok()?;
+        let dkim_selectors = d
+            .dkim_selectors
+            .iter()
+            .map(|s| crate::name::Selector::new(s).ok())
+            .collect::<Option<Vec<_>>>()?;
+        Some(crate::checks::DomainSpec {
+            dkim_selectors,
             sending_ips: d.sending_ips.clone(),
             helo: d.helo.clone(),
             expect_dmarc_policy: d.expect_dmarc_policy,
             parked: d.parked,
             blocklists: self.dns.blocklists.clone(),
-            ..crate::checks::DomainSpec::named(d.name())
-        }
+            ..crate::checks::DomainSpec::named(name)
+        })
     }
 
     /// The specs of every configured domain, in config order.
     pub fn domain_specs(&self) -> Vec<crate::checks::DomainSpec> {
-        self.domains.iter().map(|d| self.domain_spec(d)).collect()
+        self.domains
+            .iter()
+            .filter_map(|d| self.domain_spec(d))
+            .collect()
     }
 }
 

@@ -560,3 +560,37 @@ fn oauth2_refusals() {
         .to_string();
     assert!(err.contains("client_id must not be empty"), "{err}");
 }
+
+/// The whole text a user sees for each refused `[[sender]]` value and nameserver: the
+/// typed errors print what the string errors before them printed.
+#[test]
+fn sender_and_nameserver_messages_are_whole_sentences() {
+    for (text, expected) in [
+        (
+            "[[sender]]\nname = \"x\"\nspf = \"v=spf1 include:a.example\"\n",
+            "[[sender]] \"x\": spf: give the terms without v=spf1 (\"include:_spf.example.net\")",
+        ),
+        (
+            "[[sender]]\nname = \"x\"\nspf = \"include\"\n",
+            "[[sender]] \"x\": spf \"include\": term \"include\": ",
+        ),
+        (
+            "[[sender]]\nname = \"x\"\nspf = \"a\"\ndomains = [\"a.example\", \"not a name\"]\n",
+            "[[sender]] \"x\": domains: \"not a name\" is not a domain name",
+        ),
+        (
+            "[dns]\nnameservers = [\"resolver.example\"]\n",
+            "invalid nameserver \"resolver.example\": expected IP or IP:PORT",
+        ),
+    ] {
+        let err = parse(text).expect_err(text).to_string();
+        assert!(
+            err.contains(expected),
+            "{text}\n→ {err}\n(expected {expected:?})"
+        );
+    }
+    assert_eq!(
+        super::parse_nameserver("::1:53").map_err(|e| e.to_string()),
+        Ok("[::1:53]:53".parse().unwrap()),
+    );
+}

@@ -452,19 +452,38 @@ pub async fn credential(
     oauth2: Option<&crate::config::OAuth2Config>,
     store: Option<Arc<crate::state::StateStore>>,
     failures: &mut Vec<String>,
-) -> Result<Option<String>, String> {
+) -> Result<Option<String>, CredentialError> {
     match (auth, oauth2) {
-        (AuthMethod::Password, _) | (_, None) => {
-            password.read_async().await.map_err(|e| e.to_string())
-        }
+        (AuthMethod::Password, _) | (_, None) => Ok(password.read_async().await?),
         (_, Some(o)) => match TokenCache::shared().token(o, store).await {
             Ok(token) => Ok(Some(token)),
-            Err(e) => {
+            Err(source) => {
                 failures.push(section.to_string());
-                Err(format!("[{section}] OAuth2: {e}"))
+                Err(CredentialError::OAuth2 {
+                    section: section.to_string(),
+                    source,
+                })
             }
         },
     }
+}
+
+/// Why there is nothing to log in with (the message names the config section, never the
+/// secret).
+#[derive(Debug, thiserror::Error)]
+pub enum CredentialError {
+    /// `password_file` / `password_env` cannot be read.
+    #[error(transparent)]
+    Secret(#[from] crate::config::SecretError),
+    /// The OAuth2 token endpoint gave no access token.
+    #[error("[{section}] OAuth2: {source}")]
+    OAuth2 {
+        section: String,
+        source: crate::mail::oauth2::TokenError,
+    },
+    /// OAuth2 is configured but the login has no token to use.
+    #[error("[{section}]: no access token")]
+    NoAccessToken { section: String },
 }
 
 /// Runs one round of `probe`.
@@ -503,7 +522,7 @@ pub async fn run_probe(
             Ok(p) => p,
             Err(e) => {
                 tracing::warn!(domain = %domain, target = target.kind.as_str(), "probe submission failed: {e}");
-                outcome.failure = Some((Stage::Send, e));
+                outcome.failure = Some((Stage::Send, e.to_string()));
                 outcomes.push(outcome);
                 continue;
             }
@@ -553,7 +572,7 @@ pub async fn run_probe(
             Ok(p) => p.unwrap_or_default(),
             Err(e) => {
                 tracing::warn!(domain = %domain, target = target.kind.as_str(), "probe failed: {e}");
-                outcome.failure = Some((Stage::Mailbox, e));
+                outcome.failure = Some((Stage::Mailbox, e.to_string()));
                 outcomes.push(outcome);
                 continue;
             }

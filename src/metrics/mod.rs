@@ -966,8 +966,13 @@ mod tests {
     fn a_domains_rendered_block_is_kept_until_its_results_change() {
         use crate::checks::{failed_run, CheckErrorKind, DomainSpec};
         let metrics = Metrics::new(Arc::new(QueryCounters::default()));
-        let report =
-            |d: &str| failed_run(&DomainSpec::named(d), CheckErrorKind::Timeout, "too slow");
+        let report = |d: &str| {
+            failed_run(
+                &DomainSpec::named(crate::name::DomainName::new(d).unwrap()),
+                CheckErrorKind::Timeout,
+                "too slow",
+            )
+        };
         metrics.record_domain(report("a.test"));
         metrics.record_domain(report("b.test"));
         let block = |d: &str| metrics.domain_entry(d).unwrap().fragments;

@@ -395,10 +395,14 @@ fn in_member(name: &str, e: ReadError) -> ReadError {
     }
 }
 
+/// The same gzip, zip and base64 builders as the integration tests (`tests/util`).
+#[cfg(test)]
+#[path = "../../tests/util/attachments.rs"]
+mod attachments;
+
 #[cfg(test)]
 mod tests {
-    use std::io::Write;
-
+    use super::attachments::{base64_lines, gzip, zip};
     use super::*;
 
     const XML: &str = "<?xml version=\"1.0\"?><feedback><report_metadata><org_name>Example</org_name>\
@@ -406,34 +410,6 @@ mod tests {
         </date_range></report_metadata><policy_published><domain>example.com</domain><p>none</p>\
         </policy_published><record><row><source_ip>192.0.2.1</source_ip><count>7</count></row></record></feedback>";
     const JSON: &str = r#"{"organization-name": "Org", "report-id": "t1", "policies": [{"summary": {"total-successful-session-count": 4}}]}"#;
-
-    fn gzip(data: &[u8]) -> Vec<u8> {
-        let mut enc = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::default());
-        enc.write_all(data).unwrap();
-        enc.finish().unwrap()
-    }
-
-    fn zip(members: &[(&str, &[u8])]) -> Vec<u8> {
-        let mut w = zip::ZipWriter::new(Cursor::new(Vec::new()));
-        let opts = zip::write::SimpleFileOptions::default()
-            .compression_method(zip::CompressionMethod::Deflated)
-            .large_file(true);
-        for (name, data) in members {
-            w.start_file(*name, opts).unwrap();
-            w.write_all(data).unwrap();
-        }
-        w.finish().unwrap().into_inner()
-    }
-
-    fn b64(data: &[u8]) -> String {
-        use base64::Engine;
-        let text = base64::engine::general_purpose::STANDARD.encode(data);
-        text.as_bytes()
-            .chunks(76)
-            .map(|c| std::str::from_utf8(c).unwrap())
-            .collect::<Vec<_>>()
-            .join("\r\n")
-    }
 
     fn messages(reports: &[Report]) -> Vec<u64> {
         reports
@@ -538,8 +514,8 @@ MIME-Version: 1.0\r\nContent-Type: multipart/mixed; boundary=\"b1\"\r\n\r\n\
 --b1\r\nContent-Type: application/octet-stream; name=\"weird-name.bin\"\r\nContent-Transfer-Encoding: base64\r\n\r\n{}\r\n\
 --b1\r\nContent-Type: application/tlsrpt+json\r\nContent-Transfer-Encoding: quoted-printable\r\n\r\n{}\r\n\
 --b1--\r\n",
-            b64(&gzip(XML.as_bytes())),
-            b64(&zip(&[("x.xml", XML.as_bytes())])),
+            base64_lines(&gzip(XML.as_bytes())),
+            base64_lines(&zip(&[("x.xml", XML.as_bytes())])),
             JSON.replace('=', "=3D")
         );
         let out = read_default(raw.as_bytes()).unwrap();
@@ -553,7 +529,7 @@ MIME-Version: 1.0\r\nContent-Type: multipart/mixed; boundary=\"b1\"\r\n\r\n\
             "From: a@example.net\r\nContent-Type: multipart/mixed; boundary=b\r\n\r\n\
 --b\r\nContent-Type: application/zip; name=r.zip\r\nContent-Transfer-Encoding: base64\r\n\r\n{}\r\n\
 --b\r\nContent-Type: text/xml\r\n\r\n{XML}\r\n--b--\r\n",
-            b64(b"PK\x03\x04 not really a zip")
+            base64_lines(b"PK\x03\x04 not really a zip")
         );
         let out = read_default(raw.as_bytes()).unwrap();
         assert_eq!(messages(&out.reports), [7]);
@@ -574,7 +550,7 @@ MIME-Version: 1.0\r\nContent-Type: multipart/mixed; boundary=\"b1\"\r\n\r\n\
         let inner = format!(
             "From: dmarc@mimecast.example\r\nSubject: Report\r\nContent-Type: application/x-gzip; name=\"odd name\"\r\n\
 Content-Transfer-Encoding: base64\r\n\r\n{}\r\n",
-            b64(&gzip(XML.as_bytes()))
+            base64_lines(&gzip(XML.as_bytes()))
         );
         let raw = format!(
             "From: admin@example.com\r\nSubject: Fwd: Report\r\nContent-Type: multipart/mixed; boundary=b\r\n\r\n\
@@ -582,7 +558,7 @@ Content-Transfer-Encoding: base64\r\n\r\n{}\r\n",
 --b\r\nContent-Type: message/rfc822\r\n\r\n{inner}\r\n\
 --b\r\nContent-Type: application/octet-stream; name=\"example.com!x.json\"\r\nContent-Transfer-Encoding: base64\r\n\r\n{}\r\n\
 --b--\r\n",
-            b64(JSON.as_bytes())
+            base64_lines(JSON.as_bytes())
         );
         let out = read_default(raw.as_bytes()).unwrap();
         assert_eq!(messages(&out.reports), [7, 4]);
@@ -604,7 +580,7 @@ Sender Domain: example.com\r\nSender IP Address: 192.0.2.9\r\nDKIM Alignment: fa
             "From: a@example.net\r\nContent-Type: multipart/mixed; boundary=b\r\n\r\n\
 --b\r\nContent-Type: application/octet-stream; name=report.xml.gz\r\nContent-Transfer-Encoding: base64\r\n\r\n{}\r\n\
 --b--\r\n",
-            b64(b"\x00\x01\x02 not gzip")
+            base64_lines(b"\x00\x01\x02 not gzip")
         );
         let err = read_default(raw.as_bytes()).unwrap_err();
         assert!(

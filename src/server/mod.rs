@@ -24,7 +24,7 @@ use axum::routing::{get, post};
 use axum::Router;
 
 use crate::service::app::App;
-pub use security::{Security, WebSecurity};
+pub use security::{Security, WebSecurity, WebSecurityError};
 
 pub fn router(app: Arc<App>) -> Router {
     Router::new()
@@ -73,16 +73,17 @@ struct ProbeParams {
 }
 
 async fn probe_domain(State(app): State<Arc<App>>, Query(params): Query<ProbeParams>) -> Response {
-    let Some(domain) = params.domain.map(|d| crate::name::normalize_name(&d)) else {
+    let Some(raw) = params.domain else {
         return (StatusCode::BAD_REQUEST, "domain parameter is missing\n").into_response();
     };
-    if !crate::name::is_domain_name(&domain) {
+    let Ok(domain) = crate::name::DomainName::new(&raw) else {
+        let shown = crate::name::normalize_name(&raw);
         return (
             StatusCode::BAD_REQUEST,
-            format!("invalid domain {domain:?}\n"),
+            format!("invalid domain {shown:?}\n"),
         )
             .into_response();
-    }
+    };
     let text = match app.probes.probe(&app, &domain).await {
         Ok(text) => text,
         Err(e @ crate::service::probe::ProbeError::NotWatched(_)) => {

@@ -12,7 +12,9 @@ use std::sync::{Arc, Mutex, RwLock};
 use std::time::{Duration, Instant, SystemTime};
 
 use super::basic_auth::BasicAuth;
+use super::tls::ServerTlsError;
 use super::web_config::WebConfig;
+use crate::config::ConfigError;
 
 const CHECK_EVERY: Duration = Duration::from_secs(1);
 
@@ -25,9 +27,9 @@ pub struct Security {
 
 impl Security {
     /// Reads the files the web config names (certificates, keys, CAs).
-    pub fn from_config(config: &WebConfig) -> Result<Self, String> {
+    pub fn from_config(config: &WebConfig) -> Result<Self, ServerTlsError> {
         let tls = match &config.tls {
-            Some(settings) => Some(super::tls::server_config(settings).map_err(|e| e.to_string())?),
+            Some(settings) => Some(super::tls::server_config(settings)?),
             None => None,
         };
         Ok(Self {
@@ -35,6 +37,24 @@ impl Security {
             auth: BasicAuth::new(&config.basic_auth_users),
         })
     }
+}
+
+/// Why the web config file's settings could not be loaded (at start: the exporter does
+/// not start; on a change: the last good settings stay).
+#[derive(Debug, thiserror::Error)]
+pub enum WebSecurityError {
+    /// The file itself: unreadable, not YAML, or a setting it refuses.
+    #[error(transparent)]
+    WebConfig(#[from] ConfigError),
+    /// A certificate, key or client CA file it names.
+    #[error("{}: {source}", path.display())]
+    Tls {
+        path: PathBuf,
+        source: ServerTlsError,
+    },
+    /// A changed file turns TLS on or off: the listener was bound as it was at start.
+    #[error("switching TLS on or off needs a restart")]
+    TlsSwitched,
 }
 
 type Stamp = Vec<(PathBuf, Option<(SystemTime, u64)>)>;
@@ -66,7 +86,7 @@ impl WebSecurity {
     }
 
     /// Loads the web config file at `path` and the files it names.
-    pub fn load(path: &Path) -> Result<Arc<Self>, String> {
+    pub fn load(path: &Path) -> Result<Arc<Self>, WebSecurityError> {
         let (security, stamp) = load(path)?;
         Ok(Arc::new(Self {
             path: Some(path.to_path_buf()),
@@ -131,7 +151,7 @@ impl WebSecurity {
         let had_tls = self.has_tls_now();
         let outcome = load(path).and_then(|(security, stamp)| {
             if security.tls.is_some() != had_tls {
-                Err("switching TLS on or off needs a restart".to_string())
+                Err(WebSecurityError::TlsSwitched)
             } else {
                 Ok((security, stamp))
             }
@@ -165,10 +185,12 @@ impl WebSecurity {
     }
 }
 
-fn load(path: &Path) -> Result<(Security, Stamp), String> {
-    let config = WebConfig::load(path).map_err(|e| e.to_string())?;
-    let security =
-        Security::from_config(&config).map_err(|e| format!("{}: {e}", path.display()))?;
+fn load(path: &Path) -> Result<(Security, Stamp), WebSecurityError> {
+    let config = WebConfig::load(path)?;
+    let security = Security::from_config(&config).map_err(|source| WebSecurityError::Tls {
+        path: path.to_path_buf(),
+        source,
+    })?;
     let mut files = vec![path.to_path_buf()];
     if let Some(tls) = &config.tls {
         files.push(tls.cert_file.clone());

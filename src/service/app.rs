@@ -10,6 +10,7 @@ use crate::checks::DomainSpec;
 use crate::config::Config;
 use crate::mail::ledger::TokenLedger;
 use crate::metrics::Metrics;
+use crate::name::DomainName;
 use crate::resolver::{CachingDns, Dns, QueryCounters, ResolverSettings};
 use crate::service::scheduler::Scheduler;
 use crate::state::{StateError, StateStore};
@@ -59,8 +60,33 @@ pub struct App {
     probe_any_domain_flag: std::sync::atomic::AtomicBool,
 }
 
+/// Why a configuration could not be put into effect (at start the exporter exits; on a
+/// reload the running configuration stays). The text is what the log, `POST /-/reload`
+/// and the start-up error show.
+#[derive(Debug, thiserror::Error)]
+pub enum ApplyError {
+    /// The file does not load or validate.
+    #[error(transparent)]
+    Config(#[from] crate::config::ConfigError),
+    /// A reload was asked of an exporter started without a config file (`demo`).
+    #[error("this exporter was not started from a config file")]
+    NoConfigFile,
+    /// The resolver stack could not be built.
+    #[error(transparent)]
+    Resolver(#[from] crate::resolver::ResolverError),
+    /// `[exporter] state_dir` cannot be opened.
+    #[error(transparent)]
+    State(#[from] StateError),
+    /// `[mta_sts] ca_file` cannot be read.
+    #[error(transparent)]
+    CaFile(#[from] crate::tls::PemFileError),
+}
+
 /// Builds the resolver stack a configuration asks for.
-pub fn build_dns(config: &Config, counters: Arc<QueryCounters>) -> Result<Arc<CachingDns>, String> {
+pub fn build_dns(
+    config: &Config,
+    counters: Arc<QueryCounters>,
+) -> Result<Arc<CachingDns>, crate::resolver::ResolverError> {
     let settings = ResolverSettings {
         nameservers: config.dns.nameservers.clone(),
         timeout: config.dns.timeout,
@@ -68,7 +94,6 @@ pub fn build_dns(config: &Config, counters: Arc<QueryCounters>) -> Result<Arc<Ca
         max_in_flight: config.dns.max_in_flight,
     };
     crate::resolver::build_stack(&settings, config.dns.cache_max_ttl, counters)
-        .map_err(|e| e.to_string())
 }
 
 impl App {
@@ -77,7 +102,7 @@ impl App {
         config: Config,
         config_path: Option<PathBuf>,
         lifecycle: bool,
-    ) -> Result<Arc<App>, String> {
+    ) -> Result<Arc<App>, ApplyError> {
         let counters = Arc::new(QueryCounters::default());
         let metrics = Metrics::new(counters.clone());
         let app = Arc::new_cyclic(|me| App {
@@ -103,7 +128,7 @@ impl App {
         Ok(app)
     }
 
-    fn apply(&self, config: Config) -> Result<(), String> {
+    fn apply(&self, config: Config) -> Result<(), ApplyError> {
         let stack = build_dns(&config, self.counters.clone())?;
         let dns: Arc<dyn Dns> = stack.clone();
         // Before anything is stopped: a state_dir that cannot be opened keeps the old
@@ -116,8 +141,7 @@ impl App {
         let ledger = match kept {
             Some(l) => l,
             None => Arc::new(
-                open_ledger(state_dir.as_deref())
-                    .map_err(|e| e.to_string())?
+                open_ledger(state_dir.as_deref())?
                     .with_error_counter(self.metrics.state_errors.clone()),
             ),
         };
@@ -143,8 +167,7 @@ impl App {
         };
         let domains = merge_domains(&config, &file_domains);
         let https = crate::checks::newer_records::Https {
-            tls: crate::tls::client_config(config.mta_sts.ca_file.as_deref(), false)
-                .map_err(|e| e.to_string())?,
+            tls: crate::tls::client_config(config.mta_sts.ca_file.as_deref(), false)?,
             timeout: config.mta_sts.timeout,
             destinations: crate::checks::destination::Destinations::Any,
         };
@@ -277,11 +300,11 @@ impl App {
     }
 
     /// Re-reads the config file; on any error the running config stays.
-    pub fn reload(&self) -> Result<(), String> {
+    pub fn reload(&self) -> Result<(), ApplyError> {
         let result = match &self.config_path {
-            None => Err("this exporter was not started from a config file".to_string()),
+            None => Err(ApplyError::NoConfigFile),
             Some(path) => Config::load(path)
-                .map_err(|e| e.to_string())
+                .map_err(ApplyError::from)
                 .and_then(|c| self.apply(c)),
         };
         match &result {
@@ -295,7 +318,7 @@ impl App {
     }
 
     /// Reads the domains file; problems are logged and reported, never fatal.
-    fn read_domains_file(&self, path: &std::path::Path) -> Option<Vec<String>> {
+    fn read_domains_file(&self, path: &std::path::Path) -> Option<Vec<DomainName>> {
         match crate::config::domains_file::read(path) {
             Ok(list) => {
                 for skipped in &list.skipped {
@@ -330,12 +353,13 @@ impl App {
 }
 
 /// The config's `[[domain]]` entries plus the file's domains with default checks.
-fn merge_domains(config: &Config, file_domains: &[String]) -> Vec<DomainSpec> {
+fn merge_domains(config: &Config, file_domains: &[DomainName]) -> Vec<DomainSpec> {
     let mut specs = config.domain_specs();
-    let known: std::collections::HashSet<String> = specs.iter().map(|s| s.name.clone()).collect();
+    let known: std::collections::HashSet<DomainName> =
+        specs.iter().map(|s| s.name.clone()).collect();
     for name in file_domains {
         if !known.contains(name) {
-            specs.push(DomainSpec::named(name));
+            specs.push(DomainSpec::named(name.clone()));
         }
     }
     specs

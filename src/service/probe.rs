@@ -18,6 +18,7 @@ use tokio::sync::Semaphore;
 use crate::checks::destination::Destinations;
 use crate::checks::{check_domain_with, DomainSpec};
 use crate::metrics::Metrics;
+use crate::name::DomainName;
 use crate::service::app::App;
 
 /// How long an on-demand result is reused.
@@ -60,7 +61,7 @@ impl ProbeCache {
 
     /// The exposition text for `domain`, checked now unless a fresh result exists.
     /// Nothing is looked up for a domain that may not be probed.
-    pub async fn probe(&self, app: &App, domain: &str) -> Result<Arc<String>, ProbeError> {
+    pub async fn probe(&self, app: &App, domain: &DomainName) -> Result<Arc<String>, ProbeError> {
         let watched = app.watches(domain);
         if !watched && !app.probe_any_domain() {
             return Err(ProbeError::NotWatched(domain.to_string()));
@@ -79,8 +80,8 @@ impl ProbeCache {
         let config = app.config();
         let spec = config
             .domain(domain)
-            .map(|d| config.domain_spec(d))
-            .unwrap_or_else(|| DomainSpec::named(domain));
+            .and_then(|d| config.domain_spec(d))
+            .unwrap_or_else(|| DomainSpec::named(domain.clone()));
         let dns = app.dns();
         let mut https = app.https();
         if !watched {

@@ -156,7 +156,9 @@ fn open_source(
                 for server in &failed {
                     failures.with_label_values(&[server]).inc();
                 }
-                token?.ok_or_else(|| format!("[{section}]: no access token"))
+                token?.ok_or_else(|| crate::mail::probe::CredentialError::NoAccessToken {
+                    section: section.clone(),
+                })
             }))))
         }
         (None, None) => None,

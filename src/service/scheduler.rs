@@ -76,7 +76,7 @@ impl Scheduler {
     pub fn sync(&mut self, domains: Vec<DomainSpec>) {
         self.watched = domains
             .into_iter()
-            .map(|d| (d.name.clone(), Arc::new(d)))
+            .map(|d| (d.name.to_string(), Arc::new(d)))
             .collect();
         let keep: HashSet<String> = self.watched.keys().cloned().collect();
         self.metrics.retain_domains(&keep);
@@ -556,7 +556,10 @@ mod tests {
             dns.clone(),
             Https::system(),
             metrics.clone(),
-            names[..3].iter().map(|n| DomainSpec::named(n)).collect(),
+            names[..3]
+                .iter()
+                .map(|n| DomainSpec::named(crate::name::DomainName::new(n).unwrap()))
+                .collect(),
             interval,
             2,
         );
@@ -574,7 +577,7 @@ mod tests {
         scheduler.sync(
             ["a.test", "c.test", "d.test"]
                 .iter()
-                .map(|n| DomainSpec::named(n))
+                .map(|n| DomainSpec::named(crate::name::DomainName::new(n).unwrap()))
                 .collect(),
         );
         assert!(!scheduler.watches("b.test") && scheduler.watches("d.test"));
@@ -624,7 +627,9 @@ mod tests {
             Arc::new(PanicsOnDmarc),
             Https::system(),
             metrics.clone(),
-            vec![DomainSpec::named("example.test")],
+            vec![DomainSpec::named(
+                crate::name::DomainName::new("example.test").unwrap(),
+            )],
             Duration::from_millis(20),
             1,
         );

@@ -1,6 +1,7 @@
 //! Helpers shared by the integration tests: a real DNS server on loopback and clients of it.
 #![allow(dead_code)]
 
+pub mod attachments;
 pub mod browser;
 pub mod dns_proxy;
 pub mod exposition;
@@ -176,4 +177,26 @@ pub fn client(server: &ZoneServer) -> (Arc<CachingDns>, Arc<QueryCounters>) {
     )
     .expect("resolver");
     (dns, counters)
+}
+
+/// (exit status, stdout, stderr) of the exporter binary run with `args` (the subcommand
+/// first), `stdin` written to it and then closed.
+pub fn run_binary(args: &[&str], stdin: &[u8]) -> (i32, String, String) {
+    use std::io::Write;
+    use std::process::{Command, Stdio};
+    let mut child = Command::new(env!("CARGO_BIN_EXE_mailauth-exporter"))
+        .args(args)
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    // Dropped at the end of the statement: the binary sees the end of its input.
+    child.stdin.take().unwrap().write_all(stdin).unwrap();
+    let out = child.wait_with_output().unwrap();
+    (
+        out.status.code().unwrap_or(-1),
+        String::from_utf8_lossy(&out.stdout).into(),
+        String::from_utf8_lossy(&out.stderr).into(),
+    )
 }

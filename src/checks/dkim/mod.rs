@@ -8,7 +8,7 @@ pub mod deprecated;
 pub mod key;
 
 use crate::findings::{Check, Code, Finding};
-use crate::name::normalize_name;
+use crate::name::{normalize_name, Selector};
 use crate::resolver::{Dns, RecordType};
 
 #[derive(Clone, Debug, Default, PartialEq, Eq, Serialize)]
@@ -124,7 +124,7 @@ async fn check_selector(
     (report, true)
 }
 
-pub async fn check(dns: &dyn Dns, domain: &str, selectors: &[String]) -> DkimReport {
+pub async fn check(dns: &dyn Dns, domain: &str, selectors: &[Selector]) -> DkimReport {
     let domain = normalize_name(domain);
     let mut report = DkimReport {
         answered: true,
@@ -155,7 +155,7 @@ mod tests {
             .txt("s1._domainkey.example.com", KEY)
             .txt("_domainkey.example.com", "t=y; o=~")
             .txt("_adsp._domainkey.example.com", "dkim=unknown");
-        let r = run(check(&dns, "Example.COM.", &["s1".into()]));
+        let r = run(check(&dns, "Example.COM.", &[Selector::new("s1").unwrap()]));
         assert!(r.answered);
         let codes: Vec<Code> = r.findings.iter().map(|f| f.code).collect();
         assert_eq!(codes, [Code::DkimDomainKeysPolicy, Code::DkimAdspRecord]);
@@ -167,7 +167,7 @@ mod tests {
             .txt("s1._domainkey.example.com", KEY)
             .fault("_domainkey.example.com", Fault::ServFail)
             .fault("_adsp._domainkey.example.com", Fault::ServFail);
-        let r = run(check(&dns, "example.com", &["s1".into()]));
+        let r = run(check(&dns, "example.com", &[Selector::new("s1").unwrap()]));
         assert!(r.answered);
         assert!(r.findings.is_empty(), "{:?}", r.findings);
         assert_eq!(r.keys[0].key_bits, Some(256));

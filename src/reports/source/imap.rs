@@ -21,6 +21,7 @@ use imap::types::UnsolicitedResponse;
 use super::{Item, ItemKey, ReportSource, SourceError};
 use crate::config::MailboxConfig;
 use crate::mail::mailbox::{Mailbox, MailboxError};
+use crate::mail::probe::CredentialError;
 
 /// How long one IDLE command runs before it is ended and issued again. RFC 2177 §3:
 /// "clients using IDLE are advised to terminate the IDLE and re-issue it at least every
@@ -120,7 +121,7 @@ pub struct ImapFolder {
 }
 
 /// Gives the secret to log in with (an OAuth2 access token) or why there is none.
-pub type Credential = Box<dyn Fn() -> Result<String, String> + Send>;
+pub type Credential = Box<dyn Fn() -> Result<String, CredentialError> + Send>;
 
 impl ImapFolder {
     /// A source reading `config.folder`; nothing is connected until the first call.
@@ -181,7 +182,9 @@ impl ImapFolder {
 
     fn connect(&mut self) -> Result<Connection, SourceError> {
         let password = match &self.credential {
-            Some(credential) => Some(credential().map_err(SourceError::Unavailable)?),
+            Some(credential) => {
+                Some(credential().map_err(|e| SourceError::Unavailable(e.to_string()))?)
+            }
             None => self
                 .config
                 .secret()
