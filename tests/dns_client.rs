@@ -103,7 +103,11 @@ async fn a_cached_answer_reads_back_as_it_came() {
         let cached = dns.lookup(name, rtype).await.unwrap();
         assert_eq!(*cached, **wire, "{name} {rtype}");
     }
-    assert_eq!(counters.total(), questions.len() as u64, "all from the cache");
+    assert_eq!(
+        counters.total(),
+        questions.len() as u64,
+        "all from the cache"
+    );
     assert_eq!(first[1].records().len(), 1);
     assert_eq!(first[2].cname_chain(), &["www.example.test".to_string()]);
     assert_eq!(first[4].records().len(), 2);
