@@ -17,6 +17,14 @@ use mailauth_exporter::resolver::{build_stack, QueryCounters, ResolverSettings};
 use mailauth_exporter::service::app::App;
 use mailauth_exporter::{output, server};
 
+/// mimalloc instead of glibc's malloc: with 10,000 domains glibc kept 145 MiB resident for
+/// a live heap of 48 MB (what stays, answers and series, is scattered among the freed
+/// buffers of each run in arenas it does not give back; one arena was worse), mimalloc
+/// 76 MiB. Built without transparent huge pages (`no_thp`): with them its arenas were
+/// backed by 2 MiB pages and the same heap took 96 MiB.
+#[global_allocator]
+static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 fn main() -> ExitCode {
     let cli = Cli::parse();
     let runtime = match tokio::runtime::Builder::new_multi_thread()

@@ -76,6 +76,43 @@ async fn answers_keep_nxdomain_nodata_and_split_strings_apart() {
     assert_eq!(snap[2], ("nodata", 1));
 }
 
+/// The cache keeps record lists packed: what a second asker reads from it is the answer
+/// the first one got from the wire, record for record, aliases included.
+#[tokio::test]
+async fn a_cached_answer_reads_back_as_it_came() {
+    let server = util::server().await;
+    let body = format!("{BODY}v6 IN AAAA 2001:db8::25\n@ IN MX 20 mx2.other.test.\n");
+    server
+        .set_zone("example.test", &util::zone("example.test", 60, &body))
+        .unwrap();
+    let (dns, counters) = util::client(&server);
+    let questions = [
+        ("example.test", RecordType::Txt),
+        ("s1._domainkey.example.test", RecordType::Txt),
+        ("alias.example.test", RecordType::A),
+        ("v6.example.test", RecordType::Aaaa),
+        ("example.test", RecordType::Mx),
+        ("nope.example.test", RecordType::Txt),
+    ];
+    let mut first = Vec::new();
+    for (name, rtype) in questions {
+        first.push(dns.lookup(name, rtype).await.unwrap());
+    }
+    assert_eq!(counters.total(), questions.len() as u64);
+    for ((name, rtype), wire) in questions.into_iter().zip(&first) {
+        let cached = dns.lookup(name, rtype).await.unwrap();
+        assert_eq!(*cached, **wire, "{name} {rtype}");
+    }
+    assert_eq!(
+        counters.total(),
+        questions.len() as u64,
+        "all from the cache"
+    );
+    assert_eq!(first[1].records().len(), 1);
+    assert_eq!(first[2].cname_chain(), &["www.example.test".to_string()]);
+    assert_eq!(first[4].records().len(), 2);
+}
+
 #[tokio::test]
 async fn server_failures_are_errors_not_absence() {
     let server = util::server().await;
