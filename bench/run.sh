@@ -180,7 +180,7 @@ bench_size() {
   rm -rf "$dir"; mkdir -p "$dir"
   python3 "$REPO/bench/gen_zones.py" --domains "$n" --out "$dir" --key-dir "$BENCH_DIR/keys"
   say "N=$n load $(cut -d' ' -f1-3 /proc/loadavg)"
-  say "N=$n zones=$(wc -l < "$dir/zones.txt") zone_bytes=$(cat "$dir"/zones/*.zone | wc -c)"
+  say "N=$n zones=$(wc -l < "$dir/zones.txt") zone_bytes=$(find "$dir/zones" -name "*.zone" -exec cat {} + | wc -c)"
 
   # 1. What the exporter asks, seen by the server.
   start_knot "$dir" 1
